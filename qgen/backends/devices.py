@@ -1,0 +1,167 @@
+"""IBM device names: which are live, which are retired, and the fake backend that stands in locally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import Target
+
+from qgen.errors import QgenError
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+
+EAGLE_RETIREMENT = "2025-11-03"
+
+# device -> retirement date (None where we only know that it is gone, not when). The Eagle family went on
+# 2025-11-03; the Falcon and Hummingbird devices (and the first Eagle) were retired before that.
+RETIRED: dict[str, str | None] = {
+    **{
+        f"ibm_{name}": EAGLE_RETIREMENT
+        for name in (
+            "brisbane", "sherbrooke", "kyiv", "nazca", "cusco", "kawasaki", "quebec", "rensselaer",
+            "osaka", "kyoto", "strasbourg", "brussels",
+        )
+    },
+    **{
+        f"ibm_{name}": None
+        for name in (
+            # Falcon
+            "algiers", "auckland", "cairo", "geneva", "guadalupe", "hanoi", "jakarta", "kolkata",
+            "lagos", "mumbai", "montreal", "nairobi", "oslo", "perth", "peekskill", "prague", "toronto",
+            "lima", "belem", "quito", "manila", "bogota", "santiago", "casablanca", "paris", "rome",
+            # Hummingbird, and the first Eagle
+            "brooklyn", "manhattan", "ithaca", "washington",
+        )
+    },
+}
+
+# Heron devices open to users; the first four are the ones we suggest first.
+LIVE_HERON: tuple[str, ...] = (
+    "ibm_fez", "ibm_marrakesh", "ibm_kingston", "ibm_pittsburgh", "ibm_torino", "ibm_aachen", "ibm_boston",
+)
+
+# Classes in qiskit_ibm_runtime.fake_provider that are not one device.
+_NOT_DEVICES = {"FakeProviderForBackendV2", "FakeProvider", "FakeBackendV2", "FakeFractionalBackend"}
+
+
+def canonical_device_name(name: str) -> str:
+    """'brisbane', 'fake_brisbane', 'FakeBrisbane', 'IBM_Brisbane' -> 'ibm_brisbane'."""
+    short = name.strip().lower()
+    for prefix in ("ibm_", "fake_", "fake"):
+        if short.startswith(prefix):
+            short = short[len(prefix):]
+            break
+    return f"ibm_{short}"
+
+
+def fake_device_classes() -> dict[str, type]:
+    """'ibm_brisbane' -> FakeBrisbane for every fake device that qiskit-ibm-runtime ships (no instances)."""
+    import qiskit_ibm_runtime.fake_provider as fake_provider
+
+    classes: dict[str, type] = {}
+    for attr in dir(fake_provider):
+        if not attr.startswith("Fake") or attr in _NOT_DEVICES:
+            continue
+        device = canonical_device_name(attr[len("Fake"):].removesuffix("V2"))
+        # Prefer FakeX over FakeXV2 where both exist: the plain name is the maintained one.
+        if device not in classes or not attr.endswith("V2"):
+            classes[device] = getattr(fake_provider, attr)
+    return classes
+
+
+def fake_backend_name(device: str) -> str | None:
+    """Class name of the local stand-in for ``device`` ('FakeBrisbane'), or None if none ships."""
+    cls = fake_device_classes().get(canonical_device_name(device))
+    return cls.__name__ if cls else None
+
+
+def fake_backend(device: str) -> FakeBackendV2:
+    """The fake backend (device snapshot: coupling map, basis gates, calibrated errors) for ``device``."""
+    classes = fake_device_classes()
+    cls = classes.get(canonical_device_name(device))
+    if cls is None:
+        known = ", ".join(sorted(classes))
+        raise QgenError(f"no fake backend for device {device!r}; qiskit-ibm-runtime ships fakes for: {known}")
+    return cls()
+
+
+def check_not_retired(device: str, allow_local: bool) -> None:
+    """Refuse a retired device for hardware runs; locally its fake snapshot still works."""
+    name = canonical_device_name(device)
+    if name not in RETIRED or allow_local:
+        return
+    date = RETIRED[name]
+    when = f" on {date}" if date else ""
+    fake = fake_backend_name(name)
+    local = f"--local to run on {fake}" if fake else "--local with a fake device (e.g. FakeBrisbane)"
+    raise QgenError(
+        f"{name} was retired{when}; use a live Heron device ({', '.join(LIVE_HERON)}) or {local}"
+    )
+
+
+def active_qubits(circuits: Iterable[QuantumCircuit]) -> frozenset[int]:
+    """Physical qubits that any instruction of these (ISA) circuits touches."""
+    used: set[int] = set()
+    for circuit in circuits:
+        for instruction in circuit.data:
+            used.update(circuit.find_bit(qubit).index for qubit in instruction.qubits)
+    return frozenset(used)
+
+
+def device_simulator(fake: BackendV2, qubits: Iterable[int]) -> AerSimulator:
+    """An Aer simulator of ``fake`` whose noise acts only on ``qubits``, run as a matrix product state.
+
+    Why: the executor Estimator measures *every* qubit of the circuit (127 on FakeBrisbane), so Aer
+    cannot drop idle qubits and a statevector needs 2**127 amplitudes. A matrix product state holds
+    the idle qubits as a cheap product state, and leaving them noise-free changes nothing that the
+    observables can see (they act as identity there, and the noise model has no crosstalk), while it
+    keeps Aer from sampling noise on 100+ idle qubits every shot (about 10x faster).
+    """
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+
+    view = _QubitSubsetView(fake, frozenset(qubits))
+    noise_model = NoiseModel.from_backend(view)
+    return AerSimulator.from_backend(fake, noise_model=noise_model, method="matrix_product_state")
+
+
+class _QubitSubsetView(BackendV2):
+    """The device's target with only the instructions on ``qubits``: what NoiseModel.from_backend reads."""
+
+    def __init__(self, fake: BackendV2, qubits: frozenset[int]) -> None:
+        super().__init__(name=f"{fake.name}_subset", backend_version=fake.backend_version)
+        full = fake.target
+        self._target = Target(
+            num_qubits=full.num_qubits, dt=full.dt, qubit_properties=full.qubit_properties,
+            granularity=full.granularity, min_length=full.min_length, pulse_alignment=full.pulse_alignment,
+            acquire_alignment=full.acquire_alignment,
+        )
+        for name in full.operation_names:
+            properties = full[name]
+            operation = full.operation_from_name(name)
+            if isinstance(operation, type) or properties is None or None in properties:
+                # control flow (added by class) or a global instruction: no per-qubit noise to drop
+                self._target.add_instruction(operation, name=name)
+                continue
+            kept = {qargs: props for qargs, props in properties.items() if set(qargs) <= qubits}
+            self._target.add_instruction(operation, kept, name=name)
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def max_circuits(self) -> None:
+        return None
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options()
+
+    def run(self, run_input, **options):  # noqa: ANN001, ANN003 - never runs; only read for its noise
+        raise NotImplementedError("a qubit-subset view only describes noise")

@@ -1,0 +1,118 @@
+"""The variational circuit of the quantum bottleneck.
+
+Angle encoding (one RY per qubit, product state) followed by ``layers`` hardware-efficient layers:
+RZ on every qubit, RY on every qubit, then an entangler of CNOTs.
+
+Why RZ *before* RY: a Z readout commutes with RZ, and CNOTs map Z-strings to Z-strings, so an RZ
+that is followed only by CNOTs before measurement has exactly zero gradient (the trap of
+"RY-encoding + RZ + CNOT" ansätze). With RZ·RY every weight moves the measured distribution.
+``trap_ansatz`` builds that broken circuit on purpose so tests can show the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from qiskit.circuit import ParameterVector, QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+
+from qgen.errors import QgenError
+
+ENTANGLERS = ("linear", "ring", "full")
+
+
+@dataclass(frozen=True)
+class AnsatzSpec:
+    n_qubits: int = 8
+    layers: int = 3
+    entanglement: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.n_qubits < 1:
+            raise QgenError(f"n_qubits must be >= 1, got {self.n_qubits}")
+        if self.layers < 1:
+            raise QgenError(f"layers must be >= 1, got {self.layers}")
+        if self.entanglement not in ENTANGLERS:
+            raise QgenError(
+                f"unknown entanglement {self.entanglement!r}; choose one of {', '.join(ENTANGLERS)}"
+            )
+
+    @property
+    def num_weights(self) -> int:
+        return 2 * self.n_qubits * self.layers
+
+
+@dataclass(frozen=True)
+class QNNCircuit:
+    """A parametrized circuit with its input/weight parameters and readout observables."""
+
+    circuit: QuantumCircuit
+    input_params: tuple
+    weight_params: tuple
+    observables: tuple[SparsePauliOp, ...]
+    name: str
+
+
+def entangler_pairs(n_qubits: int, entanglement: str) -> list[tuple[int, int]]:
+    """CNOT (control, target) pairs of one entangling layer, in application order."""
+    if n_qubits < 2:
+        return []
+    if entanglement == "linear":
+        return [(q, q + 1) for q in range(n_qubits - 1)]
+    if entanglement == "ring":
+        pairs = [(q, q + 1) for q in range(n_qubits - 1)]
+        return pairs + [(n_qubits - 1, 0)] if n_qubits > 2 else pairs
+    if entanglement == "full":
+        return list(combinations(range(n_qubits), 2))
+    raise QgenError(f"unknown entanglement {entanglement!r}; choose one of {', '.join(ENTANGLERS)}")
+
+
+def z_observables(n_qubits: int) -> tuple[SparsePauliOp, ...]:
+    """Single-qubit Z readouts, one per qubit (qubit 0 is the rightmost Pauli label)."""
+    return tuple(
+        SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], num_qubits=n_qubits)
+        for q in range(n_qubits)
+    )
+
+
+def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
+    n = spec.n_qubits
+    x = ParameterVector("x", n)
+    w = ParameterVector("w", spec.num_weights)
+    qc = QuantumCircuit(n, name=f"qnn_{spec.entanglement}_q{n}_l{spec.layers}")
+    for q in range(n):
+        qc.ry(x[q], q)
+    pairs = entangler_pairs(n, spec.entanglement)
+    k = 0
+    for _ in range(spec.layers):
+        for q in range(n):
+            qc.rz(w[k], q)
+            k += 1
+        for q in range(n):
+            qc.ry(w[k], q)
+            k += 1
+        for c, t in pairs:
+            qc.cx(c, t)
+    return QNNCircuit(qc, tuple(x), tuple(w), z_observables(n), qc.name)
+
+
+def trap_ansatz(spec: AnsatzSpec) -> QNNCircuit:
+    """RY encoding + (RZ + CNOT) layers: every weight has zero gradient for Z readouts.
+
+    Kept only to demonstrate (in tests) that the gradient check can fail.
+    """
+    n = spec.n_qubits
+    x = ParameterVector("x", n)
+    w = ParameterVector("w", n * spec.layers)
+    qc = QuantumCircuit(n, name=f"trap_q{n}_l{spec.layers}")
+    for q in range(n):
+        qc.ry(x[q], q)
+    k = 0
+    for _ in range(spec.layers):
+        for q in range(n):
+            qc.rz(w[k], q)
+            k += 1
+        for c, t in entangler_pairs(n, spec.entanglement):
+            qc.cx(c, t)
+    return QNNCircuit(qc, tuple(x), tuple(w), z_observables(n), qc.name)

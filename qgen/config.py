@@ -1,0 +1,71 @@
+"""The run configuration: everything needed to reproduce a run, stored as the run's config.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from qgen.data import DataConfig
+from qgen.errors import QgenError
+from qgen.models.config import ModelConfig
+from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
+
+NOISE_KINDS = ("classical", "quantum")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    schedule: str = "linear"
+    T: int = 1000
+
+    def __post_init__(self) -> None:
+        from qgen.diffusion.schedules import make_schedule
+
+        make_schedule(self.schedule, self.T)  # validates name and T early, with one clear error
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 50
+    noise: str = "classical"          # forward-process ε: pseudo-random or quantum-generated
+    sample_n: int = 16                # size of the samples.png grid written at the end
+    sample_steps: int = 50            # DDIM steps for that grid
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "checkpoint_every", "sample_n", "sample_steps"):
+            if getattr(self, key) < 1:
+                raise QgenError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise QgenError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise QgenError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.noise not in NOISE_KINDS:
+            raise QgenError(f"unknown noise {self.noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    backend: str = "statevector"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def with_steps(self, steps: int) -> RunConfig:
+        return replace(self, train=replace(self.train, steps=steps))
+
+
+def save_run_config(cfg: RunConfig, path: Path) -> None:
+    write_toml(path, to_dict(cfg))
+
+
+def load_run_config(path: Path) -> RunConfig:
+    return from_dict(RunConfig, read_toml(path))

@@ -1,0 +1,63 @@
+"""Gaussian diffusion (Ho et al. 2020): forward process and the ε-prediction training loss.
+
+Noise is drawn from a ``NoiseSource`` (anything with ``randn(shape, dtype=, device=)``) so that
+classical pseudo-random and quantum-generated noise are interchangeable.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from qgen.diffusion.schedules import NoiseSchedule
+
+
+class NoiseLike(Protocol):
+    def randn(self, shape, *, dtype=torch.float32, device="cpu") -> torch.Tensor: ...
+
+
+class GaussianDiffusion:
+    """Precomputed schedule terms; pure functions of (x0, t, ε)."""
+
+    def __init__(self, schedule: NoiseSchedule):
+        self.schedule = schedule
+        self.T = schedule.T
+        betas = schedule.betas
+        abar = torch.cumprod(1.0 - betas, dim=0)
+        abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
+        self.betas = betas.float()
+        self.alphas_cumprod = abar.float()
+        self.alphas_cumprod_prev = abar_prev.float()
+        self.sqrt_abar = abar.sqrt().float()
+        self.sqrt_one_minus_abar = (1 - abar).sqrt().float()
+        # posterior q(x_{t-1} | x_t, x_0) variance (clipped at t=0 for the log) and coefficients
+        post_var = betas * (1 - abar_prev) / (1 - abar)
+        self.posterior_variance = post_var.float()
+        self.posterior_log_var = torch.log(torch.cat([post_var[1:2], post_var[1:]])).float()
+        self.coef_x0 = (betas * abar_prev.sqrt() / (1 - abar)).float()
+        self.coef_xt = ((1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)).float()
+
+    @staticmethod
+    def _at(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        return values.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return self._at(self.sqrt_abar, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_abar, t, x0.ndim) * eps
+
+    def predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return (xt - self._at(self.sqrt_one_minus_abar, t, xt.ndim) * eps) / self._at(self.sqrt_abar, t, xt.ndim)
+
+    def training_loss(
+        self,
+        model: nn.Module,
+        x0: torch.Tensor,
+        noise: NoiseLike,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """MSE between the true and predicted ε at uniformly drawn timesteps."""
+        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
+        eps = noise.randn(tuple(x0.shape), dtype=x0.dtype, device=x0.device)
+        xt = self.q_sample(x0, t, eps)
+        return nn.functional.mse_loss(model(xt, t), eps)

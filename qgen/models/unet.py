@@ -1,0 +1,76 @@
+"""A lightweight U-Net for 28x28 images (levels 28 -> 14 -> 7) with a gated bottleneck."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from qgen.models.config import ModelConfig
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps, shape (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return nn.functional.pad(emb, (0, dim % 2))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, time_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(time_dim, c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nn.functional.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, :, None, None]
+        h = self.conv2(nn.functional.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """ε-prediction network. ``gate`` (or None) acts on the 7x7 bottleneck features."""
+
+    def __init__(self, cfg: ModelConfig, channels: int, gate: nn.Module | None = None):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        td, g = cfg.time_dim, cfg.groups
+        self.channels = channels
+        self.time_dim = td
+        self.time_mlp = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
+        self.inp = nn.Conv2d(channels, c1, 3, padding=1)
+        self.down1 = ResBlock(c1, c1, td, g)                       # 28
+        self.pool1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)     # 28 -> 14
+        self.down2 = ResBlock(c2, c2, td, g)                       # 14
+        self.pool2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)     # 14 -> 7
+        self.mid1 = ResBlock(c3, c3, td, g)                        # 7
+        self.gate = gate if gate is not None else nn.Identity()
+        self.mid2 = ResBlock(c3, c3, td, g)
+        self.up2 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)   # 7 -> 14
+        self.dec2 = ResBlock(2 * c2, c2, td, g)
+        self.up1 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)   # 14 -> 28
+        self.dec1 = ResBlock(2 * c1, c1, td, g)
+        self.out_norm = nn.GroupNorm(g, c1)
+        self.out = nn.Conv2d(c1, channels, 3, padding=1)
+        # zero-init the output so the untrained model predicts ε = 0 (a stable start)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim))
+        h1 = self.down1(self.inp(x), temb)
+        h2 = self.down2(self.pool1(h1), temb)
+        h = self.mid1(self.pool2(h2), temb)
+        h = self.gate(h)
+        h = self.mid2(h, temb)
+        h = self.dec2(torch.cat([self.up2(h), h2], dim=1), temb)
+        h = self.dec1(torch.cat([self.up1(h), h1], dim=1), temb)
+        return self.out(nn.functional.silu(self.out_norm(h)))

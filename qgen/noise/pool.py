@@ -1,0 +1,254 @@
+"""An on-disk pool of extracted quantum bits, so costly hardware shots are fetched once, in big jobs.
+
+Layout of a pool directory:
+* ``noise_pool.npz``  — ``bits`` (packed uint8) and ``n_bits``.
+* ``noise_pool.json`` — provenance: source (backend, circuits as QASM 3), extractors, seed chain,
+  every job (id, shots, seed, raw/extracted bit counts), and ``offset``: how many bits were handed out.
+
+Rules, in order of importance:
+1. A bit is handed out once. ``offset`` is saved before ``take`` returns, so a crash can waste bits
+   but never replay them. Replaying from bit 0 happens only when the caller opens with ``reuse=True``.
+2. The pool never falls back to pseudo-random numbers: when bits run out it refills from its quantum
+   source within ``shot_budget``, or raises a ``QgenError`` with bits needed vs available.
+3. Every write is atomic (temp file + ``os.replace``); the .npz is written before the .json that
+   commits it, so a crash between the two leaves the old, consistent pool.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from qgen.errors import QgenError
+from qgen.noise.bits import pack_bits
+from qgen.noise.extract import (
+    Extractor,
+    ToeplitzExtractor,
+    VonNeumannExtractor,
+    default_extractors,
+    describe_extractors,
+    extract,
+    nominal_yield,
+)
+from qgen.noise.seeds import SeedChain
+from qgen.noise.source import QuantumBitSource
+
+BITS_FILE = "noise_pool.npz"
+META_FILE = "noise_pool.json"
+FORMAT = "qgen.noise_pool/1"
+#: Smallest job a refill submits: per-job overhead (queueing on hardware) favours few big jobs.
+DEFAULT_REFILL_SHOTS = 4096
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def extractor_from_description(desc: dict) -> Extractor:
+    if desc["name"] == "von_neumann":
+        return VonNeumannExtractor()
+    if desc["name"] == "toeplitz":
+        return ToeplitzExtractor(ratio=desc["ratio"], block_bits=desc["block_bits"], seed=desc["seed"])
+    raise QgenError(f"noise pool names an unknown extractor {desc['name']!r}")
+
+
+
+class EntropyPool:
+    """Use ``EntropyPool.open(directory, ...)``; then ``take(n_bits)``."""
+
+    def __init__(self, directory: Path, packed: np.ndarray, meta: dict,
+                 source: QuantumBitSource | None, extractors: list[Extractor],
+                 shot_budget: int | None, cursor: int, refill_shots: int) -> None:
+        self.directory = directory
+        self._packed = packed
+        self.meta = meta
+        self.source = source
+        self.extractors = extractors
+        self.shot_budget = shot_budget
+        self.shots_this_session = 0
+        self.cursor = cursor
+        self.refill_shots = refill_shots
+
+    # ----------------------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, directory: str | Path, *, source: QuantumBitSource | None = None,
+             extractors: Sequence[Extractor] | None = None, shot_budget: int | None = None,
+             reuse: bool = False, seed: int | None = None,
+             refill_shots: int = DEFAULT_REFILL_SHOTS) -> EntropyPool:
+        """Open (or create) the pool in ``directory``; continues at the recorded offset.
+
+        ``shot_budget``: most shots this session may request for refills (None = unlimited).
+        ``reuse``: start handing out from bit 0 again (replay a run); otherwise bits are never reused.
+        ``seed``: root of the simulator seed chain and Toeplitz seed for a *new* pool.
+        """
+        directory = Path(directory)
+        meta_path = directory / META_FILE
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != FORMAT:
+                raise QgenError(f"{meta_path} is not a qgen noise pool ({meta.get('format')!r})")
+            with np.load(directory / BITS_FILE) as data:
+                packed, stored = data["bits"], int(data["n_bits"])
+            if stored < meta["bits_total"]:
+                raise QgenError(f"{directory / BITS_FILE} holds {stored} bits but {meta_path} "
+                                f"records {meta['bits_total']}; the pool is damaged")
+            # More bits than recorded = a crash after writing the .npz: drop the uncommitted tail.
+            packed = packed[: math.ceil(meta["bits_total"] / 8)]
+            if extractors is None:
+                extractors = [extractor_from_description(d) for d in meta["extractors"]]
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            chain = SeedChain(seed)
+            extractors = list(default_extractors(seed=chain.root % 2**32)
+                              if extractors is None else extractors)
+            meta = {"format": FORMAT, "created": _now(), "bits_total": 0, "offset": 0,
+                    "shots_total": 0, "seed_chain": chain.state(),
+                    "extractors": describe_extractors(extractors), "sources": [], "jobs": [],
+                    "sessions": []}
+            packed = np.zeros(0, dtype=np.uint8)
+        if source is not None:
+            described = source.describe()
+            if described not in meta["sources"]:
+                meta["sources"].append(described)
+        if describe_extractors(extractors) != meta["extractors"]:
+            if not meta["bits_total"]:  # nothing stored yet: the new extractors simply apply
+                meta["extractors"] = describe_extractors(extractors)
+            else:  # bits of different pedigree would be indistinguishable in one stream
+                    raise QgenError(f"pool {directory} was filled with extractors {meta['extractors']}; "
+                                "open it with the same extractors or start a new pool directory")
+        cursor = 0 if reuse else meta["offset"]
+        meta["sessions"].append({"opened": _now(), "reuse": reuse, "start_offset": cursor})
+        pool = cls(directory, packed, meta, source, list(extractors), shot_budget, cursor,
+                   refill_shots)
+        pool._save_meta()
+        return pool
+
+    # ----------------------------------------------------------------------------- state
+    @property
+    def bits_total(self) -> int:
+        return int(self.meta["bits_total"])
+
+    @property
+    def available(self) -> int:
+        """Bits not yet handed out (from the current cursor)."""
+        return self.bits_total - self.cursor
+
+    @property
+    def offset(self) -> int:
+        """High-water mark: bits ever handed out from this pool."""
+        return int(self.meta["offset"])
+
+    def provenance(self) -> dict:
+        m = self.meta
+        return {"pool": str(self.directory), "backends": sorted({s["backend"] for s in m["sources"]}),
+                "extractors": m["extractors"], "bits_total": m["bits_total"], "offset": m["offset"],
+                "cursor": self.cursor, "shots_total": m["shots_total"],
+                "job_ids": [j["job_id"] for j in m["jobs"]], "seeds": [j["seed"] for j in m["jobs"]]}
+
+    # ----------------------------------------------------------------------------- drawing
+    def take(self, n_bits: int) -> np.ndarray:
+        """The next ``n_bits`` bits (uint8 0/1), refilling from the source if needed."""
+        if n_bits < 0:
+            raise QgenError(f"cannot take a negative number of bits ({n_bits})")
+        if n_bits > self.available:
+            self.refill(n_bits - self.available)
+        start, stop = self.cursor, self.cursor + n_bits
+        chunk = np.unpackbits(self._packed[start // 8: math.ceil(stop / 8)])
+        bits = chunk[start % 8: start % 8 + n_bits]
+        self.cursor = stop
+        self.meta["offset"] = max(self.meta["offset"], stop)
+        self._save_meta()  # before returning: a crash must not let these bits be handed out again
+        return bits
+
+    def refill(self, n_bits: int) -> None:
+        """Fetch and extract at least ``n_bits`` more bits, in jobs of >= ``refill_shots`` shots."""
+        if self.source is None:
+            raise QgenError(
+                f"noise pool {self.directory} is short of quantum bits: {n_bits + self.available} "
+                f"needed, {self.available} available; open it with a quantum source to refill "
+                "(or reuse=True to replay it)")
+        yield_per_raw = self._observed_yield()
+        produced = 0
+        while produced < n_bits:
+            # A job must fill at least one extractor block (twice, for margin), or it yields nothing.
+            missing = max(n_bits - produced, 2 * self._largest_output_block())
+            # 10 % headroom: extractor yield fluctuates, and one more job costs more than spare bits.
+            needed_shots = self.source.shots_for_bits(math.ceil(1.1 * missing / yield_per_raw))
+            shots = min(max(needed_shots, self.refill_shots), self.source.max_shots_per_job)
+            if self.shot_budget is not None:
+                left = self.shot_budget - self.shots_this_session
+                if min(needed_shots, self.source.max_shots_per_job) > left:
+                    raise QgenError(
+                        f"noise pool {self.directory} needs {n_bits - produced} more bits "
+                        f"(about {needed_shots} shots) but only {left} of the {self.shot_budget}-"
+                        f"shot budget remain; raise the budget or request fewer samples")
+                shots = min(shots, left)
+            self._fetch_job(shots)
+            produced_now = self.meta["jobs"][-1]["bits_out"]
+            produced += produced_now
+            if produced_now == 0:
+                raise QgenError(f"the extractors produced no bits from {shots} shots; "
+                                "the source looks constant — check the circuit and backend")
+
+    def _largest_output_block(self) -> int:
+        return max((getattr(e, "out_bits", 1) for e in self.extractors), default=1)
+
+    def _observed_yield(self) -> float:
+        jobs = self.meta["jobs"]
+        raw = sum(j["raw_bits"] for j in jobs)
+        out = sum(j["bits_out"] for j in jobs)
+        return out / raw if raw and out else nominal_yield(self.extractors)
+
+    def _fetch_job(self, shots: int) -> None:
+        chain = self.meta["seed_chain"]
+        seed = None
+        if self.source.seeded:
+            seed = SeedChain.seed_at(int(chain["root"]), chain["next_index"])
+            chain["next_index"] += 1
+        batch = self.source.fetch(shots, seed=seed)
+        out = extract(batch.bits, self.extractors)
+        self._append(out)
+        self.shots_this_session += shots
+        self.meta["shots_total"] += shots
+        self.meta["jobs"].append({**batch.record(), "backend": self.source.backend_name,
+                                  "circuit": self.source.circuit_name, "bits_out": int(out.size),
+                                  "time": _now()})
+        self._save_bits()
+        self._save_meta()
+
+    # ----------------------------------------------------------------------------- persistence
+    def _append(self, bits: np.ndarray) -> None:
+        n = self.bits_total
+        tail = np.unpackbits(self._packed[n // 8:])[: n % 8] if n % 8 else np.zeros(0, np.uint8)
+        self._packed = np.concatenate([self._packed[: n // 8], pack_bits(np.concatenate([tail, bits]))])
+        self.meta["bits_total"] = n + int(bits.size)
+
+    def _save_bits(self) -> None:
+        _atomic_write(self.directory / BITS_FILE,
+                      lambda f: np.savez(f, bits=self._packed, n_bits=self.bits_total))
+
+    def _save_meta(self) -> None:
+        self.meta["updated"] = _now()
+        payload = json.dumps(self.meta, indent=1).encode()
+        _atomic_write(self.directory / META_FILE, lambda f: f.write(payload))

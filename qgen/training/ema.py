@@ -1,0 +1,49 @@
+"""Exponential moving average of model weights, kept as tensors (not a module copy).
+
+A shadow state dict avoids deep-copying the model, whose quantum layer holds primitives and
+backend handles that should not be duplicated.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+class EMA:
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    def effective_decay(self) -> float:
+        # warm-up (as in TF/timm): early averages would otherwise be dominated by the random init
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.effective_decay()
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+        self.num_updates += 1
+
+    @contextmanager
+    def applied_to(self, model: nn.Module):
+        """Temporarily load the averaged weights into ``model``."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({**backup, **self.shadow})
+        try:
+            yield model
+        finally:
+            model.load_state_dict(backup)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decay = state["decay"]
+        self.num_updates = state["num_updates"]
+        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}

@@ -1,0 +1,126 @@
+"""Starting and resuming training runs: validate everything first, then create the run dir."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from qgen.backends.artifacts import default_circuits_root
+from qgen.backends.qnn import QuantumBackend, write_prepared_artifacts
+from qgen.backends.spec import get_backend
+from qgen.circuits import AnsatzSpec, build_ansatz
+from qgen.config import RunConfig, load_run_config, save_run_config
+from qgen.data import load_dataset
+from qgen.errors import QgenError
+from qgen.rundir import base_manifest, create_run_dir, default_runs_root, resolve_run, timestamp, write_json
+from qgen.tomlconfig import to_dict
+from qgen.training.trainer import Trainer, loss_csv_header
+
+
+def make_noise(kind: str, seed: int, run_dir: Path | None, backend: QuantumBackend):
+    """The forward-process noise source for training."""
+    from qgen.noise import ClassicalNoise
+
+    if kind == "classical":
+        return ClassicalNoise(seed)
+    from qgen.noise.factory import quantum_noise_for_run  # quantum: bits from a Sampler primitive
+
+    return quantum_noise_for_run(run_dir, backend, seed)
+
+
+def _run_name(cfg: RunConfig) -> str:
+    stem = cfg.name or f"{cfg.model.kind}-{Path(cfg.data.dataset).stem}-{cfg.backend}"
+    return f"{timestamp()}-{stem}"
+
+
+def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
+                   show_progress: bool = True, local: bool = False) -> Path:
+    backend = QuantumBackend(get_backend(cfg.backend, backends_file), local=local)
+    data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
+    if epochs is not None:
+        if epochs < 1:
+            raise QgenError(f"--epochs must be >= 1, got {epochs}")
+        cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
+    name = _run_name(cfg)
+    cfg = replace(cfg, name=name)
+    # build model + noise before the run dir exists: a bad backend or model never leaves a folder
+    noise = make_noise(cfg.train.noise, cfg.train.seed, None, backend) if cfg.train.noise == "classical" else None
+    trainer = Trainer(Path("."), cfg, data, backend, noise)
+    root = runs_dir or default_runs_root()
+    manifest = base_manifest() | {
+        "run": name,
+        "status": "created",
+        "data_source": data.source,
+        "n_train_images": len(data.images),
+        "channels": data.channels,
+        "backend": to_dict(backend.spec) | {"local": local},
+        "circuits": write_run_circuits(cfg, backend),
+        "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
+        "noise": {"train": cfg.train.noise},
+        "parameters": _parameter_counts(trainer),
+    }
+    run_dir = create_run_dir(root, name, {"loss.csv": loss_csv_header()})
+    save_run_config(cfg, run_dir / "config.toml")
+    write_json(run_dir / "manifest.json", manifest)
+    trainer.run_dir = run_dir
+    if trainer.noise is None:
+        trainer.noise = make_noise(cfg.train.noise, cfg.train.seed, run_dir, backend)
+    click.echo(f"qgen: run directory {run_dir}", err=True)
+    _train(trainer, show_progress)
+    return run_dir
+
+
+def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
+                    show_progress: bool = True, local: bool = False) -> Path:
+    run_dir = resolve_run(run, runs_dir or default_runs_root())
+    cfg = load_run_config(run_dir / "config.toml")
+    backend = QuantumBackend(get_backend(cfg.backend, backends_file), local=local)
+    if steps is not None:
+        cfg = cfg.with_steps(steps)
+    data = load_dataset(cfg.data)
+    noise = make_noise(cfg.train.noise, cfg.train.seed, run_dir, backend)
+    trainer = Trainer(run_dir, cfg, data, backend, noise)
+    trainer.restore()
+    if trainer.step >= cfg.train.steps:
+        raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
+                        "to train further")
+    if steps is not None:
+        save_run_config(cfg, run_dir / "config.toml")
+    click.echo(f"qgen: resuming {run_dir} at step {trainer.step}", err=True)
+    _train(trainer, show_progress)
+    return run_dir
+
+
+def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
+    """Write the bottleneck circuit as the backend receives it into circuits/; return the paths."""
+    if cfg.model.kind != "quantum":
+        return []
+    circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
+    out = write_prepared_artifacts(backend, backend.prepare(circuit), default_circuits_root())
+    return [str(out.resolve())]
+
+
+def _train(trainer: Trainer, show_progress: bool) -> None:
+    try:
+        trainer.train(show_progress=show_progress)
+    except KeyboardInterrupt:
+        click.echo(f"qgen: interrupted at step {trainer.step}; checkpoint saved. Resume with: "
+                   f"qgen train --resume {trainer.run_dir}", err=True)
+        raise
+    click.echo(f"qgen: finished {trainer.step} steps in {trainer.run_dir}", err=True)
+
+
+def _parameter_counts(trainer: Trainer) -> dict:
+    from qgen.models.build import count_parameters
+
+    model = trainer.model
+    gate = getattr(model, "gate", None)
+    middle = getattr(gate, "middle", None)
+    return {
+        "total": count_parameters(model),
+        "gate": count_parameters(gate) if gate is not None else 0,
+        "gate_middle": count_parameters(middle) if middle is not None else 0,
+    }

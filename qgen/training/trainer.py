@@ -1,0 +1,180 @@
+"""DDPM training loop with atomic checkpoints, EMA, resumption and a samples grid at the end."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from qgen.backends.qnn import QuantumBackend
+from qgen.config import RunConfig
+from qgen.data import LoadedData
+from qgen.diffusion.ddpm import GaussianDiffusion
+from qgen.diffusion.samplers import ddim_sample
+from qgen.diffusion.schedules import make_schedule
+from qgen.models.build import build_model
+from qgen.plots import save_image_grid, save_loss_plot
+from qgen.rundir import update_manifest
+from qgen.training.checkpoint import EMA as EMA_FILE
+from qgen.training.checkpoint import LAST, load_checkpoint, save_checkpoint
+from qgen.training.ema import EMA
+
+LOSS_FIELDS = ("step", "loss", "seconds")
+
+
+class BatchOrder:
+    """Epoch-wise shuffled indices from a seeded generator; its state is part of the checkpoint."""
+
+    def __init__(self, n: int, generator: torch.Generator):
+        self.n = n
+        self.generator = generator
+        self.perm = torch.randperm(n, generator=generator)
+        self.pos = 0
+
+    def next(self, batch_size: int) -> torch.Tensor:
+        out = []
+        while len(out) < batch_size:
+            if self.pos == self.n:
+                self.perm = torch.randperm(self.n, generator=self.generator)
+                self.pos = 0
+            take = min(batch_size - len(out), self.n - self.pos)
+            out.extend(self.perm[self.pos:self.pos + take].tolist())
+            self.pos += take
+        return torch.tensor(out)
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.perm, self.pos = state["perm"], state["pos"]
+
+
+@dataclass
+class Trainer:
+    run_dir: Path
+    cfg: RunConfig
+    data: LoadedData
+    backend: QuantumBackend
+    noise: object          # a NoiseSource for the forward-process ε
+
+    def __post_init__(self) -> None:
+        tc = self.cfg.train
+        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend)
+        self.diffusion = GaussianDiffusion(make_schedule(self.cfg.diffusion.schedule, self.cfg.diffusion.T))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.ema = EMA(self.model, tc.ema_decay)
+        self.generator = torch.Generator().manual_seed(tc.seed)
+        self.order = BatchOrder(len(self.data.images), torch.Generator().manual_seed(tc.seed + 1))
+        self.step = 0
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict(),
+            "generator": self.generator.get_state(),
+            "order": self.order.state_dict(),
+            "noise": self.noise.state_dict() if hasattr(self.noise, "state_dict") else None,
+            "channels": self.data.channels,
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / LAST, self.state_dict())
+        save_checkpoint(self.run_dir / EMA_FILE,
+                        {"step": self.step, "model": self.ema.shadow, "channels": self.data.channels})
+
+    def restore(self) -> None:
+        state = load_checkpoint(self.run_dir / LAST)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        self.order.load_state_dict(state["order"])
+        if state.get("noise") is not None and hasattr(self.noise, "load_state_dict"):
+            self.noise.load_state_dict(state["noise"])
+        self.step = state["step"]
+        _truncate_loss_csv(self.run_dir / "loss.csv", self.step)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def train(self, show_progress: bool = True) -> None:
+        tc = self.cfg.train
+        loss_path = self.run_dir / "loss.csv"
+        update_manifest(self.run_dir, status="running", steps_done=self.step, steps_planned=tc.steps)
+        self.model.train()
+        bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
+                   disable=not show_progress, dynamic_ncols=True)
+        try:
+            with open(loss_path, "a", newline="") as fh:
+                writer = csv.writer(fh)
+                while self.step < tc.steps:
+                    t0 = time.perf_counter()
+                    loss = self.train_step()
+                    self.step += 1
+                    writer.writerow([self.step, f"{loss:.6f}", f"{time.perf_counter() - t0:.4f}"])
+                    fh.flush()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                    if self.step % tc.checkpoint_every == 0:
+                        self.save()
+        except KeyboardInterrupt:
+            self.save()
+            update_manifest(self.run_dir, status="interrupted", steps_done=self.step)
+            raise
+        finally:
+            bar.close()
+        self.save()
+        save_loss_plot(loss_path, self.run_dir / "loss.png")
+        self.write_samples_grid()
+        update_manifest(self.run_dir, status="finished", steps_done=self.step)
+
+    def train_step(self) -> float:
+        idx = self.order.next(self.cfg.train.batch_size)
+        x0 = self.data.images[idx]
+        loss = self.diffusion.training_loss(self.model, x0, self.noise, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.model)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {self.step + 1}")
+        return value
+
+    def write_samples_grid(self) -> None:
+        from qgen.noise import ClassicalNoise
+
+        tc = self.cfg.train
+        shape = (tc.sample_n, self.data.channels, 28, 28)
+        self.model.eval()
+        with self.ema.applied_to(self.model):
+            x = ddim_sample(self.model, self.diffusion, shape, ClassicalNoise(tc.seed + 2),
+                            steps=min(tc.sample_steps, self.diffusion.T))
+        self.model.train()
+        save_image_grid(x, self.run_dir / "samples.png")
+
+
+def _truncate_loss_csv(path: Path, step: int) -> None:
+    """Drop loss rows logged after the checkpoint we resume from (they will be redone)."""
+    if not path.is_file():
+        return
+    with open(path) as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    kept = [r for r in body if int(r[0]) <= step]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(kept)
+
+
+def loss_csv_header() -> bytes:
+    return (",".join(LOSS_FIELDS) + "\n").encode()

@@ -1,0 +1,24 @@
+"""Shared fixtures: real offline data locations and a fast torch set-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PNEUMONIA_NPZ = SHARED_DATA / "pneumoniamnist_subset.npz"
+
+# tests never touch the network and never read a user's dataset cache
+os.environ.setdefault("QGEN_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def pneumonia_npz() -> Path:
+    if not PNEUMONIA_NPZ.is_file():
+        pytest.fail(f"real test data missing: {PNEUMONIA_NPZ} (CI clones the repo with shared/ beside it)")
+    return PNEUMONIA_NPZ

