@@ -96,17 +96,18 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--name", default=None, help="run directory name (default: <timestamp>-<model>-<dataset>)")
 @runs_option
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
+@click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, widths, schedule, T, steps, epochs, batch_size, lr, seed, noise,
-          checkpoint_every, name, runs_dir, resume_run, no_progress) -> None:
+          checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen.training.run import resume_training, start_training
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                        show_progress=not no_progress)
+                        show_progress=not no_progress, local=local)
         return
     from qgen.config import DiffusionConfig, RunConfig, TrainConfig
     from qgen.data import DataConfig
@@ -126,7 +127,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg,
                     diffusion=DiffusionConfig(schedule=schedule, T=T), train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
-                   show_progress=not no_progress)
+                   show_progress=not no_progress, local=local)
 
 
 @cli.command()
@@ -142,17 +143,95 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
               help="source of x_T and per-step noise")
 @click.option("--weights", type=click.Choice(["ema", "last"]), default="ema", show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True, help="samples per model call")
+@click.option("--shot-budget", type=int, default=None, help="most shots this command may spend (default: backends.toml)")
+@click.option("--reuse-noise", is_flag=True, help="replay the run's quantum noise pool from its start")
+@click.option("--dry-run", is_flag=True, help="print the plan (bits, shots, jobs, PUBs) and submit nothing")
+@click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @runs_option
 @click.option("--no-progress", is_flag=True)
-def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size, runs_dir,
-           no_progress) -> None:
+def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size, shot_budget,
+           reuse_noise, dry_run, local, runs_dir, no_progress) -> None:
     """Generate samples from a trained run into the run directory."""
-    from qgen.sampling import SampleRequest, sample_run
+    from qgen.sampling import SampleRequest, plan_sampling, sample_run
 
     req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
-                        batch_size=batch_size, backend=backend)
-    out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress)
+                        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
+    if dry_run:
+        for line in plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local):
+            click.echo(line)
+        return
+    out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress,
+                     local=local)
     click.echo(f"wrote {out['npz']} and {out['png']}")
+
+
+@cli.command()
+@click.option("--backend", default="statevector", show_default=True)
+@backends_option
+@click.option("--qubits", type=int, default=8, show_default=True)
+@click.option("--layers", type=int, default=3, show_default=True)
+@click.option("--entanglement", default="linear", show_default=True)
+@click.option("--noise-circuit/--no-noise-circuit", default=True, show_default=True,
+              help="also write the circuit that makes quantum noise bits")
+@click.option("--local", is_flag=True, help="ibm backends: use the fake device instead of the service")
+def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local) -> None:
+    """Transpile the circuits for a backend and write them to circuits/ (no training)."""
+    from qgen.backends.circuits_cmd import write_backend_circuits
+
+    for path in write_backend_circuits(backend, backends_file, qubits=qubits, layers=layers,
+                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local):
+        click.echo(str(path))
+
+
+@cli.command("noise-report")
+@click.option("--backend", default="aer_simulator", show_default=True)
+@backends_option
+@click.option("--gaussians", type=int, default=20000, show_default=True, help="how many N(0,1) values to test")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--local", is_flag=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the report as JSON")
+def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -> None:
+    """Statistical checks of quantum noise bits, raw and after extraction."""
+    from qgen.noise.report_cmd import run_noise_report
+
+    ok = run_noise_report(backend, backends_file, gaussians=gaussians, seed=seed, local=local, json_out=json_out)
+    if not ok:
+        raise QgenError("the extracted quantum noise failed the statistical checks (see the report above)")
+
+
+@cli.command()
+@click.option("--run", "run", required=True, help="run name or path")
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="samples .npz (default: the run's newest samples-*.npz)")
+@click.option("--heldout", type=int, default=1000, show_default=True, help="most held-out real images to compare with")
+@click.option("--seed", type=int, default=0, show_default=True)
+@runs_option
+def evaluate(run, samples, heldout, seed, runs_dir) -> None:
+    """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
+    from qgen.evaluation import evaluate_run
+
+    metrics, out = evaluate_run(run, samples=samples, runs_dir=runs_dir, heldout_limit=heldout, seed=seed)
+    key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
+    fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
+    mem = metrics["memorization"]["pixels"]
+    click.echo(f"{key.upper()} {fd['value']:.2f}  KID {kid.get('mean', float('nan')):.4g} ± {kid.get('std', float('nan')):.2g}"
+               f"  precision {pr.get('precision', float('nan')):.2f} recall {pr.get('recall', float('nan')):.2f}"
+               f"  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
+    click.echo(f"memorization: {mem}")
+    click.echo(f"wrote {out}")
+
+
+def _register_optional_commands() -> None:
+    """Commands living in their own packages register here (import errors must not hide the CLI)."""
+    try:
+        from qgen.experiment.cli import experiment_command
+    except ImportError:  # the experiment package is optional at import time of the core CLI
+        return
+    cli.add_command(experiment_command)
+
+
+_register_optional_commands()
 
 
 def _set_threads() -> None:
@@ -188,3 +267,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -36,6 +36,8 @@ class SampleRequest:
     weights: str = "ema"
     batch_size: int = 64
     backend: str | None = None
+    shot_budget: int | None = None
+    reuse_noise: bool = False
 
     def validate(self, T: int) -> None:
         if self.n < 1:
@@ -64,6 +66,9 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     run_dir = resolve_run(run, runs_dir or default_runs_root())
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
     req.validate(cfg.diffusion.T)
+    backend.attach_run_dir(run_dir, req.shot_budget)
+    if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
+        _check_budget_before_sampling(run_dir, cfg, backend, req)
     diffusion = GaussianDiffusion(make_schedule(cfg.diffusion.schedule, cfg.diffusion.T))
     noise = _sampling_noise(req, run_dir, backend)
     channels = ckpt["channels"]
@@ -96,6 +101,31 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 
+def _estimator_plan(cfg, spec, req: SampleRequest):
+    """Every estimator job the quantum layer will send: each model call is its own job (the next
+    call's inputs depend on its result) holding one PUB per observable."""
+    from qgen.backends.budget import JobPlan, plan_for_spec
+
+    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
+    chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
+    shots = _shots_per_binding(spec)
+    per_call = [plan_for_spec([(size, shots)] * cfg.model.qubits, spec) for size in chunks]
+    return JobPlan(jobs=tuple(job for p in per_call for job in p.jobs) * steps,
+                   estimated_seconds=steps * sum(p.estimated_seconds for p in per_call))
+
+
+def _shots_per_binding(spec) -> int:
+    # the runtime estimator turns a precision into ~1/precision^2 shots per binding
+    return spec.shots if not spec.precision else int(np.ceil(1 / spec.precision**2))
+
+
+def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleRequest) -> None:
+    from qgen.backends.budget import ShotBudget
+
+    limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
+    ShotBudget.load(run_dir, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
+
+
 def _sampling_noise(req: SampleRequest, run_dir: Path, backend):
     from qgen.noise import ClassicalNoise
 
@@ -103,4 +133,45 @@ def _sampling_noise(req: SampleRequest, run_dir: Path, backend):
         return ClassicalNoise(req.seed)
     from qgen.noise.factory import quantum_noise_for_run
 
-    return quantum_noise_for_run(run_dir, backend, req.seed)
+    return quantum_noise_for_run(run_dir, backend, req.seed, reuse=req.reuse_noise, shot_budget=req.shot_budget)
+
+
+def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
+                  local: bool = False) -> list[str]:
+    """What ``qgen sample`` would do, without building primitives or spending shots."""
+    from qgen.noise import plan_bits
+
+    run_dir = resolve_run(run, runs_dir or default_runs_root())
+    cfg = load_run_config(run_dir / "config.toml")
+    spec = get_backend(req.backend or cfg.backend, backends_file)
+    req.validate(cfg.diffusion.T)
+    channels = load_checkpoint(run_dir / (EMA if req.weights == "ema" else LAST))["channels"]
+    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
+    chunks = -(-req.n // req.batch_size)
+    lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
+             f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
+    if cfg.model.kind == "quantum":
+        calls = steps * chunks
+        pubs = calls * cfg.model.qubits       # EstimatorQNN forward: one PUB per observable
+        bindings = steps * req.n * cfg.model.qubits
+        line = f"quantum layer: {calls} model calls, {pubs} PUBs, {bindings} bindings"
+        if spec.kind == "ibm":
+            from qgen.backends.budget import ShotBudget
+
+            job_plan = _estimator_plan(cfg, spec, req)
+            limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
+            budget = ShotBudget.load(run_dir, spec.name, limit)
+            line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
+        lines.append(line)
+    if req.noise == "quantum":
+        from qgen.noise.factory import source_shape
+
+        width, extraction_yield = source_shape(QuantumBackend(spec, local=local))
+        budget = plan_bits(req.n, channels, steps=steps if req.sampler == "ddpm" else req.steps,
+                           sampler=req.sampler, eta=req.eta, qubits_per_shot=width,
+                           extraction_yield=extraction_yield)
+        lines.append(f"quantum noise: {budget.summary()}")
+    else:
+        lines.append("noise: classical (torch.Generator), no quantum bits needed")
+    lines.append("dry run: nothing was submitted")
+    return lines

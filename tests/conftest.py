@@ -12,8 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PNEUMONIA_NPZ = SHARED_DATA / "pneumoniamnist_subset.npz"
 
-# tests never touch the network and never read a user's dataset cache
-os.environ.setdefault("QGEN_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

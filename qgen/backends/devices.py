@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from qiskit.providers import BackendV2, Options
+from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.transpiler import Target
 
 from qgen.errors import QgenError
@@ -136,8 +136,14 @@ class _QubitSubsetView(BackendV2):
     def __init__(self, fake: BackendV2, qubits: frozenset[int]) -> None:
         super().__init__(name=f"{fake.name}_subset", backend_version=fake.backend_version)
         full = fake.target
+        # Idle qubits get no T1/T2 either, so delays there (dynamical decoupling pads every idle
+        # qubit) add no relaxation noise for Aer to sample.
+        qubit_properties = [
+            props if index in qubits else QubitProperties()
+            for index, props in enumerate(full.qubit_properties or [QubitProperties()] * full.num_qubits)
+        ]
         self._target = Target(
-            num_qubits=full.num_qubits, dt=full.dt, qubit_properties=full.qubit_properties,
+            num_qubits=full.num_qubits, dt=full.dt, qubit_properties=qubit_properties,
             granularity=full.granularity, min_length=full.min_length, pulse_alignment=full.pulse_alignment,
             acquire_alignment=full.acquire_alignment,
         )

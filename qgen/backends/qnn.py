@@ -44,6 +44,9 @@ class QuantumBackend:
     local: bool = False                  # ibm kind only: run the runtime path on the fake device
     _prepared: dict = field(default_factory=dict, repr=False)
     _device: object = field(default=None, repr=False)
+    _runtime: object = field(default=None, repr=False)
+    _run_dir: tuple | None = field(default=None, repr=False)
+    _journaled: list = field(default_factory=list, repr=False)
 
     # -- devices and transpilation -------------------------------------------------------------
     @property
@@ -55,10 +58,29 @@ class QuantumBackend:
             if self.spec.kind == "fake":
                 self._device = fake_backend(self.spec.device)
             else:
-                from qgen.backends.ibm import runtime_primitives
-
-                self._device = runtime_primitives(self.spec, local=self.local).backend
+                self._device = self.runtime.backend
         return self._device
+
+    @property
+    def runtime(self):
+        """qiskit-ibm-runtime service/backend/execution mode (kind ibm only), opened once."""
+        if self._runtime is None:
+            from qgen.backends.ibm import runtime_primitives
+
+            self._runtime = runtime_primitives(self.spec, local=self.local)
+        return self._runtime
+
+    def attach_run_dir(self, run_dir: Path, shot_budget: int | None = None) -> None:
+        """Journal jobs and charge the shot budget in ``run_dir`` (kind ibm; a no-op elsewhere)."""
+        self._run_dir = (Path(run_dir), shot_budget)
+        for primitive in self._journaled:
+            primitive.attach(Path(run_dir), shot_budget)
+
+    def _journal(self, primitive):
+        self._journaled.append(primitive)
+        if self._run_dir is not None:
+            primitive.attach(*self._run_dir)
+        return primitive
 
     @property
     def target(self):
@@ -131,9 +153,15 @@ class QuantumBackend:
             run_options = {} if self.spec.seed_simulator is None else {"seed_simulator": self.spec.seed_simulator}
             return AerEstimatorV2(options={"default_precision": self.spec.precision,
                                            "backend_options": backend_options, "run_options": run_options})
-        from qgen.backends.ibm import runtime_primitives
+        from qgen.backends.journaled import JournaledEstimator
 
-        return runtime_primitives(self.spec, local=self.local).estimator()
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec))
+
+    def sampler(self):
+        """The runtime sampler, journaled (kind ibm)."""
+        from qgen.backends.journaled import JournaledSampler
+
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec))
 
     def gradient(self, estimator):
         from qgen.quantum import BatchedParamShiftEstimatorGradient, ExactEstimatorGradient
@@ -167,7 +195,9 @@ def write_prepared_artifacts(backend: QuantumBackend, prepared: PreparedCircuit,
     from qgen.backends.artifacts import circuit_stats, write_circuit_artifacts
 
     device = backend.device
-    extra = {"backend_kind": backend.spec.kind, "observables": [str(o.paulis[0]) for o in prepared.observables]}
+    extra = {"backend_kind": backend.spec.kind, "observables": [
+        [(label, [int(i) for i in idx], float(coeff.real)) for label, idx, coeff in o.to_sparse_list()]
+        for o in prepared.observables]}
     if prepared.reduction is not None:
         extra["simulated_qubits"] = list(prepared.reduction.physical_qubits)
         extra["simulation"] = "Aer density matrix on the active qubits with the device noise model restricted to them"

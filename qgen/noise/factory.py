@@ -39,12 +39,9 @@ def bit_source_for(backend) -> tuple[QuantumBitSource, bool]:
         device = backend.device
         return reduce_device(device, tuple(range(min(FAKE_DEVICE_WIDTH, device.num_qubits)))).source(), True
     if spec.kind == "ibm":
-        from qgen.backends.ibm import runtime_primitives
-
-        prims = runtime_primitives(spec, local=backend.local)
-        circuit = hadamard_circuit(prims.backend.num_qubits)
+        circuit = hadamard_circuit(backend.device.num_qubits)
         isa = backend.pass_manager().run(circuit)
-        source = QuantumBitSource.from_sampler(prims.sampler(), [isa], backend_name=spec.device)
+        source = QuantumBitSource.from_sampler(backend.sampler(), [isa], backend_name=spec.device)
         return source, True
     raise QgenError(f"no quantum bit source for backend kind {spec.kind!r}")
 
@@ -65,3 +62,19 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
         raise QgenError("quantum noise needs a run directory for its entropy pool")
     return QuantumNoise(open_pool(Path(run_dir), backend, seed, reuse=reuse, shot_budget=shot_budget))
 
+
+
+def source_shape(backend) -> tuple[int, float]:
+    """(qubits measured per shot, nominal extraction yield) of the backend's bit source, for planning."""
+    spec = backend.spec
+    if spec.kind == "statevector" or (spec.kind == "aer" and spec.noise == "ideal"):
+        return IDEAL_WIDTH, 1.0
+    from qgen.noise.extract import nominal_yield
+
+    yield_ = nominal_yield(default_extractors(seed=0))
+    if spec.kind == "aer":
+        return NOISY_AER_WIDTH, yield_
+    from qgen.backends.devices import fake_backend
+
+    width = fake_backend(spec.device).num_qubits  # the fake twin knows the device's size offline
+    return (min(FAKE_DEVICE_WIDTH, width) if spec.kind == "fake" else width), yield_

@@ -34,7 +34,7 @@ from qiskit_machine_learning.gradients.utils import (
 from qiskit_machine_learning.utils import circuit_cache_key
 
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
-from qgen.quantum.statevector import adjoint_jacobian
+from qgen.quantum.statevector import adjoint_jacobian, blas_threads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,10 +53,11 @@ class _TripleGroup:
 
 def _group_triples(circuits, parameters) -> list[_TripleGroup]:
     # EstimatorQNN passes the same circuit object batch*n_obs times: group by identity (cheap),
-    # not by structural hash (a JSON dump per triple).
+    # not by structural hash (a JSON dump per triple). Parameter objects are rebuilt on access in
+    # Qiskit 2.x, so the subset is keyed by value, not by id.
     groups: dict[tuple, _TripleGroup] = {}
     for i, (circuit, params) in enumerate(zip(circuits, parameters)):
-        key = (id(circuit), tuple(id(p) for p in params))
+        key = (id(circuit), tuple(params))
         if key not in groups:
             groups[key] = _TripleGroup(circuit, list(params), [])
         groups[key].triples.append(i)
@@ -386,7 +387,8 @@ class ExactEstimatorGradient(BaseEstimatorGradient):
         metadata: list[dict] = [None] * len(circuits)  # type: ignore[list-item]
         values = [np.asarray(v, dtype=float) for v in parameter_values]
         for group in _group_triples(circuits, parameters):
-            jac = self._group_jacobian(estimator, group, observables, values)
+            with blas_threads(estimator.blas_threads):
+                jac = self._group_jacobian(estimator, group, observables, values)
             index = {p: i for i, p in enumerate(group.circuit.parameters)}
             columns = [index[p] for p in group.parameters]
             for t, grad in zip(group.triples, jac[:, columns]):

@@ -10,6 +10,10 @@ A circuit is compiled into a short list of fused operations:
 * ``LayerOp``        - single-qubit gates on distinct qubits, applied one qubit at a time on a
   ``(rows, 2^(n-q-1), 2, 2^q)`` view.
 
+Kernels are numpy (complex128 by default, complex64 optional): on a small shared CPU numpy's
+single-threaded complex loops beat torch's by 10-50x (torch complex ops are poorly vectorized and
+its thread pool spins when cores are contended).
+
 Every gate parameter becomes one "angle" column; ``AngleProgram`` maps circuit parameter values
 ``(rows, P)`` to angles ``(rows, G)`` with one matrix product when the expressions are linear
 (``θ``, ``θ + π/2``, ``2θ`` - what ISA circuits contain) and binds them row by row otherwise.
@@ -19,12 +23,12 @@ Conventions follow Qiskit: qubit ``q`` is bit ``q`` of the basis index (little e
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from qiskit.circuit import ControlFlowOp, ParameterExpression, QuantumCircuit
 
 from qgen.errors import QgenError
@@ -32,6 +36,25 @@ from qgen.errors import QgenError
 
 class UnsupportedOperationError(QgenError, ValueError):
     """The circuit holds an operation the vectorized simulator cannot apply."""
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int | None) -> Iterator[None]:
+    """Limit BLAS threads for the duration of a call (``None``: leave BLAS alone).
+
+    The kernels are many small stacked GEMVs/GEMMs; on a small or shared CPU, multi-threaded
+    OpenBLAS spends more time synchronising than computing (5-10x slower measured on 2 busy cores).
+    """
+    if limit is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its own thread count
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,7 +79,7 @@ class AngleProgram:
     def values(self, params: np.ndarray) -> np.ndarray:
         angles = params @ self.coeffs + self.offsets
         for g, expr in self.nonlinear.items():
-            angles[:, g] = [float(expr.bind(self._binding(row, expr)).real) for row in params]
+            angles[:, g] = [complex(expr.bind(self._binding(row, expr))).real for row in params]
         return angles
 
     def jacobian(self, params: np.ndarray) -> np.ndarray:
@@ -264,21 +287,19 @@ class DiagonalOp:
     angle_index: np.ndarray  # (K,)
     patterns: np.ndarray  # (K, 2^n) float
     constant: np.ndarray  # (2^n,) float
-    _torch: dict = field(default_factory=dict, repr=False)
+    _cast: dict = field(default_factory=dict, repr=False)
 
-    def tensors(self, real_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if real_dtype not in self._torch:
-            self._torch[real_dtype] = (
-                torch.from_numpy(self.patterns).to(real_dtype),
-                torch.from_numpy(self.constant).to(real_dtype),
-            )
-        return self._torch[real_dtype]
+    def arrays(self, real_dtype) -> tuple[np.ndarray, np.ndarray]:
+        key = np.dtype(real_dtype)
+        if key not in self._cast:
+            self._cast[key] = (self.patterns.astype(key), self.constant.astype(key))
+        return self._cast[key]
 
 
 @dataclass
 class PermutationOp:
-    source: torch.Tensor  # new[t] = old[source[t]]
-    inverse: torch.Tensor
+    source: np.ndarray  # new[t] = old[source[t]]
+    inverse: np.ndarray
 
 
 @dataclass
@@ -371,15 +392,19 @@ def _fuse(program, n: int) -> list:
                 source = source[_permutation_source(name, qubits, index)]
             inverse = np.empty_like(source)
             inverse[source] = index
-            ops.append(PermutationOp(torch.from_numpy(source), torch.from_numpy(inverse)))
+            ops.append(PermutationOp(source, inverse))
         else:
             ops.append(LayerOp([GateRef(name, qubits[0], ai) for name, qubits, ai in gates]))
     return ops
 
 
 # ---------------------------------------------------------------------------------------------
-# Kernels on torch states of shape (..., 2^n)
+# Kernels on numpy states of shape (R, ..., 2^n)
 # ---------------------------------------------------------------------------------------------
+
+
+def real_dtype(dtype) -> np.dtype:
+    return np.dtype(np.float32) if np.dtype(dtype) == np.complex64 else np.dtype(np.float64)
 
 
 def gate_matrices(gate: GateRef, angles: np.ndarray) -> np.ndarray:
@@ -396,28 +421,34 @@ def _column(angles: np.ndarray, g: int) -> np.ndarray:
     return col[:1] if np.all(col == col[0]) else col
 
 
-def apply_one_qubit(state: torch.Tensor, matrix: torch.Tensor, qubit: int) -> torch.Tensor:
+def apply_one_qubit(state: np.ndarray, matrix: np.ndarray, qubit: int) -> np.ndarray:
     """Apply ``matrix`` ((R or 1, 2, 2)) on ``qubit`` of ``state`` ((R, ..., 2^n)), out of place."""
-    rows, dim = state.shape[0], state.shape[-1]
-    low = 1 << qubit
+    rows, low = state.shape[0], 1 << qubit
     view = state.reshape(rows, -1, 2, low)
+    matrix = matrix.astype(state.dtype, copy=False)
+    if low >= 32:  # long contiguous runs: numpy's stacked matmul is fastest
+        return np.matmul(matrix[:, None], view).reshape(state.shape)
     m = matrix.reshape(matrix.shape[0], 1, 2, 2, 1)
     a, b = view[:, :, 0, :], view[:, :, 1, :]
-    out = torch.empty_like(view)
-    torch.add(m[:, :, 0, 0] * a, m[:, :, 0, 1] * b, out=out[:, :, 0, :])
-    torch.add(m[:, :, 1, 0] * a, m[:, :, 1, 1] * b, out=out[:, :, 1, :])
+    out = np.empty_like(view)
+    np.multiply(m[:, :, 0, 0], a, out=out[:, :, 0, :])
+    out[:, :, 0, :] += m[:, :, 0, 1] * b
+    np.multiply(m[:, :, 1, 0], a, out=out[:, :, 1, :])
+    out[:, :, 1, :] += m[:, :, 1, 1] * b
     return out.reshape(state.shape)
 
 
-def diagonal_phase(op: DiagonalOp, angles: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+def diagonal_phase(op: DiagonalOp, angles: np.ndarray, dtype) -> np.ndarray:
     """exp(i * phase) with shape (R or 1, 2^n)."""
-    real = torch.float64 if dtype == torch.complex128 else torch.float32
-    patterns, constant = op.tensors(real)
+    patterns, constant = op.arrays(real_dtype(dtype))
     cols = angles[:, op.angle_index]
     if cols.shape[0] > 1 and np.all(cols == cols[:1]):
         cols = cols[:1]  # weights shared by every row: one phase vector for all
-    phase = torch.from_numpy(np.ascontiguousarray(cols)).to(real) @ patterns + constant
-    return torch.polar(torch.ones_like(phase), phase)
+    phase = cols.astype(patterns.dtype) @ patterns + constant
+    out = np.empty(phase.shape, dtype=dtype)
+    np.cos(phase, out=out.real)
+    np.sin(phase, out=out.imag)
+    return out
 
 
 def prefix_vectors(prefix: ProductPrefix, angles: np.ndarray) -> np.ndarray:
@@ -436,42 +467,37 @@ def _rows(matrix: np.ndarray, rows: int) -> np.ndarray:
     return np.broadcast_to(matrix, (rows, *matrix.shape[1:]))
 
 
-def kron_states(vectors: torch.Tensor) -> torch.Tensor:
+def kron_states(vectors: np.ndarray) -> np.ndarray:
     """(R, m, 2) per-qubit vectors (qubit j = bit j) -> (R, 2^m) product state."""
     rows, m = vectors.shape[0], vectors.shape[1]
-    state = vectors[:, m - 1] if m else torch.ones(rows, 1, dtype=vectors.dtype)
+    state = vectors[:, m - 1] if m else np.ones((rows, 1), dtype=vectors.dtype)
     for q in range(m - 2, -1, -1):
         state = (state[:, :, None] * vectors[:, q, None, :]).reshape(rows, -1)
     return state
 
 
-def to_torch(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
-
-
-def apply_op(state: torch.Tensor, op, angles: np.ndarray, *, inverse: bool = False) -> torch.Tensor:
+def apply_op(state: np.ndarray, op, angles: np.ndarray, *, inverse: bool = False) -> np.ndarray:
     """Apply (or un-apply) one fused operation to states of shape (R, ..., 2^n)."""
-    dtype = state.dtype
     if isinstance(op, DiagonalOp):
-        phase = diagonal_phase(op, angles, dtype)
+        phase = diagonal_phase(op, angles, state.dtype)
         if inverse:
-            phase = phase.conj()
-        return state * phase.reshape(phase.shape[0], *([1] * (state.dim() - 2)), -1)
+            np.conjugate(phase, out=phase)
+        phase = phase.reshape(phase.shape[0], *([1] * (state.ndim - 2)), -1)
+        return np.multiply(state, phase, out=state if inverse else None)
     if isinstance(op, PermutationOp):
-        return state[..., op.inverse if inverse else op.source]
+        return np.take(state, op.inverse if inverse else op.source, axis=-1)
     gates = reversed(op.gates) if inverse else op.gates
     for gate in gates:
-        m = to_torch(gate_matrices(gate, angles), dtype)
+        m = gate_matrices(gate, angles)
         if inverse:
-            m = m.conj().transpose(-1, -2)
+            m = m.conj().transpose(0, 2, 1)
         state = apply_one_qubit(state, m, gate.qubit)
     return state
 
 
-def simulate(compiled: CompiledCircuit, angles: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+def simulate(compiled: CompiledCircuit, angles: np.ndarray, dtype=np.complex128) -> np.ndarray:
     """Final states (R, 2^n) for angle rows (R, G)."""
-    vectors = to_torch(prefix_vectors(compiled.prefix, angles), dtype)
-    state = kron_states(vectors)
+    state = kron_states(prefix_vectors(compiled.prefix, angles).astype(dtype))
     for op in compiled.ops:
         state = apply_op(state, op, angles)
     return state
@@ -523,29 +549,28 @@ def compile_observable(paulis_x: np.ndarray, paulis_z: np.ndarray, phases: np.nd
     return CompiledObservable(1 << num_qubits, sorted(groups.items()))
 
 
-def apply_observable(obs: CompiledObservable, state: torch.Tensor) -> torch.Tensor:
+def apply_observable(obs: CompiledObservable, state: np.ndarray) -> np.ndarray:
     """``O @ state`` over the last axis."""
-    out = torch.zeros_like(state)
-    index = torch.arange(state.shape[-1])
+    out = np.zeros_like(state)
+    index = np.arange(state.shape[-1])
     for x, c in obs.groups:
-        term = state * to_torch(c, state.dtype)
-        out += term[..., index ^ x] if x else term
+        term = state * c.astype(state.dtype)
+        out += np.take(term, index ^ x, axis=-1) if x else term
     return out
 
 
-def expectation_values(obs: list[CompiledObservable], states: torch.Tensor) -> np.ndarray:
+def expectation_values(obs: list[CompiledObservable], states: np.ndarray) -> np.ndarray:
     """(R, O) real expectation values of every observable on every state (R, 2^n)."""
     evs = np.zeros((states.shape[0], len(obs)))
     diagonal = [i for i, o in enumerate(obs) if o.is_diagonal]
     if diagonal:
         probs = states.real**2 + states.imag**2
-        dmat = torch.from_numpy(np.stack([obs[i].diagonal for i in diagonal], 1)).to(probs.dtype)
-        evs[:, diagonal] = (probs @ dmat).double().numpy()
+        dmat = np.stack([obs[i].diagonal for i in diagonal], 1).astype(probs.dtype)
+        evs[:, diagonal] = probs @ dmat
     for i, o in enumerate(obs):
-        if i in diagonal:
-            continue
-        applied = apply_observable(o, states)
-        evs[:, i] = torch.sum(states.conj() * applied, dim=-1).real.double().numpy()
+        if i not in diagonal:
+            applied = apply_observable(o, states)
+            evs[:, i] = np.einsum("rs,rs->r", states.conj(), applied).real
     return evs
 
 
@@ -559,7 +584,7 @@ def adjoint_jacobian(
     angles: np.ndarray,
     observables: list[CompiledObservable],
     obs_index: np.ndarray,
-    dtype: torch.dtype,
+    dtype=np.complex128,
 ) -> np.ndarray:
     """d<O_{obs_index[r, k]}>/d angle_g for every row r: shape (R, K, G).
 
@@ -571,7 +596,8 @@ def adjoint_jacobian(
       Z-string to a Z-string, a diagonal commutes with it), and the last single-qubit layer's
       gradients are read from ``conj(psi) * G psi`` against those diagonals - one pass per
       parameter on R states instead of R*K;
-    * all gates of a layer commute, so their generators are evaluated at one point with one bmm;
+    * all gates of a layer commute, so their generators are evaluated at one point with one
+      stacked GEMM;
     * the product-state prefix is differentiated by contracting lambda with the other qubits'
       single-qubit states (divide and conquer, ~2 passes) instead of sweeping through it.
     """
@@ -579,21 +605,20 @@ def adjoint_jacobian(
     grads = np.zeros((rows, k_obs, compiled.angles.num_angles))
     ops = compiled.ops
     used = np.unique(obs_index)
-    diagonal = all(observables[o].is_diagonal for o in used)
-    real = torch.float64 if dtype == torch.complex128 else torch.float32
+    real = real_dtype(dtype)
 
-    vectors = to_torch(prefix_vectors(compiled.prefix, angles), dtype)
+    vectors = prefix_vectors(compiled.prefix, angles).astype(dtype)
     psi = kron_states(vectors)
     for op in ops:
         psi = apply_op(psi, op, angles)
 
     remaining = len(ops)
-    if diagonal:
-        diagonals = torch.from_numpy(np.stack([o.diagonal for o in observables])).to(real)
+    if all(observables[o].is_diagonal for o in used):
+        diagonals = np.stack([o.diagonal for o in observables]).astype(real)  # (O, 2^n)
         while remaining and isinstance(ops[remaining - 1], (PermutationOp, DiagonalOp)):
             op = ops[remaining - 1]
             if isinstance(op, PermutationOp):
-                moved = torch.empty_like(diagonals)
+                moved = np.empty_like(diagonals)
                 moved[:, op.source] = diagonals
                 diagonals = moved
             psi = apply_op(psi, op, angles, inverse=True)
@@ -602,19 +627,19 @@ def adjoint_jacobian(
             op = ops[remaining - 1]
             generated, targets = _generator_states(op, psi, angles)
             if targets:
-                overlap = (psi.conj().unsqueeze(1) * generated).real  # (R, L, 2^n)
+                overlap = (psi.conj()[:, None] * generated).real  # (R, L, 2^n)
                 per_obs = 2.0 * (overlap @ diagonals.T)  # (R, L, O)
-                picked = torch.gather(per_obs, 2, _expand_index(obs_index, len(targets)))
-                np.add.at(grads, (slice(None), slice(None), targets),
-                          picked.transpose(1, 2).double().numpy())
-            lam = diagonals[torch.from_numpy(obs_index)] * psi.unsqueeze(1)
+                index = np.broadcast_to(obs_index[:, None, :], (rows, len(targets), k_obs))
+                picked = np.take_along_axis(per_obs, index, axis=2)  # (R, L, K)
+                np.add.at(grads, (slice(None), slice(None), targets), picked.transpose(0, 2, 1))
+            lam = diagonals[obs_index] * psi[:, None]
             lam = apply_op(lam, op, angles, inverse=True)
             psi = apply_op(psi, op, angles, inverse=True)
             remaining -= 1
         else:
-            lam = diagonals[torch.from_numpy(obs_index)] * psi.unsqueeze(1)
+            lam = diagonals[obs_index] * psi[:, None]
     else:
-        lam = torch.empty((rows, k_obs, psi.shape[-1]), dtype=dtype)
+        lam = np.empty((rows, k_obs, psi.shape[-1]), dtype=dtype)
         for o in used:
             applied = apply_observable(observables[o], psi)
             r_idx, k_idx = np.nonzero(obs_index == o)
@@ -622,16 +647,15 @@ def adjoint_jacobian(
 
     for op in reversed(ops[:remaining]):
         if isinstance(op, DiagonalOp) and op.angle_index.size:
-            patterns, _ = op.tensors(real)
-            overlap = (lam.conj() * psi.unsqueeze(1)).imag  # (R, K, 2^n)
+            patterns, _ = op.arrays(real)
+            overlap = (lam.conj() * psi[:, None]).imag  # (R, K, 2^n)
             np.add.at(grads, (slice(None), slice(None), op.angle_index),
-                      (-2.0 * (overlap @ patterns.T)).double().numpy())
+                      -2.0 * (overlap @ patterns.T))
         elif isinstance(op, LayerOp):
             generated, targets = _generator_states(op, psi, angles)
             if targets:
-                overlap = torch.bmm(lam.conj(), generated.transpose(1, 2))  # (R, K, L)
-                np.add.at(grads, (slice(None), slice(None), targets),
-                          2.0 * overlap.real.double().numpy())
+                overlap = np.matmul(lam.conj(), generated.transpose(0, 2, 1))  # (R, K, L)
+                np.add.at(grads, (slice(None), slice(None), targets), 2.0 * overlap.real)
         lam = apply_op(lam, op, angles, inverse=True)
         psi = apply_op(psi, op, angles, inverse=True)
 
@@ -639,12 +663,7 @@ def adjoint_jacobian(
     return grads
 
 
-def _expand_index(obs_index: np.ndarray, width: int) -> torch.Tensor:
-    index = torch.from_numpy(obs_index)
-    return index.unsqueeze(1).expand(-1, width, -1)
-
-
-def _generator_states(op: LayerOp, psi: torch.Tensor, angles: np.ndarray):
+def _generator_states(op: LayerOp, psi: np.ndarray, angles: np.ndarray):
     """``(dM M^dagger)_q psi`` for every angle of every gate in the layer: (R, L, 2^n)."""
     states, targets = [], []
     for gate in op.gates:
@@ -654,15 +673,15 @@ def _generator_states(op: LayerOp, psi: torch.Tensor, angles: np.ndarray):
         matrix = gate_matrices(gate, angles)
         for g, d in zip(gate.angle_index, derivatives):
             generator = d @ matrix.conj().transpose(0, 2, 1)
-            states.append(apply_one_qubit(psi, to_torch(generator, psi.dtype), gate.qubit))
+            states.append(apply_one_qubit(psi, generator, gate.qubit))
             targets.append(g)
     if not states:
         return None, []
-    return torch.stack(states, dim=1), targets
+    return np.stack(states, axis=1), targets
 
 
-def _prefix_gradients(prefix: ProductPrefix, angles: np.ndarray, vectors: torch.Tensor,
-                      lam: torch.Tensor, grads: np.ndarray) -> None:
+def _prefix_gradients(prefix: ProductPrefix, angles: np.ndarray, vectors: np.ndarray,
+                      lam: np.ndarray, grads: np.ndarray) -> None:
     """Gradients of the product-state prefix: 2 Re <env_q | d v_q> for each qubit chain."""
     differentiable = [q for q, chain in enumerate(prefix.chains)
                       if any(gate.angle_index for gate in chain)]
@@ -672,8 +691,8 @@ def _prefix_gradients(prefix: ProductPrefix, angles: np.ndarray, vectors: torch.
     rows = angles.shape[0]
     for q in differentiable:
         for g, tangent in _chain_tangents(prefix.chains[q], angles, rows):
-            value = torch.einsum("rki,ri->rk", envs[:, :, q], to_torch(tangent, lam.dtype))
-            grads[:, :, g] += 2.0 * value.real.double().numpy()
+            value = np.einsum("rki,ri->rk", envs[:, :, q], tangent)
+            grads[:, :, g] += 2.0 * value.real
 
 
 def _chain_tangents(chain: list[GateRef], angles: np.ndarray, rows: int):
@@ -690,7 +709,7 @@ def _chain_tangents(chain: list[GateRef], angles: np.ndarray, rows: int):
             yield g, tangent
 
 
-def environments(tensor: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+def environments(tensor: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """env[r, k, q, i] = sum over basis states with bit q = i of tensor * prod_{q' != q} v_{q'}.
 
     ``tensor`` is (R, K, 2^n), ``vectors`` (R, n, 2). Divide and conquer: contracting half of the
@@ -698,16 +717,21 @@ def environments(tensor: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """
     rows, k_obs = tensor.shape[0], tensor.shape[1]
     n = vectors.shape[1]
-    out = torch.empty((rows, k_obs, n, 2), dtype=tensor.dtype)
+    out = np.empty((rows, k_obs, n, 2), dtype=tensor.dtype)
 
-    def recurse(t: torch.Tensor, qubits: list[int]) -> None:
+    def recurse(t: np.ndarray, qubits: list[int]) -> None:
         if len(qubits) == 1:
             out[:, :, qubits[0]] = t
             return
         low, high = qubits[: len(qubits) // 2], qubits[len(qubits) // 2:]
-        t4 = t.reshape(rows, k_obs, 1 << len(high), 1 << len(low))
-        recurse(torch.einsum("rkhl,rl->rkh", t4, kron_states(vectors[:, low])), high)
-        recurse(torch.einsum("rkhl,rh->rkl", t4, kron_states(vectors[:, high])), low)
+        n_high, n_low = 1 << len(high), 1 << len(low)
+        # Both contractions are stacked GEMVs over rows (a broadcast batch axis would make numpy
+        # fall back to a slow non-BLAS loop).
+        k_low = kron_states(vectors[:, low])[:, :, None]  # (R, 2^|low|, 1)
+        recurse((t.reshape(rows, k_obs * n_high, n_low) @ k_low).reshape(rows, k_obs, n_high),
+                high)
+        k_high = kron_states(vectors[:, high])[:, None, None, :]  # (R, 1, 1, 2^|high|)
+        recurse((k_high @ t.reshape(rows, k_obs, n_high, n_low))[..., 0, :], low)
 
     recurse(tensor, list(range(n)))
     return out

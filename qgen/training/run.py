@@ -66,6 +66,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
     save_run_config(cfg, run_dir / "config.toml")
     write_json(run_dir / "manifest.json", manifest)
     trainer.run_dir = run_dir
+    backend.attach_run_dir(run_dir)
     if trainer.noise is None:
         trainer.noise = make_noise(cfg.train.noise, cfg.train.seed, run_dir, backend)
     click.echo(f"qgen: run directory {run_dir}", err=True)
@@ -78,6 +79,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
     run_dir = resolve_run(run, runs_dir or default_runs_root())
     cfg = load_run_config(run_dir / "config.toml")
     backend = QuantumBackend(get_backend(cfg.backend, backends_file), local=local)
+    backend.attach_run_dir(run_dir)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)

@@ -48,10 +48,11 @@ class BatchOrder:
         return torch.tensor(out)
 
     def state_dict(self) -> dict:
-        return {"perm": self.perm, "pos": self.pos}
+        return {"perm": self.perm, "pos": self.pos, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.perm, self.pos = state["perm"], state["pos"]
+        self.generator.set_state(state["generator"])
 
 
 @dataclass

@@ -1,0 +1,20 @@
+"""``qgen experiment``: the honest comparison of the quantum bottleneck with its controls.
+
+One experiment is a grid of cells (dataset x arm x training-set size x seed). Each cell trains a
+run, samples from it and evaluates the samples; the experiment then summarises all cells with
+confidence intervals and paired comparisons and writes a report that says whether the claim
+"the quantum bottleneck beats its parameter-matched classical counterpart with < 100 images"
+holds. Modules, one concept each:
+
+  config    ExperimentConfig and its TOML form        presets   smoke / full
+  arms      what each arm changes                     cells     the grid, cell ids, run configs
+  state     the progress file                         runner    train -> sample -> evaluate, resumable
+  estimate  wall-time estimate for --dry-run          stats     t-intervals, paired tests
+  summary   summary.csv rows                          tables    markdown tables
+  verdict   supported / not supported / inconclusive  figures   plots and sample grids
+  report    report.md                                 cli       the click command
+"""
+
+from qgen.experiment.config import DatasetSpec, ExperimentConfig, load_experiment_config
+
+__all__ = ["DatasetSpec", "ExperimentConfig", "load_experiment_config"]

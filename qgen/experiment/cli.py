@@ -1,0 +1,131 @@
+"""``qgen experiment``: the command. Registered in qgen.cli with ``cli.add_command(experiment_command)``."""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from qgen.errors import QgenError
+from qgen.experiment.cells import expand_cells
+from qgen.experiment.config import (
+    ExperimentConfig,
+    load_experiment_config,
+    save_experiment_config,
+    to_dict_deep,
+)
+from qgen.experiment.presets import PRESETS, preset
+from qgen.experiment.state import ExperimentState
+from qgen.rundir import timestamp
+
+CONFIG_FILE = "experiment.toml"
+
+
+def resolve_config(out: Path | None, config_file: Path | None, preset_name: str | None) -> ExperimentConfig:
+    """The experiment to run: the one stored in ``out`` (resume) or the one requested (new)."""
+    if config_file is not None and preset_name is not None:
+        raise QgenError("give either --config or --preset, not both")
+    requested = (load_experiment_config(config_file) if config_file is not None
+                 else preset(preset_name) if preset_name is not None else None)
+    stored_path = out / CONFIG_FILE if out is not None else None
+    if stored_path is not None and stored_path.is_file():
+        stored = load_experiment_config(stored_path)
+        if requested is not None and to_dict_deep(requested) != to_dict_deep(stored):
+            # resuming with other settings would mix two experiments in one table
+            raise QgenError(f"{out} holds a different experiment ({CONFIG_FILE}); use a new --out, or omit "
+                            "--config/--preset to continue the stored one")
+        return stored
+    if requested is None:
+        raise QgenError("give --preset smoke|full or --config FILE (or the --out of an existing experiment to "
+                        "resume it)")
+    return requested
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """A kill (SIGTERM) saves checkpoints and state exactly like Ctrl-C does."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _set_threads() -> None:
+    # same rule as ``qgen`` itself (one intra-op thread unless $QGEN_THREADS says otherwise), for
+    # when the command is invoked on its own rather than through qgen.cli.main
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("QGEN_THREADS", "1"))))
+
+
+@click.command("experiment")
+@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
+              help="smoke: minutes, for CI; full: the real experiment (hours; see --dry-run)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="experiment TOML (arms, sizes, seeds, [[datasets]], [model], [train], [sampling])")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="output folder (default: experiments/<timestamp>-<preset>); an existing one is resumed")
+@click.option("--dry-run", is_flag=True, help="list the cells, their status and the estimated time; run nothing")
+@click.option("--max-cells", type=int, default=None, help="stop after working on this many cells (resume later)")
+@click.option("--report-only", is_flag=True, help="rebuild summary, tables, plots and report from finished cells")
+@click.option("--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
+@click.option("--progress", is_flag=True, help="show training and sampling progress bars")
+def experiment_command(preset_name: str | None, config_file: Path | None, out: Path | None, dry_run: bool,
+                       max_cells: int | None, report_only: bool, backends_file: Path | None, progress: bool) -> None:
+    """Quantum vs parameter-matched classical bottleneck: train, sample and evaluate every cell, then report.
+
+    Resumable: run the same command (or just --out DIR) again after an interrupt; finished cells are skipped
+    and interrupted trainings continue from their last checkpoint.
+    """
+    from qgen.experiment.outputs import write_outputs
+    from qgen.experiment.plan import plan_cells, plan_lines
+    from qgen.experiment.runner import RunnerOptions, run_experiment
+
+    if max_cells is not None and max_cells < 1:
+        raise QgenError(f"--max-cells must be >= 1, got {max_cells}")
+    cfg = resolve_config(out, config_file, preset_name)
+    out = out or Path("experiments") / f"{timestamp()}-{preset_name or cfg.name}"
+    cells = expand_cells(cfg)
+    state = ExperimentState.open(out)
+    if dry_run:
+        for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells):
+            click.echo(line)
+        click.echo(f"dry run: nothing was trained; output folder would be {out}")
+        return
+    _set_threads()
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / CONFIG_FILE).is_file():
+        save_experiment_config(cfg, out / CONFIG_FILE)
+        state.data["preset"] = preset_name
+        state.save()
+    label = state.data.get("preset")
+    failed: list[str] = []
+    if not report_only:
+        click.echo(f"qgen experiment: {len(cells)} cells in {out}", err=True)
+        try:
+            with sigterm_as_interrupt():
+                result = run_experiment(cfg, cells, RunnerOptions(out=out, backends_file=backends_file,
+                                                                  show_progress=progress, max_cells=max_cells))
+        except KeyboardInterrupt:
+            click.echo(f"qgen experiment: interrupted; finished cells and checkpoints are kept. Resume with: "
+                       f"qgen experiment --out {out}", err=True)
+            raise
+        failed = sorted(result.failed)
+        click.echo(f"qgen experiment: {len(result.done)} cells finished now, {len(result.skipped)} were already "
+                   f"done" + (f", {len(failed)} failed" if failed else "")
+                   + (f"; stopped after --max-cells {max_cells}" if result.stopped_early else ""), err=True)
+    files = write_outputs(cfg, cells, out, failed=failed, preset=label)
+    click.echo(f"verdict: {files.verdict.outcome} ({files.verdict.reason})")
+    click.echo(f"wrote {files.report}, {files.summary}, {files.tables}, {len(files.plots)} plot(s), "
+               f"{len(files.grids)} grid(s)")
+    if failed:
+        raise QgenError(f"{len(failed)} cell(s) failed ({', '.join(failed)}); see {out / 'state.json'}. "
+                        f"Run the same command again to retry them")

@@ -1,0 +1,199 @@
+"""Run the cells of an experiment: train -> sample -> evaluate, skipping what is already done.
+
+Resumption, cell by cell:
+  * ``cells/<id>/metrics.json`` exists      -> done, skipped (it is written last, atomically);
+  * a run folder with a checkpoint exists    -> training resumed from it (``resume_training``),
+                                                or, when all steps are done, straight to sampling;
+  * a run folder without a checkpoint        -> removed and the cell restarted cleanly;
+  * nothing                                  -> trained from scratch.
+Sampling and evaluation are cheap next to training and are simply redone after an interrupt.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from qgen.errors import QgenError
+from qgen.experiment.cells import Cell, run_config, sample_request
+from qgen.experiment.config import ExperimentConfig
+from qgen.experiment.state import ExperimentState
+from qgen.rundir import read_json
+
+CELL_METRICS = "metrics.json"
+RUNS_SUBDIR = "run"
+# One feature net and one held-out protocol for every cell: with per-seed nets the metrics of
+# different seeds would be measured with different rulers.
+EVALUATION_SEED = 0
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    out: Path
+    backends_file: Path | None = None
+    show_progress: bool = False
+    max_cells: int | None = None          # stop after this many cells were worked on (not skipped)
+    log: Callable[[str], None] = lambda line: click.echo(line, err=True)
+
+
+@dataclass
+class RunnerResult:
+    done: list[str]         # finished in this invocation
+    skipped: list[str]      # already finished before
+    failed: dict[str, str]  # id -> error
+    stopped_early: bool     # --max-cells reached before the grid was complete
+
+
+def cell_is_done(out: Path, cell: Cell) -> bool:
+    return (cell.directory(out) / CELL_METRICS).is_file()
+
+
+def find_run_dir(cell_dir: Path) -> Path | None:
+    """The cell's run folder (the newest if an earlier crash left several); hidden staging folders ignored."""
+    runs = [p for p in (cell_dir / RUNS_SUBDIR).glob("*")
+            if p.is_dir() and not p.name.startswith(".") and (p / "config.toml").is_file()]
+    return max(runs, key=lambda p: p.name) if runs else None
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    from qgen.training.checkpoint import LAST, load_checkpoint
+
+    if not (run_dir / LAST).is_file():
+        return None
+    try:
+        return int(load_checkpoint(run_dir / LAST)["step"])
+    except Exception:  # a torn checkpoint is as good as none: restart the cell
+        return None
+
+
+def run_experiment(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) -> RunnerResult:
+    state = ExperimentState.open(opts.out)
+    state.begin_invocation()
+    result = RunnerResult([], [], {}, False)
+    worked = 0
+    try:
+        for index, cell in enumerate(cells, 1):
+            if cell_is_done(opts.out, cell):
+                result.skipped.append(cell.id)
+                if state.cell(cell.id)["status"] != "done":
+                    state.update_cell(cell.id, status="done")
+                continue
+            if opts.max_cells is not None and worked >= opts.max_cells:
+                result.stopped_early = True
+                break
+            worked += 1
+            opts.log(f"qgen experiment: [{index}/{len(cells)}] {cell.id}")
+            try:
+                line = run_cell(cfg, cell, state, opts)
+            except KeyboardInterrupt:
+                state.update_cell(cell.id, status="interrupted")
+                raise
+            except Exception as exc:  # one broken cell must not sink the other cells of the grid
+                message = f"{type(exc).__name__}: {exc}"
+                state.update_cell(cell.id, status="failed", error=message)
+                result.failed[cell.id] = message
+                opts.log(f"qgen experiment: {cell.id} FAILED: {message}")
+                continue
+            result.done.append(cell.id)
+            opts.log(f"qgen experiment: {cell.id} {line}")
+    except KeyboardInterrupt:
+        state.set_status("interrupted")
+        raise
+    complete = not result.stopped_early and not result.failed
+    state.set_status("finished" if complete else ("stopped" if result.stopped_early else "failed-cells"))
+    return result
+
+
+def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: RunnerOptions) -> str:
+    """Train (or resume), sample and evaluate one cell; returns a one-line summary."""
+    from qgen.evaluation import evaluate_run
+    from qgen.metrics import write_metrics_json
+    from qgen.sampling import sample_run
+
+    cell_dir = cell.directory(opts.out)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = train_cell(cfg, cell, state, opts)
+
+    state.update_cell(cell.id, status="sampling")
+    t0 = time.perf_counter()
+    samples = sample_run(str(run_dir), sample_request(cfg, cell), runs_dir=None, backends_file=opts.backends_file,
+                         show_progress=opts.show_progress)
+    sample_seconds = time.perf_counter() - t0
+
+    state.update_cell(cell.id, status="evaluating", sample_seconds=round(sample_seconds, 3))
+    t0 = time.perf_counter()
+    metrics, _ = evaluate_run(str(run_dir), samples=samples["npz"], heldout_limit=cfg.sampling.heldout_limit,
+                              seed=EVALUATION_SEED)
+    eval_seconds = time.perf_counter() - t0
+
+    record = state.cell(cell.id)
+    metrics["cell"] = {
+        "id": cell.id, "dataset": cell.dataset.label, "arm": cell.arm.name, "n_train": cell.n, "seed": cell.seed,
+        "run_dir": str(run_dir.relative_to(opts.out)),
+        "samples_file": str(Path(samples["npz"]).relative_to(opts.out)),
+        "train_wall_seconds": record["train_wall_seconds"],
+        "train_step_seconds": loss_csv_seconds(run_dir / "loss.csv"),
+        "trainings": record["trainings"],
+        "sample_seconds": round(sample_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "parameters": read_json(run_dir / "manifest.json").get("parameters"),
+    }
+    # written last: its presence is what marks the cell as done
+    write_metrics_json(cell_dir / CELL_METRICS, metrics)
+    state.update_cell(cell.id, status="done", eval_seconds=round(eval_seconds, 3), error=None)
+    fd_key = "fld" if "fld" in metrics else "fd_small_cnn"
+    fd = metrics[fd_key].get("value")
+    return (f"done: train {record['train_wall_seconds']:.1f}s, sample {sample_seconds:.1f}s, "
+            f"evaluate {eval_seconds:.1f}s; {fd_key} {fd:.4g}" if fd is not None else "done")
+
+
+def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: RunnerOptions) -> Path:
+    """Bring the cell's run to ``cfg.train.steps`` steps: start, resume or leave alone; returns the run folder."""
+    from qgen.training.run import resume_training, start_training
+
+    cell_dir = cell.directory(opts.out)
+    run_dir = find_run_dir(cell_dir)
+    step = checkpoint_step(run_dir) if run_dir is not None else None
+    if run_dir is not None and step is None:
+        # killed before its first checkpoint: nothing worth keeping, and a clean start is reproducible
+        opts.log(f"qgen experiment: {cell.id}: removing {run_dir.name} (no checkpoint), restarting")
+        shutil.rmtree(run_dir)
+        run_dir = None
+    if run_dir is not None and step >= cfg.train.steps:
+        return run_dir  # trained; an earlier invocation stopped during sampling or evaluation
+
+    record = state.cell(cell.id)
+    state.update_cell(cell.id, status="training", trainings=record["trainings"] + 1)
+    t0 = time.perf_counter()
+    try:
+        if run_dir is None:
+            run_dir = start_training(run_config(cfg, cell), runs_dir=cell_dir / RUNS_SUBDIR, epochs=None,
+                                     backends_file=opts.backends_file, show_progress=opts.show_progress)
+        else:
+            opts.log(f"qgen experiment: {cell.id}: resuming {run_dir.name} at step {step}")
+            run_dir = resume_training(str(run_dir), runs_dir=None, steps=None, backends_file=opts.backends_file,
+                                      show_progress=opts.show_progress)
+    finally:
+        # counted on interrupts too, so the recorded cost of a resumed cell is its whole cost
+        state.add_train_time(cell.id, time.perf_counter() - t0)
+        found = find_run_dir(cell_dir)
+        state.update_cell(cell.id, run_dir=str(found.relative_to(opts.out)) if found else None)
+    if run_dir is None:
+        raise QgenError(f"training of {cell.id} produced no run folder")
+    return run_dir
+
+
+def loss_csv_seconds(path: Path) -> float | None:
+    """Sum of per-step compute seconds in loss.csv: the training cost without start-up, across resumes."""
+    import csv
+
+    try:
+        with open(path) as fh:
+            return round(sum(float(row["seconds"]) for row in csv.DictReader(fh)), 3)
+    except (OSError, KeyError, ValueError):
+        return None

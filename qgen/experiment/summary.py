@@ -1,0 +1,124 @@
+"""``summary.csv``: one row per finished cell with the main metrics, their sample sizes and timings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qgen.experiment.cells import Cell
+from qgen.experiment.runner import CELL_METRICS
+from qgen.tomlconfig import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    lower_is_better: bool
+
+
+# The metrics the tables, plots and verdict use. "fd" is FLD for grey images and the small-CNN
+# Frechet distance for RGB ones (the metric name of each row is in fd_metric).
+MAIN_METRICS = (
+    Metric("fd", "FLD", True),
+    Metric("kid", "KID", True),
+    Metric("precision", "precision", False),
+    Metric("recall", "recall", False),
+    Metric("copy_fraction", "copy fraction", True),
+)
+PRIMARY_METRIC = MAIN_METRICS[0]
+
+COLUMNS = (
+    "cell_id", "dataset", "arm", "n_train", "seed",
+    "fd_metric", "fd", "kid", "kid_std", "kid_subset_size", "precision", "recall", "pr_k",
+    "copy_fraction", "copy_fraction_features", "nn_ratio_pixels",
+    "classifier_accuracy", "n_samples", "n_reference", "n_train_images",
+    "train_seconds", "train_step_seconds", "trainings", "sample_seconds", "eval_seconds",
+    "parameters_total", "parameters_gate_middle", "feature_net", "run_dir", "samples_file",
+)
+
+STRING_COLUMNS = frozenset({"cell_id", "dataset", "arm", "fd_metric", "feature_net", "run_dir", "samples_file"})
+
+
+def _get(d: dict, *keys):
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def row_from_metrics(metrics: dict) -> dict:
+    cell = metrics["cell"]
+    fd_metric = "fld" if "fld" in metrics else "fd_small_cnn"
+    fd = metrics.get(fd_metric, {})
+    mem = _get(metrics, "memorization") or {}
+    return {
+        "cell_id": cell["id"], "dataset": cell["dataset"], "arm": cell["arm"],
+        "n_train": cell["n_train"], "seed": cell["seed"],
+        "fd_metric": fd_metric, "fd": fd.get("value"),
+        "kid": _get(metrics, "kid", "mean"), "kid_std": _get(metrics, "kid", "std"),
+        "kid_subset_size": _get(metrics, "kid", "subset_size"),
+        "precision": _get(metrics, "precision_recall", "precision"),
+        "recall": _get(metrics, "precision_recall", "recall"),
+        "pr_k": _get(metrics, "precision_recall", "k"),
+        "copy_fraction": _get(mem, "pixels", "fraction_flagged_as_copies"),
+        "copy_fraction_features": _get(mem, "features", "fraction_flagged_as_copies"),
+        "nn_ratio_pixels": _get(mem, "pixels", "ratio_of_medians"),
+        "classifier_accuracy": _get(metrics, "classifier", "accuracy"),
+        "n_samples": _get(metrics, "sizes", "n_samples"),
+        "n_reference": _get(metrics, "sizes", "n_heldout"),
+        "n_train_images": _get(metrics, "sizes", "n_train"),
+        "train_seconds": cell.get("train_wall_seconds"),
+        "train_step_seconds": cell.get("train_step_seconds"),
+        "trainings": cell.get("trainings"),
+        "sample_seconds": cell.get("sample_seconds"),
+        "eval_seconds": cell.get("eval_seconds"),
+        "parameters_total": _get(cell, "parameters", "total"),
+        "parameters_gate_middle": _get(cell, "parameters", "gate_middle"),
+        "feature_net": _get(metrics, "feature_net", "arch"),
+        "run_dir": cell.get("run_dir"),
+        "samples_file": cell.get("samples_file"),
+    }
+
+
+def collect_rows(out: Path, cells: Iterable[Cell]) -> list[dict]:
+    """Rows of the finished cells, in grid order."""
+    rows = []
+    for cell in cells:
+        path = cell.directory(out) / CELL_METRICS
+        if path.is_file():
+            rows.append(row_from_metrics(json.loads(path.read_text())))
+    return rows
+
+
+def write_summary_csv(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_summary_csv(path: Path) -> list[dict]:
+    """Rows back with numbers as numbers (empty cells as None): lets the report be rebuilt from the CSV."""
+    def parse(key: str, value: str):
+        if value == "":
+            return None
+        if key in STRING_COLUMNS:
+            return value
+            return None
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+        return value
+
+    with open(path, newline="") as fh:
+        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]

@@ -1,0 +1,75 @@
+"""Markdown tables: mean ± 95% CI per arm x N, and the paired comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qgen.experiment.pairing import compare_arms
+from qgen.experiment.stats import MeanCI, PairedComparison, mean_ci
+from qgen.experiment.summary import MAIN_METRICS, Metric
+
+
+def fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4g}"
+
+
+def fmt_ci(ci: MeanCI) -> str:
+    if ci.mean is None:
+        return "–"
+    if ci.low is None:
+        return f"{fmt(ci.mean)} (n={ci.n}, no CI)"
+    return f"{fmt(ci.mean)} ± {fmt(ci.half_width)} (n={ci.n})"
+
+
+def fmt_p(p: float | None) -> str:
+    return "–" if p is None else (f"{p:.2g}" if p >= 1e-3 else "<0.001")
+
+
+def _markdown(header: Sequence[str], body: list[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def metric_ci(rows: list[dict], dataset: str, arm: str, n: int, column: str) -> MeanCI:
+    return mean_ci([r.get(column) for r in rows if r["dataset"] == dataset and r["arm"] == arm
+                    and int(r["n_train"]) == n])
+
+
+def metric_table(rows: list[dict], dataset: str, arms: Sequence[str], sizes: Sequence[int],
+                 metrics: Sequence[Metric] = MAIN_METRICS) -> str:
+    """One line per arm x N: every main metric as mean ± 95% CI half-width over seeds."""
+    header = ["arm", "N"] + [f"{m.label} {'↓' if m.lower_is_better else '↑'}" for m in metrics] + ["train s"]
+    body = []
+    for arm in arms:
+        for n in sizes:
+            if not any(r["dataset"] == dataset and r["arm"] == arm and int(r["n_train"]) == n for r in rows):
+                continue
+            cis = [fmt_ci(metric_ci(rows, dataset, arm, n, m.column)) for m in metrics]
+            seconds = metric_ci(rows, dataset, arm, n, "train_seconds").mean
+            body.append([arm, str(n), *cis, fmt(seconds)])
+    return _markdown(header, body)
+
+
+def comparison_cells(c: PairedComparison) -> list[str]:
+    ci = "–" if c.ci_low is None else f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]"
+    return [str(c.n_pairs), fmt(c.mean_diff), ci, fmt_p(c.t_p), fmt_p(c.wilcoxon_p)]
+
+
+def paired_table(rows: list[dict], arm_a: str, arm_b: str, datasets: Sequence[str], sizes: Sequence[int],
+                 claim_max_n: int, metrics: Sequence[Metric] = MAIN_METRICS) -> str:
+    """Differences ``arm_a - arm_b`` per dataset and N, plus the pooled N <= claim_max_n line."""
+    header = ["dataset", "N", "metric", "pairs", f"mean diff ({arm_a} − {arm_b})", "95% CI", "paired t p",
+              "Wilcoxon p"]
+    body = []
+    for dataset in datasets:
+        groups = [(str(n), [n]) for n in sizes]
+        in_claim = [n for n in sizes if n <= claim_max_n]
+        if len(in_claim) > 1:
+            groups.append((f"≤{claim_max_n} (pooled)", in_claim))
+        for label, group in groups:
+            for m in metrics:
+                c = compare_arms(rows, arm_a, arm_b, m.column, datasets=[dataset], sizes=group)
+                if c.n_pairs:
+                    body.append([dataset, label, m.label, *comparison_cells(c)])
+    return _markdown(header, body) if body else f"(no finished {arm_a}/{arm_b} pairs)"

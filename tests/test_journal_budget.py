@@ -1,0 +1,266 @@
+"""Job journal (write-before-wait, resume without resubmitting) and shot budgets / job plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.primitives import StatevectorSampler
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from qgen.backends.budget import MAX_EXECUTIONS_PER_JOB, ShotBudget, plan, pub_cost
+from qgen.backends.journal import JobJournal, submit_or_resume
+from qgen.errors import QgenError
+
+JOB_META = {"kind": "sampler", "backend": "fake_brisbane", "pub_shapes": [(4,), (2, 3)], "shots": 100}
+
+
+class Crash(Exception):
+    """Stands in for the process dying (Ctrl-C, OOM, node reboot)."""
+
+
+class FakeJob:
+    """A job whose result() can check the journal, or crash like an interrupted wait."""
+
+    def __init__(self, job_id: str, result: object, on_wait=None) -> None:  # noqa: ANN001
+        self._job_id = job_id
+        self._result = result
+        self._on_wait = on_wait
+
+    def job_id(self) -> str:
+        return self._job_id
+
+    def status(self) -> str:
+        return "DONE"
+
+    def result(self) -> object:
+        if self._on_wait:
+            self._on_wait(self)
+        return self._result
+
+
+def journal_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]
+
+
+def sampler_result(shots: int = 16) -> object:
+    circuit = QuantumCircuit(1)
+    circuit.h(0)
+    circuit.measure_all()
+    return StatevectorSampler(seed=3).run([circuit], shots=shots).result()
+
+
+# ------------------------------------------------------------------------------------------ journal
+
+
+def test_journal_line_is_on_disk_before_anyone_waits(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    seen: list[dict] = []
+
+    def inspect_journal(job: FakeJob) -> None:  # runs inside job.result(), i.e. while "waiting"
+        lines = journal_lines(tmp_path)
+        seen.extend(lines)
+        assert lines[-1]["job_id"] == job.job_id() and lines[-1]["status"] == "submitted"
+
+    result = submit_or_resume(journal, "step-1", lambda: FakeJob("job-a", sampler_result(), inspect_journal), **JOB_META)
+    assert seen and seen[-1]["executions"] == (4 + 6) * 100
+    assert seen[-1]["pub_shapes"] == [[4], [2, 3]] and seen[-1]["kind"] == "sampler"
+    assert seen[-1]["backend"] == "fake_brisbane" and isinstance(seen[-1]["time"], float)
+    assert result[0].data.meas.num_shots == 16
+    assert [line["status"] for line in journal_lines(tmp_path)] == ["submitted", "done"]
+    assert journal.pending() == []
+
+
+def test_crash_after_the_result_is_stored_resumes_without_resubmitting(tmp_path: Path) -> None:
+    submits: list[str] = []
+    original = sampler_result()
+
+    def submit() -> FakeJob:
+        submits.append("submit")
+        return FakeJob("job-b", original)
+
+    journal = JobJournal(tmp_path)
+    job = submit()
+    journal.record(job, key="step-2", **JOB_META)
+    journal.store_result(job.job_id(), job.result())
+    # -- crash here: mark_done never ran --
+    resumed = JobJournal(tmp_path)
+    assert [entry.job_id for entry in resumed.pending()] == ["job-b"]
+    result = submit_or_resume(resumed, "step-2", submit, **JOB_META)
+    assert submits == ["submit"]  # no second submission
+    assert result[0].data.meas.get_counts() == original[0].data.meas.get_counts()
+    assert resumed.pending() == []
+
+
+def test_crash_while_waiting_on_hardware_retrieves_the_job_from_the_service(tmp_path: Path) -> None:
+    original = sampler_result()
+    submits: list[str] = []
+
+    def crash_while_waiting(job: FakeJob) -> None:
+        raise Crash
+
+    def submit() -> FakeJob:
+        submits.append("submit")
+        return FakeJob("job-c", original, crash_while_waiting)
+
+    class Service:  # what QiskitRuntimeService.job(job_id) offers, without the network
+        is_local = False
+
+        def __init__(self) -> None:
+            self.looked_up: list[str] = []
+
+        def job(self, job_id: str) -> FakeJob:
+            self.looked_up.append(job_id)
+            return FakeJob(job_id, original)
+
+    with pytest.raises(Crash):
+        submit_or_resume(JobJournal(tmp_path), "step-3", submit, **JOB_META)
+    service = Service()
+    result = submit_or_resume(JobJournal(tmp_path), "step-3", submit, service=service, **JOB_META)
+    assert submits == ["submit"] and service.looked_up == ["job-c"]
+    assert result[0].data.meas.get_counts() == original[0].data.meas.get_counts()
+    assert JobJournal(tmp_path).pending() == []
+    # and once stored, a further resume needs neither the service nor a submission
+    assert submit_or_resume(JobJournal(tmp_path), "step-3", submit, **JOB_META) is not None
+    assert submits == ["submit"] and service.looked_up == ["job-c"]
+
+
+def test_a_failed_hardware_job_is_resubmitted(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    journal.record(FakeJob("job-x", None), key="step-4", **JOB_META)
+
+    class FailedJob(FakeJob):
+        def status(self) -> str:
+            return "ERROR"
+
+    class Service:
+        is_local = False
+
+        def job(self, job_id: str) -> FakeJob:
+            return FailedJob(job_id, None)
+
+    submits: list[str] = []
+
+    def submit() -> FakeJob:
+        submits.append("submit")
+        return FakeJob("job-y", sampler_result())
+
+    submit_or_resume(journal, "step-4", submit, service=Service(), **JOB_META)
+    assert submits == ["submit"]
+
+
+def test_a_local_job_lost_mid_wait_is_resubmitted(tmp_path: Path) -> None:
+    """Local fake jobs live in this process only: if it dies before the result is stored, resubmit."""
+    journal = JobJournal(tmp_path)
+    journal.record(FakeJob("job-local", None), key="step-5", **JOB_META)
+    submits: list[str] = []
+
+    def submit() -> FakeJob:
+        submits.append("submit")
+        return FakeJob("job-local-2", sampler_result())
+
+    submit_or_resume(journal, "step-5", submit, **JOB_META)
+    assert submits == ["submit"]
+
+
+def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    job = StatevectorSampler(seed=5).run([circuit], shots=64)
+    result = submit_or_resume(journal, "bell", lambda: job, kind="sampler", backend="statevector",
+                              pub_shapes=[()], shots=64)
+    stored = journal.load_result(job.job_id())
+    assert stored[0].data.meas.get_counts() == result[0].data.meas.get_counts()
+    assert journal_lines(tmp_path)[0]["executions"] == 64
+
+
+def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    journal.record(FakeJob("job-d", None), key="k", **JOB_META)
+    with open(tmp_path / "jobs.jsonl", "a") as handle:
+        handle.write('{"job_id": "job-e", "sta')  # the write a crash interrupted
+    assert [entry.job_id for entry in journal.pending()] == ["job-d"]
+
+
+def test_mark_done_of_an_unknown_job_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(QgenError, match="never recorded"):
+        JobJournal(tmp_path).mark_done("nope")
+
+
+# ------------------------------------------------------------------------------------------- budget
+
+
+def test_budget_refuses_with_the_exact_overshoot() -> None:
+    job_plan = plan([(32, 4096)] * 10)  # 1,310,720 shots
+    with pytest.raises(QgenError) as info:
+        ShotBudget(limit=1_000_000).check(job_plan)
+    assert str(info.value) == (
+        "plan needs 1,310,720 shots but the shot budget has 1,000,000 left (over by 310,720); "
+        "raise shot_budget in backends.toml or pass --shot-budget"
+    )
+
+
+def test_budget_counts_what_was_already_spent() -> None:
+    budget = ShotBudget(limit=1_000_000, spent=400_000)
+    budget.check(plan([(100, 6000)]))  # exactly the 600,000 left: allowed
+    with pytest.raises(QgenError, match="has 600,000 left \\(over by 1\\)"):
+        budget.check(plan([(1, 600_001)]))
+    ShotBudget(limit=None, spent=10**12).check(plan([(10**4, 10**5)]))  # unlimited
+
+
+def test_budget_persists_per_backend_in_the_run_dir(tmp_path: Path) -> None:
+    budget = ShotBudget.load(tmp_path, "ibm_fez", limit=1000)
+    budget.charge(300)
+    budget.save(tmp_path, "ibm_fez")
+    ShotBudget(limit=50, spent=7).save(tmp_path, "ibm_kingston")
+    again = ShotBudget.load(tmp_path, "ibm_fez", limit=2000)  # a raised limit takes effect on resume
+    assert (again.spent, again.limit, again.remaining) == (300, 2000, 1700)
+    assert ShotBudget.load(tmp_path, "ibm_kingston", limit=50).spent == 7
+    assert json.loads((tmp_path / "budget.json").read_text())["ibm_fez"] == {"limit": 1000, "spent": 300}
+
+
+def test_plan_splits_jobs_at_ten_million_executions() -> None:
+    job_plan = plan([(1000, 4096)] * 3)  # 4,096,000 each: two fit in a job, the third does not
+    assert job_plan.num_jobs == 2 and job_plan.num_pubs == 3
+    assert [len(job.pubs) for job in job_plan.jobs] == [2, 1]
+    assert job_plan.executions == 3 * 4_096_000
+    assert all(job.executions <= MAX_EXECUTIONS_PER_JOB for job in job_plan.jobs)
+
+
+def test_plan_splits_an_oversized_pub_along_its_bindings() -> None:
+    job_plan = plan([(5000, 4096)])  # 20,480,000 executions: at most 2441 bindings per job
+    assert job_plan.num_jobs == 3
+    assert [pub.bindings for job in job_plan.jobs for pub in job.pubs] == [2441, 2441, 118]
+    assert job_plan.executions == 20_480_000
+    with pytest.raises(QgenError, match="exceeds the 10,000,000-execution job limit"):
+        plan([(1, 10_000_001)])
+
+
+def test_plan_respects_pub_and_binding_limits_per_job() -> None:
+    assert plan([(1, 100)] * 7, max_pubs_per_job=3).num_jobs == 3
+    by_bindings = plan([(600, 10), (600, 10)], max_bindings_per_job=1000)
+    assert [sum(p.bindings for p in job.pubs) for job in by_bindings.jobs] == [600, 600]
+
+
+def test_plan_reads_coerced_pubs() -> None:
+    circuit = QuantumCircuit(1)
+    circuit.measure_all()
+    sampler_pub = SamplerPub.coerce((circuit, None, 300))
+    observables = [["Z", "X"], ["Y", "Z"]]  # shape (2, 2): four bindings x observables
+    estimator_pub = EstimatorPub.coerce((QuantumCircuit(1), observables), precision=0.01)
+    assert (pub_cost(sampler_pub).bindings, pub_cost(sampler_pub).shots) == (1, 300)
+    assert (pub_cost(estimator_pub).bindings, pub_cost(estimator_pub).shots) == (4, 10_000)
+    assert plan([sampler_pub, estimator_pub]).executions == 300 + 40_000
+
+
+def test_plan_summary_is_one_line_with_counts_and_usage_estimate() -> None:
+    summary = plan([(32, 4096)] * 10).summary()
+    assert "\n" not in summary
+    assert summary.startswith("1 job, 10 PUBs, 1,310,720 shots")
+    assert "~330 s" not in summary and "5.5 min" in summary  # 2 s + 1,310,720 x 250 us = 329.7 s
