@@ -26,6 +26,14 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
         raise QgenError(f"{what} must be a comma-separated list of integers, got {value!r}") from None
 
 
+def _mixing(value: str) -> dict:
+    try:
+        lam_min, lam_max, power = (float(v) for v in value.split(","))
+    except ValueError:
+        raise QgenError(f"--mix must be lam_min,lam_max,power (three numbers), got {value!r}") from None
+    return {"mix_lam_min": lam_min, "mix_lam_max": lam_max, "mix_power": power}
+
+
 backends_option = click.option(
     "--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
@@ -83,15 +91,18 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--layers", type=int, default=3, show_default=True)
 @click.option("--entanglement", default="linear", show_default=True, help="linear, ring or full")
 @click.option("--widths", default="32,64,64", show_default=True, help="U-Net channels at 28,14,7 px")
-@click.option("--schedule", default="linear", show_default=True, help="noise schedule name")
+@click.option("--schedule", default="linear", show_default=True,
+              help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored")
 @click.option("--timesteps", "T", type=int, default=1000, show_default=True, help="diffusion steps T")
+@click.option("--mix", "mix", default="0,1,1", show_default=True,
+              help="--noise mixed: λ(t) = lam_min + (lam_max - lam_min)(1 - ᾱ_t)^power, given as lam_min,lam_max,power")
 @click.option("--steps", type=int, default=None, help="optimizer steps (default 200)")
 @click.option("--epochs", type=int, default=None, help="alternative to --steps: passes over the training set")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise", type=click.Choice(["classical", "quantum"]), default="classical", show_default=True,
-              help="source of the forward-process noise ε")
+@click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
+              help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")
 @click.option("--checkpoint-every", type=int, default=50, show_default=True)
 @click.option("--name", default=None, help="run directory name (default: <timestamp>-<model>-<dataset>)")
 @runs_option
@@ -99,7 +110,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
-          qubits, layers, entanglement, widths, schedule, T, steps, epochs, batch_size, lr, seed, noise,
+          qubits, layers, entanglement, widths, schedule, T, mix, steps, epochs, batch_size, lr, seed, noise,
           checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen.training.run import resume_training, start_training
@@ -125,7 +136,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     train_cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, lr=lr, seed=seed, noise=noise,
                             checkpoint_every=checkpoint_every)
     cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg,
-                    diffusion=DiffusionConfig(schedule=schedule, T=T), train=train_cfg)
+                    diffusion=DiffusionConfig(schedule=schedule, T=T, **_mixing(mix)), train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
                    show_progress=not no_progress, local=local)
 
@@ -139,8 +150,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 @click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps")
 @click.option("--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise", type=click.Choice(["classical", "quantum"]), default="classical", show_default=True,
-              help="source of x_T and per-step noise")
+@click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
+              help="source of x_T and per-step noise (mixed: λ(t) of the run's schedule)")
 @click.option("--weights", type=click.Choice(["ema", "last"]), default="ema", show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True, help="samples per model call")
 @click.option("--shot-budget", type=int, default=None, help="most shots this command may spend (default: backends.toml)")
@@ -218,20 +229,21 @@ def evaluate(run, samples, heldout, seed, runs_dir) -> None:
     click.echo(f"{key.upper()} {fd['value']:.2f}  KID {kid.get('mean', float('nan')):.4g} ± {kid.get('std', float('nan')):.2g}"
                f"  precision {pr.get('precision', float('nan')):.2f} recall {pr.get('recall', float('nan')):.2f}"
                f"  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
-    click.echo(f"memorization: {mem}")
+    click.echo(f"memorization (pixels): NN-distance ratio train/held-out {mem['ratio_of_medians']:.2f}, "
+               f"{mem['fraction_flagged_as_copies']:.0%} flagged as copies, {mem['fraction_closer_to_train']:.0%} "
+               f"closer to train (n_samples={mem['n_samples']}, {mem['n_train_reference']} train / "
+               f"{mem['n_heldout_reference']} held-out)")
     click.echo(f"wrote {out}")
 
 
-def _register_optional_commands() -> None:
-    """Commands living in their own packages register here (import errors must not hide the CLI)."""
-    try:
-        from qgen.experiment.cli import experiment_command
-    except ImportError:  # the experiment package is optional at import time of the core CLI
-        return
+def _register_commands() -> None:
+    """Commands that live in their own packages."""
+    from qgen.experiment.cli import experiment_command
+
     cli.add_command(experiment_command)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def _set_threads() -> None:

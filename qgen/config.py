@@ -10,18 +10,31 @@ from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
-NOISE_KINDS = ("classical", "quantum")
+NOISE_KINDS = ("classical", "quantum", "mixed")
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
     schedule: str = "linear"
     T: int = 1000
+    # λ(t), the weight of quantum noise when noise = "mixed": lam_min + (lam_max - lam_min) * (1 - ᾱ_t)^power
+    mix_lam_min: float = 0.0
+    mix_lam_max: float = 1.0
+    mix_power: float = 1.0
 
     def __post_init__(self) -> None:
+        self.mixing()  # validates schedule name, T and the mixing weights early, with one clear error
+
+    def make_schedule(self):
         from qgen.diffusion.schedules import make_schedule
 
-        make_schedule(self.schedule, self.T)  # validates name and T early, with one clear error
+        return make_schedule(self.schedule, self.T)
+
+    def mixing(self):
+        from qgen.diffusion.schedules import NoiseMixing
+
+        return NoiseMixing(T=self.T, lam_min=self.mix_lam_min, lam_max=self.mix_lam_max, power=self.mix_power,
+                           schedule=self.make_schedule())
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     checkpoint_every: int = 50
-    noise: str = "classical"          # forward-process ε: pseudo-random or quantum-generated
+    noise: str = "classical"          # forward-process ε: pseudo-random, quantum-generated, or mixed by λ(t)
     sample_n: int = 16                # size of the samples.png grid written at the end
     sample_steps: int = 50            # DDIM steps for that grid
 

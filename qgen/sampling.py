@@ -16,9 +16,9 @@ from qgen.backends.spec import get_backend
 from qgen.config import load_run_config
 from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample, noise_draws
-from qgen.diffusion.schedules import make_schedule
 from qgen.errors import QgenError
 from qgen.models.build import build_model
+from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import default_runs_root, resolve_run, timestamp
 from qgen.tomlconfig import atomic_write_bytes, to_dict
@@ -69,8 +69,9 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     backend.attach_run_dir(run_dir, req.shot_budget)
     if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
         _check_budget_before_sampling(run_dir, cfg, backend, req)
-    diffusion = GaussianDiffusion(make_schedule(cfg.diffusion.schedule, cfg.diffusion.T))
-    noise = _sampling_noise(req, run_dir, backend)
+    diffusion = GaussianDiffusion(cfg.diffusion.make_schedule())
+    noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
+                              reuse=req.reuse_noise, shot_budget=req.shot_budget)
     channels = ckpt["channels"]
     per_batch = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
     chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
@@ -126,16 +127,6 @@ def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleReques
     ShotBudget.load(run_dir, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
 
 
-def _sampling_noise(req: SampleRequest, run_dir: Path, backend):
-    from qgen.noise import ClassicalNoise
-
-    if req.noise == "classical":
-        return ClassicalNoise(req.seed)
-    from qgen.noise.factory import quantum_noise_for_run
-
-    return quantum_noise_for_run(run_dir, backend, req.seed, reuse=req.reuse_noise, shot_budget=req.shot_budget)
-
-
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
                   local: bool = False) -> list[str]:
     """What ``qgen sample`` would do, without building primitives or spending shots."""
@@ -163,14 +154,14 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
             budget = ShotBudget.load(run_dir, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
         lines.append(line)
-    if req.noise == "quantum":
+    if req.noise in ("quantum", "mixed"):
         from qgen.noise.factory import source_shape
 
         width, extraction_yield = source_shape(QuantumBackend(spec, local=local))
         budget = plan_bits(req.n, channels, steps=steps if req.sampler == "ddpm" else req.steps,
                            sampler=req.sampler, eta=req.eta, qubits_per_shot=width,
                            extraction_yield=extraction_yield)
-        lines.append(f"quantum noise: {budget.summary()}")
+        lines.append(f"quantum noise{' (upper bound: mixed draws quantum bits only where λ(t) > 0)' if req.noise == 'mixed' else ''}: {budget.summary()}")
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
     lines.append("dry run: nothing was submitted")

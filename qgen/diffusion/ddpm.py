@@ -18,6 +18,13 @@ class NoiseLike(Protocol):
     def randn(self, shape, *, dtype=torch.float32, device="cpu") -> torch.Tensor: ...
 
 
+def draw_noise(noise: NoiseLike, shape: tuple[int, ...], t, dtype=torch.float32) -> torch.Tensor:
+    """ε for timestep(s) ``t``: timestep-aware sources (quantum/classical mixing) get told ``t``."""
+    if hasattr(noise, "at"):
+        return noise.at(t).randn(shape, dtype=dtype)
+    return noise.randn(shape, dtype=dtype)
+
+
 class GaussianDiffusion:
     """Precomputed schedule terms; pure functions of (x0, t, ε)."""
 
@@ -58,6 +65,6 @@ class GaussianDiffusion:
     ) -> torch.Tensor:
         """MSE between the true and predicted ε at uniformly drawn timesteps."""
         t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
-        eps = noise.randn(tuple(x0.shape), dtype=x0.dtype, device=x0.device)
+        eps = draw_noise(noise, tuple(x0.shape), t, dtype=x0.dtype)
         xt = self.q_sample(x0, t, eps)
         return nn.functional.mse_loss(model(xt, t), eps)

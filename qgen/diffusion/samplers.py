@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from qgen.diffusion.ddpm import GaussianDiffusion, NoiseLike
+from qgen.diffusion.ddpm import GaussianDiffusion, NoiseLike, draw_noise
 from qgen.errors import QgenError
 
 SAMPLERS = ("ddpm", "ddim")
@@ -22,7 +22,7 @@ def ddpm_sample(
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Ancestral sampling through all T steps: noise for x_T plus one draw per step t > 0."""
-    x = noise.randn(shape)
+    x = draw_noise(noise, shape, diffusion.T - 1)
     for i in reversed(range(diffusion.T)):
         t = torch.full((shape[0],), i, dtype=torch.long)
         eps = model(x, t)
@@ -30,7 +30,7 @@ def ddpm_sample(
         mean = diffusion._at(diffusion.coef_x0, t, x.ndim) * x0 + diffusion._at(diffusion.coef_xt, t, x.ndim) * x
         if i > 0:
             std = torch.exp(0.5 * diffusion._at(diffusion.posterior_log_var, t, x.ndim))
-            x = mean + std * noise.randn(shape)
+            x = mean + std * draw_noise(noise, shape, i - 1)
         else:
             x = mean
         if progress:
@@ -61,7 +61,7 @@ def ddim_sample(
         raise QgenError(f"--eta must be >= 0, got {eta}")
     ts = ddim_timesteps(diffusion.T, steps)
     abar = diffusion.alphas_cumprod
-    x = noise.randn(shape)
+    x = draw_noise(noise, shape, ts[0])
     for k, i in enumerate(ts):
         t = torch.full((shape[0],), i, dtype=torch.long)
         eps = model(x, t)
@@ -72,7 +72,7 @@ def ddim_sample(
         sigma = eta * ((1 - a_prev) / (1 - abar[i]) * (1 - abar[i] / a_prev)).clamp(min=0).sqrt()
         x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0 and k + 1 < len(ts):
-            x = x + sigma * noise.randn(shape)
+            x = x + sigma * draw_noise(noise, shape, ts[k + 1])
         if progress:
             progress(1)
     return x

@@ -12,7 +12,9 @@ holds. Modules, one concept each:
   estimate  wall-time estimate for --dry-run          stats     t-intervals, paired tests
   summary   summary.csv rows                          tables    markdown tables
   verdict   supported / not supported / inconclusive  figures   plots and sample grids
-  report    report.md                                 cli       the click command
+  pairing   matching cells of two arms into pairs     plan      --dry-run: status and time per cell
+  report    report.md and tables.md                   outputs   everything written from finished cells
+  cli       the click command (experiment_command)
 """
 
 from qgen.experiment.config import DatasetSpec, ExperimentConfig, load_experiment_config

@@ -50,6 +50,9 @@ def plan_lines(cfg: ExperimentConfig, plans: list[CellPlan], max_cells: int | No
     lines.append("")
     lines.append(f"{len(plans)} cells: {len(plans) - len(todo)} done, {len(todo)} to run"
                  + (f" (this invocation: {len(chosen)}, --max-cells {max_cells})" if max_cells is not None else ""))
+    if not per_arm:
+        lines.append("nothing left to run")
+        return lines
     lines.append("estimated time: " + ", ".join(f"{arm} {human_duration(s)}" for arm, s in per_arm.items())
                  + f"; total {human_duration(sum(per_arm.values()))} (rough: 2-core CPU, QGEN_THREADS=1; "
                  "refined from measured cells on resume)")

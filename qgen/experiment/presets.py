@@ -66,7 +66,7 @@ def full_preset() -> ExperimentConfig:
             *medmnist_datasets(),
         ),
         model=ModelSettings(widths=(16, 32, 32), qubits=8, layers=2, T=500),
-        train=TrainSettings(steps=800, batch_size=16, lr=1e-3, ema_decay=0.995, checkpoint_every=100),
+        train=TrainSettings(steps=1200, batch_size=16, lr=1e-3, ema_decay=0.995, checkpoint_every=100),
         sampling=SamplingSettings(n=256, steps=50, batch_size=64, heldout_limit=1000),
     )
 

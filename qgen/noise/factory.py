@@ -78,3 +78,21 @@ def source_shape(backend) -> tuple[int, float]:
 
     width = fake_backend(spec.device).num_qubits  # the fake twin knows the device's size offline
     return (min(FAKE_DEVICE_WIDTH, width) if spec.kind == "fake" else width), yield_
+
+
+def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mixing=None,
+                      reuse: bool = False, shot_budget: int | None = None):
+    """The ε source for training or sampling: "classical", "quantum" or "mixed" (needs ``mixing``)."""
+    from qgen.noise.mixed import MixedNoise
+    from qgen.noise.sources import ClassicalNoise
+
+    if kind == "classical":
+        return ClassicalNoise(seed)
+    quantum = quantum_noise_for_run(run_dir, backend, seed, reuse=reuse, shot_budget=shot_budget)
+    if kind == "quantum":
+        return quantum
+    if kind == "mixed":
+        if mixing is None:
+            raise QgenError("mixed noise needs a NoiseMixing (the run's diffusion.mix_* settings)")
+        return MixedNoise(quantum, ClassicalNoise(seed), mixing)
+    raise QgenError(f"unknown noise {kind!r}; choose classical, quantum or mixed")

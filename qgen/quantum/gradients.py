@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
+from qiskit.circuit.parametertable import ParameterView
 from qiskit.primitives import BaseEstimatorV2
 from qiskit.primitives.containers import ObservablesArray
 from qiskit.providers import Options
@@ -51,13 +52,21 @@ class _TripleGroup:
     triples: list[int]
 
 
+_ALL = "all parameters"
+
+
 def _group_triples(circuits, parameters) -> list[_TripleGroup]:
     # EstimatorQNN passes the same circuit object batch*n_obs times: group by identity (cheap),
     # not by structural hash (a JSON dump per triple). Parameter objects are rebuilt on access in
     # Qiskit 2.x, so the subset is keyed by value, not by id.
     groups: dict[tuple, _TripleGroup] = {}
     for i, (circuit, params) in enumerate(zip(circuits, parameters)):
-        key = (id(circuit), tuple(params))
+        if isinstance(params, ParameterView) and len(params) == circuit.num_parameters:
+            # The base class's default "all parameters": a ParameterView of a full parameter set
+            # is always in the canonical sorted order, so no need to hash its elements.
+            key = (id(circuit), _ALL)
+        else:
+            key = (id(circuit), tuple(params))
         if key not in groups:
             groups[key] = _TripleGroup(circuit, list(params), [])
         groups[key].triples.append(i)
@@ -403,7 +412,12 @@ class ExactEstimatorGradient(BaseEstimatorGradient):
         compiled = estimator.compiled_circuit(group.circuit)
         rows_all = np.stack([values[t] for t in group.triples])
         row_keys, row_inv = _unique_index([r.tobytes() for r in rows_all])
-        compiled_obs = [estimator.compiled_observable(observables[t]) for t in group.triples]
+        by_object: dict[int, object] = {}  # EstimatorQNN repeats the same operator objects
+        compiled_obs = [
+            by_object.get(id(observables[t])) or by_object.setdefault(
+                id(observables[t]), estimator.compiled_observable(observables[t]))
+            for t in group.triples
+        ]
         obs_keys, obs_inv = _unique_index([id(o) for o in compiled_obs])
         obs_list = [compiled_obs[int(np.argmax(obs_inv == i))] for i in range(len(obs_keys))]
 

@@ -14,21 +14,18 @@ from qgen.backends.spec import get_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.config import RunConfig, load_run_config, save_run_config
 from qgen.data import load_dataset
+from qgen.noise.schedule_plot import plot_schedule
 from qgen.errors import QgenError
 from qgen.rundir import base_manifest, create_run_dir, default_runs_root, resolve_run, timestamp, write_json
 from qgen.tomlconfig import to_dict
 from qgen.training.trainer import Trainer, loss_csv_header
 
 
-def make_noise(kind: str, seed: int, run_dir: Path | None, backend: QuantumBackend):
+def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
     """The forward-process noise source for training."""
-    from qgen.noise import ClassicalNoise
+    from qgen.noise.factory import make_noise_source
 
-    if kind == "classical":
-        return ClassicalNoise(seed)
-    from qgen.noise.factory import quantum_noise_for_run  # quantum: bits from a Sampler primitive
-
-    return quantum_noise_for_run(run_dir, backend, seed)
+    return make_noise_source(cfg.train.noise, cfg.train.seed, run_dir, backend, mixing=cfg.diffusion.mixing())
 
 
 def _run_name(cfg: RunConfig) -> str:
@@ -47,7 +44,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
-    noise = make_noise(cfg.train.noise, cfg.train.seed, None, backend) if cfg.train.noise == "classical" else None
+    noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
     trainer = Trainer(Path("."), cfg, data, backend, noise)
     root = runs_dir or default_runs_root()
     manifest = base_manifest() | {
@@ -68,7 +65,9 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
     trainer.run_dir = run_dir
     backend.attach_run_dir(run_dir)
     if trainer.noise is None:
-        trainer.noise = make_noise(cfg.train.noise, cfg.train.seed, run_dir, backend)
+        trainer.noise = make_noise(cfg, run_dir, backend)
+    plot_schedule(cfg.diffusion.make_schedule(), cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None,
+                  run_dir / "schedule.png")
     click.echo(f"qgen: run directory {run_dir}", err=True)
     _train(trainer, show_progress)
     return run_dir
@@ -83,7 +82,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
-    noise = make_noise(cfg.train.noise, cfg.train.seed, run_dir, backend)
+    noise = make_noise(cfg, run_dir, backend)
     trainer = Trainer(run_dir, cfg, data, backend, noise)
     trainer.restore()
     if trainer.step >= cfg.train.steps:

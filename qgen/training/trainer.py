@@ -16,7 +16,6 @@ from qgen.config import RunConfig
 from qgen.data import LoadedData
 from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.samplers import ddim_sample
-from qgen.diffusion.schedules import make_schedule
 from qgen.models.build import build_model
 from qgen.plots import save_image_grid, save_loss_plot
 from qgen.rundir import update_manifest
@@ -66,7 +65,7 @@ class Trainer:
     def __post_init__(self) -> None:
         tc = self.cfg.train
         self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend)
-        self.diffusion = GaussianDiffusion(make_schedule(self.cfg.diffusion.schedule, self.cfg.diffusion.T))
+        self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule())
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.ema = EMA(self.model, tc.ema_decay)
         self.generator = torch.Generator().manual_seed(tc.seed)
@@ -126,14 +125,16 @@ class Trainer:
                         self.save()
         except KeyboardInterrupt:
             self.save()
-            update_manifest(self.run_dir, status="interrupted", steps_done=self.step)
+            update_manifest(self.run_dir, status="interrupted", steps_done=self.step,
+                            noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
             raise
         finally:
             bar.close()
         self.save()
         save_loss_plot(loss_path, self.run_dir / "loss.png")
         self.write_samples_grid()
-        update_manifest(self.run_dir, status="finished", steps_done=self.step)
+        update_manifest(self.run_dir, status="finished", steps_done=self.step,
+                        noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
 
     def train_step(self) -> float:
         idx = self.order.next(self.cfg.train.batch_size)

@@ -1,0 +1,78 @@
+"""Full DDPM training step (forward + backward + AdamW) of the U-Net per bottleneck, side by side.
+
+Prints the median seconds per step and the ratio to the parameter-matched classical gate, for each
+qubit count. Everything runs in one process, one after another, so machine noise hits all arms alike.
+
+    python benchmarks/bench_train_step.py --qubits 8 16 --batch 64 --layers 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from qgen.backends.qnn import QuantumBackend
+from qgen.backends.spec import get_backend
+from qgen.diffusion.ddpm import GaussianDiffusion
+from qgen.diffusion.schedules import make_schedule
+from qgen.models.build import build_model
+from qgen.models.config import ModelConfig
+from qgen.noise.sources import ClassicalNoise
+
+
+def time_steps(model, batch: int, repeats: int, budget_s: float) -> tuple[float, int]:
+    diffusion = GaussianDiffusion(make_schedule("linear", 1000))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    noise = ClassicalNoise(0)
+    x0 = torch.rand(batch, 1, 28, 28) * 2 - 1
+    times = []
+    start = time.perf_counter()
+    for i in range(repeats + 1):  # the first step warms up caches (circuit compilation, allocator)
+        t0 = time.perf_counter()
+        loss = diffusion.training_loss(model, x0, noise, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s and times:
+            break
+    return statistics.median(times), len(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--box", type=float, default=120.0, help="seconds per arm before stopping early")
+    ap.add_argument("--arms", nargs="+", default=["plain", "classical", "statevector", "aer_simulator"])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, widths=(32,64,64)")
+    for q in args.qubits:
+        results = {}
+        for arm in args.arms:
+            if arm in ("plain", "classical"):
+                model = build_model(ModelConfig(kind=arm, qubits=q, layers=args.layers), 1, seed=0)
+            else:
+                backend = QuantumBackend(get_backend(arm))
+                model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers), 1, seed=0,
+                                    backend=backend)
+            seconds, n = time_steps(model, args.batch, args.repeats, args.box)
+            results[arm] = seconds
+            print(f"  q={q:2d} {arm:<14} {seconds:8.3f} s/step (median of {n})", flush=True)
+        ref = results.get("classical")
+        if ref:
+            ratios = ", ".join(f"{arm} {results[arm] / ref:.2f}x" for arm in results)
+            print(f"q={q}: ratio to the classical step: {ratios}")
+
+
+if __name__ == "__main__":
+    main()

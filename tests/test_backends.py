@@ -1,0 +1,159 @@
+"""The backend layer: ISA + layout-mapped observables, fake-device reduction, artifacts, journaling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from qiskit import qpy
+from qiskit.primitives import StatevectorEstimator
+
+from qgen.backends.qnn import QuantumBackend, write_prepared_artifacts
+from qgen.backends.spec import REPO_BACKENDS, get_backend
+from qgen.circuits import AnsatzSpec, build_ansatz
+from qgen.errors import QgenError
+
+RNG = np.random.default_rng(7)
+
+
+def backend(name: str) -> QuantumBackend:
+    return QuantumBackend(get_backend(name, REPO_BACKENDS))
+
+
+def ideal_values(qc, x, w) -> np.ndarray:
+    params = np.concatenate([x, np.broadcast_to(w, (len(x), len(w)))], axis=1)
+    bound = {p: params[:, i] for i, p in enumerate([*qc.input_params, *qc.weight_params])}
+    pubs = [(qc.circuit, obs, [ [bound[p][b] for p in qc.circuit.parameters] for b in range(len(x)) ])
+            for obs in qc.observables]
+    return np.stack([r.data.evs for r in StatevectorEstimator().run(pubs).result()], axis=1)
+
+
+def test_fake_device_qnn_agrees_with_ideal_within_noise() -> None:
+    qc = build_ansatz(AnsatzSpec(4, 1, "linear"))
+    fake = backend("fake_brisbane")
+    prepared = fake.prepare(qc)
+    assert prepared.isa.num_qubits == 127, "the ISA circuit is device-wide"
+    assert prepared.executable.num_qubits == 4, "only the active qubits are simulated"
+    assert fake.prepare(qc) is prepared, "transpiled once, reused"
+    x = RNG.uniform(-np.pi, np.pi, (6, 4))
+    w = RNG.uniform(-1, 1, qc.circuit.num_parameters - 4)
+    noisy = fake.make_qnn(qc).forward(x, w)
+    ideal = ideal_values(qc, x, w)
+    diff = np.abs(noisy - ideal)
+    assert diff.max() < 0.2, "a mapped observable on the wrong qubit would be off by O(1)"
+    assert diff.max() > 1e-3, "device noise must show"
+
+
+def test_aer_and_statevector_qnns_agree_exactly() -> None:
+    qc = build_ansatz(AnsatzSpec(5, 2, "ring"))
+    x = RNG.uniform(-np.pi, np.pi, (4, 5))
+    w = RNG.uniform(-1, 1, qc.circuit.num_parameters - 5)
+    exact = backend("statevector").make_qnn(qc)
+    aer = backend("aer_simulator").make_qnn(qc)
+    np.testing.assert_allclose(aer.forward(x, w), ideal_values(qc, x, w), atol=1e-6)
+    np.testing.assert_allclose(exact.forward(x, w), ideal_values(qc, x, w), atol=1e-6)
+    gi_a, gw_a = aer.backward(x, w)
+    gi_e, gw_e = exact.backward(x, w)
+    np.testing.assert_allclose(gi_a, gi_e, atol=1e-6)
+    np.testing.assert_allclose(gw_a, gw_e, atol=1e-6)
+
+
+def test_noisy_aer_backend_damps_expectation_values() -> None:
+    qc = build_ansatz(AnsatzSpec(3, 1, "linear"))
+    x = np.zeros((1, 3))
+    w = np.zeros(qc.circuit.num_parameters - 3)
+    noisy = backend("aer_noisy").make_qnn(qc).forward(x, w)
+    # all-zero angles: the ideal state is |000>, <Z> = 1; depolarizing noise pulls it below 1
+    assert np.all(noisy < 0.999) and np.all(noisy > 0.9)
+
+
+def test_circuit_artifacts_are_complete_and_round_trip(tmp_path) -> None:
+    qc = build_ansatz(AnsatzSpec(4, 2, "linear"))
+    fake = backend("fake_fez")
+    prepared = fake.prepare(qc)
+    out = write_prepared_artifacts(fake, prepared, tmp_path)
+    assert out == tmp_path / "fake_fez" / qc.name
+    for name in ("circuit.qpy", "circuit.qasm3", "diagram.png", "diagram.txt", "stats.json"):
+        assert (out / name).stat().st_size > 0, name
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["backend"] == "ibm_fez" and stats["optimization_level"] == 2
+    assert stats["active_qubits"] == 4 and stats["num_qubits"] == 156
+    assert stats["two_qubit_depth"] >= 1 and "cz" in stats["count_ops"]
+    assert 0 < stats["estimated_success_probability"] < 1
+    with open(out / "circuit.qpy", "rb") as fh:
+        loaded = qpy.load(fh)[0]
+    assert loaded.layout is not None
+    assert loaded.layout.final_index_layout() == prepared.isa.layout.final_index_layout()
+    assert "OPENQASM 3" in (out / "circuit.qasm3").read_text()
+
+
+def test_qgen_circuits_cli_writes_qnn_and_noise_circuits(tmp_path) -> None:
+    env = {"QGEN_CIRCUITS": str(tmp_path), "QGEN_BACKENDS": str(REPO_BACKENDS), "PATH": ""}
+    res = subprocess.run([sys.executable, "-m", "qgen.cli", "circuits", "--backend", "fake_brisbane",
+                          "--qubits", "4", "--layers", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    dirs = sorted(p.name for p in (tmp_path / "fake_brisbane").iterdir())
+    assert "qnn_linear_q4_l1" in dirs and any(d.startswith("hadamard") for d in dirs)
+
+
+def test_unknown_noise_for_aer_is_a_clear_error() -> None:
+    from dataclasses import replace
+
+    spec = replace(get_backend("aer_simulator", REPO_BACKENDS), noise="thermal")
+    with pytest.raises(QgenError, match="unknown noise 'thermal'"):
+        QuantumBackend(spec).noise_model()
+
+
+class CountingEstimator(StatevectorEstimator):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def run(self, pubs, *, precision=None):
+        self.calls += 1
+        return super().run(pubs, precision=precision)
+
+
+def journaled(tmp_path, shot_budget=None):
+    from dataclasses import replace
+
+    from qgen.backends.journaled import JournaledEstimator
+
+    spec = replace(get_backend("ibm_fez", REPO_BACKENDS), shot_budget=shot_budget)
+    inner = CountingEstimator()
+    est = JournaledEstimator(inner, spec)
+    est.attach(tmp_path)
+    return est, inner
+
+
+def test_journaled_estimator_records_before_result_and_resumes_without_resubmitting(tmp_path) -> None:
+    qc = build_ansatz(AnsatzSpec(2, 1, "linear"))
+    params = RNG.uniform(-1, 1, (3, qc.circuit.num_parameters))
+    pubs = [(qc.circuit, obs, params) for obs in qc.observables]
+    est, inner = journaled(tmp_path)
+    first = est.run(pubs).result()
+    lines = [json.loads(ln) for ln in (tmp_path / "jobs.jsonl").read_text().splitlines()]
+    assert [ln["status"] for ln in lines] == ["submitted", "done"]
+    assert lines[0]["pub_shapes"] == [[3], [3]] and lines[0]["executions"] == 2 * 3 * 4096
+    # a new process (fresh wrapper) asking for the same PUBs gets the journaled result
+    est2, inner2 = journaled(tmp_path)
+    again = est2.run(pubs).result()
+    assert inner2.calls == 0
+    np.testing.assert_allclose(again[0].data.evs, first[0].data.evs)
+    # different parameter values are a different job
+    est2.run([(qc.circuit, qc.observables[0], params + 0.1)]).result()
+    assert inner2.calls == 1
+    budget = json.loads((tmp_path / "budget.json").read_text())["ibm_fez"]
+    assert budget["spent"] == 2 * 3 * 4096 + 3 * 4096
+
+
+def test_journaled_estimator_refuses_over_budget_before_submitting(tmp_path) -> None:
+    qc = build_ansatz(AnsatzSpec(2, 1, "linear"))
+    params = RNG.uniform(-1, 1, (10, qc.circuit.num_parameters))
+    est, inner = journaled(tmp_path, shot_budget=50_000)
+    with pytest.raises(QgenError, match="over by 31,920"):
+        est.run([(qc.circuit, obs, params) for obs in qc.observables])
+    assert inner.calls == 0 and not (tmp_path / "jobs.jsonl").exists()

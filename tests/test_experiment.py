@@ -1,0 +1,272 @@
+"""qgen experiment: config, statistics, verdict wording, and resumption end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from qgen.errors import QgenError
+from qgen.experiment.cells import expand_cells, run_config
+from qgen.experiment.cli import experiment_command
+from qgen.experiment.config import experiment_from_dict, load_experiment_config, save_experiment_config
+from qgen.experiment.presets import full_preset, smoke_preset
+from qgen.experiment.report import report_markdown
+from qgen.experiment.runner import RunnerOptions, run_experiment
+from qgen.experiment.stats import mean_ci, paired_comparison
+from qgen.experiment.verdict import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT_FILES = ("summary.csv", "tables.md", "report.md", "state.json", "experiment.toml")
+
+# Smaller than the smoke preset: for the in-process interrupt test, where only the mechanics matter.
+TINY = {
+    "name": "tiny",
+    "arms": ["classical", "quantum"],
+    "sizes": [10],
+    "seeds": [0],
+    "datasets": [{"label": "mnist-c3", "dataset": "mnist", "classes": [3]}],
+    "model": {"widths": [8, 8, 8], "qubits": 2, "layers": 1, "T": 20},
+    "train": {"steps": 12, "batch_size": 4, "ema_decay": 0.5, "checkpoint_every": 4},
+    "sampling": {"n": 8, "steps": 4, "batch_size": 8, "heldout_limit": 100},
+}
+
+
+@pytest.fixture(autouse=True)
+def _circuits_in_tmp(tmp_path, monkeypatch):
+    # start_training writes the bottleneck circuit to $QGEN_CIRCUITS (default ./circuits)
+    monkeypatch.setenv("QGEN_CIRCUITS", str(tmp_path / "circuits"))
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def test_unknown_key_is_one_line_error(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('name = "x"\n[train]\nsteps = 10\nlearning_rate = 0.1\n')
+    with pytest.raises(QgenError) as err:
+        load_experiment_config(path)
+    assert "unknown key 'train.learning_rate'" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"arms": ["quantum", "qantum"]}, "unknown arm 'qantum'"),
+    ({"sizes": []}, "sizes is empty"),
+    ({"seeds": [1, 1]}, "seeds has duplicates"),
+    ({"datasets": [{"label": "a_b", "dataset": "mnist"}]}, "dataset label"),
+    ({"sampling": {"steps": 50}}, "cannot exceed model.T"),
+    ({"datasets": [{"label": "m", "dataset": "mnist", "clases": [3]}]}, "unknown key 'datasets[0].clases'"),
+])
+def test_config_validation(patch, message):
+    with pytest.raises(QgenError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        experiment_from_dict({**TINY, **patch})
+
+
+def test_config_round_trips_through_toml(tmp_path):
+    for cfg in (smoke_preset(), full_preset(), experiment_from_dict(TINY)):
+        save_experiment_config(cfg, tmp_path / "e.toml")
+        assert load_experiment_config(tmp_path / "e.toml") == cfg
+
+
+def test_cells_are_paired_across_arms():
+    cfg = smoke_preset()
+    cells = expand_cells(cfg)
+    assert len(cells) == len(cfg.arms) * len(cfg.sizes) * len(cfg.seeds) * len(cfg.datasets)
+    assert cells[0].id == "mnist-c3_plain_n10_s0"
+    by_id = {c.id: run_config(cfg, c) for c in cells}
+    q, c = by_id["mnist-c3_quantum_noise_n10_s1"], by_id["mnist-c3_classical_n10_s1"]
+    assert q.data == c.data and q.train.steps == c.train.steps and q.train.seed == c.train.seed == 1
+    assert (q.model.kind, q.train.noise, c.model.kind, c.train.noise) == ("quantum", "quantum", "classical", "classical")
+
+
+def test_conflicting_config_for_existing_out_is_refused(tmp_path):
+    save_experiment_config(experiment_from_dict(TINY), tmp_path / "experiment.toml")
+    group = click.Group(commands=[experiment_command])
+    result = CliRunner().invoke(group, ["experiment", "--preset", "smoke", "--out", str(tmp_path), "--dry-run"])
+    assert isinstance(result.exception, QgenError) and "different experiment" in str(result.exception)
+    result = CliRunner().invoke(group, ["experiment", "--out", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "mnist-c3_quantum_n10_s0" in result.output and "estimated time" in result.output
+
+
+# -- statistics against scipy -------------------------------------------------------------------
+
+def test_mean_ci_matches_scipy_t_interval():
+    x = [1.0, 2.0, 3.0, 4.0]
+    ci = mean_ci(x)
+    low, high = stats.t.interval(0.95, df=3, loc=2.5, scale=stats.sem(x))
+    assert ci.n == 4 and ci.mean == pytest.approx(2.5)
+    assert (ci.low, ci.high) == pytest.approx((low, high))
+    assert (ci.low, ci.high) == pytest.approx((0.44574, 4.55426), abs=1e-5)  # known value: t(0.975, 3) = 3.1824
+    assert mean_ci([5.0, None, float("nan")]) .low is None and mean_ci([]).mean is None
+
+
+def test_paired_comparison_matches_scipy():
+    a = [10.0, 12.5, 9.0, 11.0, 14.0]
+    b = [11.0, 13.0, 11.5, 11.5, 16.0]
+    c = paired_comparison(a, b)
+    d = np.subtract(a, b)
+    assert c.n_pairs == 5 and c.mean_diff == pytest.approx(d.mean())
+    assert c.t_p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert c.wilcoxon_p == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert (c.ci_low, c.ci_high) == pytest.approx(stats.t.interval(0.95, 4, loc=d.mean(), scale=stats.sem(d)))
+    assert c.ci_high < 0 and c.ci_excludes_zero
+
+
+def test_paired_comparison_drops_incomplete_pairs():
+    c = paired_comparison([1.0, None, 3.0], [0.5, 2.0, None])
+    assert c.n_pairs == 1 and c.ci_low is None and c.t_p is None
+
+
+# -- verdict wording on synthetic summaries -----------------------------------------------------
+
+def synthetic_rows(shift: float, noise: float, datasets=("mnist-c3", "pneumonia"), seeds=(0, 1, 2),
+                   sizes=(10, 25, 50, 100)) -> list[dict]:
+    """Summary rows where quantum FLD = classical FLD + shift (+ seeded noise)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for dataset in datasets:
+        for n in sizes:
+            for seed in seeds:
+                base = 100.0 + 200.0 / n + rng.normal(0, 5)
+                for arm, value in (("classical", base), ("quantum", base + shift + rng.normal(0, noise))):
+                    rows.append({"dataset": dataset, "arm": arm, "n_train": n, "seed": seed, "fd": value,
+                                 "kid": value / 100, "precision": 0.5, "recall": 0.5, "copy_fraction": 0.0,
+                                 "n_samples": 256, "n_reference": 1000})
+    return rows
+
+
+@pytest.mark.parametrize("shift, noise, outcome", [
+    (-10.0, 1.0, SUPPORTED),
+    (+10.0, 1.0, NOT_SUPPORTED),
+    (0.0, 10.0, INCONCLUSIVE),
+])
+def test_verdict_outcomes(shift, noise, outcome):
+    verdict = decide(synthetic_rows(shift, noise), claim_max_n=99)
+    assert verdict.outcome == outcome
+    assert all(f.sizes == (10, 25, 50) for f in verdict.findings)  # N = 100 is outside "< 100 images"
+    assert all(f.comparison.n_pairs == 9 for f in verdict.findings)
+    report = report_markdown(full_preset(), synthetic_rows(shift, noise), verdict, out=Path("."), n_cells=48,
+                             failed=[], preset="full")
+    assert f"**Verdict: {outcome.upper()}**" in report
+    assert "not Inception" in report and "95% CI" in report
+
+
+def test_verdict_needs_every_dataset_and_enough_pairs():
+    mixed = synthetic_rows(-10.0, 1.0, datasets=("mnist-c3",)) + synthetic_rows(+10.0, 1.0, datasets=("pneumonia",))
+    assert decide(mixed, 99).outcome == INCONCLUSIVE
+    one_better_one_flat = synthetic_rows(-10.0, 1.0, datasets=("a",)) + synthetic_rows(0.0, 20.0, datasets=("b",))
+    assert decide(one_better_one_flat, 99).outcome == INCONCLUSIVE
+    single_pair = synthetic_rows(-10.0, 1.0, datasets=("a",), seeds=(0,), sizes=(10,))
+    verdict = decide(single_pair, 99)
+    assert verdict.outcome == INCONCLUSIVE and "fewer than 2 pairs" in verdict.reason
+    no_quantum = [r for r in synthetic_rows(-10.0, 1.0) if r["arm"] != "quantum"]
+    assert decide(no_quantum, 99).outcome == INCONCLUSIVE
+
+
+# -- running and resuming -----------------------------------------------------------------------
+
+def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QGEN_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "qgen.cli", "experiment", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_smoke_preset_resumes_after_max_cells(tmp_path):
+    out = tmp_path / "exp"
+    first = _run_cli(["--preset", "smoke", "--out", str(out), "--max-cells", "2"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = sorted(p.parent.name for p in out.glob("cells/*/metrics.json"))
+    assert finished == ["mnist-c3_classical_n10_s0", "mnist-c3_plain_n10_s0"]
+    mtimes = {name: (out / "cells" / name / "metrics.json").stat().st_mtime_ns for name in finished}
+    assert json.loads((out / "state.json").read_text())["status"] == "stopped"
+
+    second = _run_cli(["--out", str(out)], tmp_path)  # the stored experiment.toml says what to continue
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "6 cells finished now, 2 were already done" in second.stderr
+    for name, mtime in mtimes.items():
+        assert (out / "cells" / name / "metrics.json").stat().st_mtime_ns == mtime
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "finished" and state["invocations"] == 2
+    assert all(c["status"] == "done" and c["trainings"] == 1 for c in state["cells"].values())
+    assert len(state["cells"]) == 8
+    for name in OUTPUT_FILES:
+        assert (out / name).is_file(), name
+    assert len(list((out / "grids").glob("*.png"))) == 4 and (out / "plots" / "mnist-c3.png").is_file()
+    lines = (out / "summary.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 8 and lines[0].startswith("cell_id,dataset,arm,n_train,seed")
+    report = (out / "report.md").read_text()
+    assert "**Verdict:" in report and "not evidence" in report  # smoke-sized runs say so
+
+
+def _expect_interrupt(cfg, cells, opts) -> None:
+    try:
+        result = run_experiment(cfg, cells, opts)
+    except KeyboardInterrupt:
+        return
+    pytest.fail(f"the experiment was not interrupted: {result}")
+
+
+def test_interrupted_training_is_resumed(tmp_path, monkeypatch):
+    from qgen.training.trainer import Trainer
+
+    cfg = experiment_from_dict(TINY)
+    cells = expand_cells(cfg)
+    opts = RunnerOptions(out=tmp_path, log=lambda line: None)
+    original = Trainer.train_step
+
+    def interrupt_at_step_7(self):
+        if self.step == 6:  # Trainer.train saves a checkpoint at step 6 on the interrupt
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_step_7)
+    _expect_interrupt(cfg, cells, opts)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["status"] == "interrupted"
+    assert state["cells"][cells[0].id]["status"] == "interrupted"
+    run_dir = next((tmp_path / "cells" / cells[0].id / "run").iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+
+    monkeypatch.setattr(Trainer, "train_step", original)
+    result = run_experiment(cfg, cells, opts)
+    assert result.done == [c.id for c in cells] and not result.failed
+    record = json.loads((tmp_path / "state.json").read_text())["cells"][cells[0].id]
+    assert record["trainings"] == 2 and record["status"] == "done"
+    assert next((tmp_path / "cells" / cells[0].id / "run").iterdir()) == run_dir  # resumed, not restarted
+    steps = [int(line.split(",")[0]) for line in (run_dir / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 13))
+
+
+def test_run_without_checkpoint_is_restarted(tmp_path, monkeypatch):
+    from qgen.training.trainer import Trainer
+
+    cfg = experiment_from_dict({**TINY, "arms": ["classical"]})
+    cells = expand_cells(cfg)
+    opts = RunnerOptions(out=tmp_path, log=lambda line: None)
+    original = Trainer.train_step
+
+    def interrupt_at_once(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_once)
+    _expect_interrupt(cfg, cells, opts)
+    # Trainer.train saves a step-0 checkpoint on interrupt; remove it to mimic a kill before any save
+    stale = next((tmp_path / "cells" / cells[0].id / "run").iterdir())
+    for ckpt in stale.glob("checkpoint-*.pt"):
+        ckpt.unlink()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    result = run_experiment(cfg, cells, opts)
+    assert result.done == [cells[0].id]
+    runs = list((tmp_path / "cells" / cells[0].id / "run").iterdir())  # the stale one was removed
+    assert len(runs) == 1 and (runs[0] / "checkpoint-last.pt").is_file()
+    assert json.loads((runs[0] / "manifest.json").read_text())["status"] == "finished"
+    assert (tmp_path / "cells" / cells[0].id / "metrics.json").is_file()
