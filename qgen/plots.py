@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from qgen.tomlconfig import atomic_write_bytes  # noqa: E402
+from qgen.fileio import atomic_write_bytes  # noqa: E402
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:

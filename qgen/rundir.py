@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from qgen.errors import QgenError
-from qgen.tomlconfig import atomic_write_bytes
+from qgen.fileio import atomic_write_bytes
 
 PACKAGES = ("qgen", "qiskit", "qiskit-machine-learning", "qiskit-aer", "qiskit-ibm-runtime",
             "torch", "torchvision", "numpy", "medmnist")

@@ -21,7 +21,8 @@ from qgen.models.build import build_model
 from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import default_runs_root, resolve_run, timestamp
-from qgen.tomlconfig import atomic_write_bytes, to_dict
+from qgen.fileio import atomic_write_bytes
+from qgen.tomlconfig import to_dict
 from qgen.training.checkpoint import EMA, LAST, load_checkpoint
 
 

@@ -7,8 +7,6 @@ knows how to read such objects from TOML tables and write them back.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import tomllib
 import types
 import typing
@@ -18,6 +16,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write_bytes
 
 T = TypeVar("T")
 
@@ -122,19 +121,6 @@ def read_toml(path: Path) -> dict:
         raise QgenError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise QgenError(f"{path}: invalid TOML: {exc}") from None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_toml(path: Path, data: dict) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qiskit import QuantumCircuit, qasm3, qpy
 
-from qgen.tomlconfig import atomic_write_bytes
+from qgen.fileio import atomic_write_bytes
 
 # no gates, only bookkeeping: they neither fail nor take time on hardware
 _NOT_GATES = ("barrier", "delay")

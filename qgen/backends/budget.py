@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write_text
 
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 SECONDS_PER_EXECUTION = 250e-6
@@ -208,14 +209,7 @@ class ShotBudget:
         run_dir = Path(run_dir)
         budgets = _read_budgets(run_dir)
         budgets[backend] = {"limit": self.limit, "spent": self.spent}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / BUDGET_NAME
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w") as handle:
-            json.dump(budgets, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(run_dir / BUDGET_NAME, json.dumps(budgets, indent=2))
 
 
 def _read_budgets(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write_text
 
 JOURNAL_NAME = "jobs.jsonl"
 RESULTS_DIR = "job_results"
@@ -97,19 +98,13 @@ class JobJournal:
 
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / f"{job_id}.json"
-        tmp = path.with_suffix(".json.tmp")
         try:
             payload = json.dumps(result, cls=RuntimeEncoder)
         except TypeError:
             # executor results carry metadata objects RuntimeEncoder cannot write; the data is what
             # a resumed run needs, so keep it and say what was dropped
             payload = json.dumps(_data_only(result), cls=RuntimeEncoder)
-        with open(tmp, "w") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, payload)
 
     # ------------------------------------------------------------------ reading
 

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qiskit import qpy
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.primitives.containers.estimator_pub import EstimatorPub

@@ -104,7 +104,7 @@ def report_markdown(cfg: ExperimentConfig, rows: list[dict], verdict: Verdict, *
     lines = [
         f"# Experiment report: {cfg.name}",
         "",
-        f"**Claim:** the quantum bottleneck beats its parameter-matched classical counterpart with < 100 images.",
+        "**Claim:** the quantum bottleneck beats its parameter-matched classical counterpart with < 100 images.",
         "",
         f"**Verdict: {verdict.outcome.upper()}** — {verdict.reason}.",
         "",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write
 from qgen.metrics._validation import check_images, check_labels
 from qgen.metrics.feature_net import FeatureNet, arch_for_channels
 from qgen.metrics.feature_net_training import FeatureNetTrainingConfig, train_feature_net
@@ -73,15 +73,7 @@ def _load_cached(path: Path, key: str, channels: int, n_classes: int) -> Feature
 
 def _save_atomically(path: Path, payload: dict) -> None:
     # Write-then-rename so a concurrent reader never sees a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def get_feature_net(

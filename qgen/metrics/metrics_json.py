@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write_text
 
 
 def write_metrics_json(path: str | os.PathLike, metrics: dict[str, Any]) -> Path:
@@ -19,15 +19,4 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict[str, Any]) -> Path
         text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise QgenError(f"metrics are not JSON-serialisable ({exc}); convert arrays/NaN before writing") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp_file:
-            tmp_file.write(text)
-            tmp_file.flush()
-            os.fsync(tmp_file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

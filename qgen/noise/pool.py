@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write
 from qgen.noise.bits import pack_bits
 from qgen.noise.extract import (
     Extractor,
@@ -50,19 +48,6 @@ DEFAULT_REFILL_SHOTS = 4096
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def extractor_from_description(desc: dict) -> Extractor:
@@ -245,10 +230,10 @@ class EntropyPool:
         self.meta["bits_total"] = n + int(bits.size)
 
     def _save_bits(self) -> None:
-        _atomic_write(self.directory / BITS_FILE,
+        atomic_write(self.directory / BITS_FILE,
                       lambda f: np.savez(f, bits=self._packed, n_bits=self.bits_total))
 
     def _save_meta(self) -> None:
         self.meta["updated"] = _now()
         payload = json.dumps(self.meta, indent=1).encode()
-        _atomic_write(self.directory / META_FILE, lambda f: f.write(payload))
+        atomic_write(self.directory / META_FILE, lambda f: f.write(payload))

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from qgen.errors import QgenError
-from qgen.tomlconfig import atomic_write_bytes
+from qgen.fileio import atomic_write_bytes
 
 LAST = "checkpoint-last.pt"
 EMA = "checkpoint-ema.pt"
