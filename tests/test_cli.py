@@ -155,3 +155,58 @@ def test_version_and_info(env: dict) -> None:
     res = qgen(["info"], env)
     assert res.returncode == 0
     assert "qiskit-machine-learning" in res.stdout and "aer_simulator" in res.stdout and "pathmnist" in res.stdout
+
+
+def test_quantum_noise_training_and_sampling_record_bit_provenance(tmp_path: Path, env: dict) -> None:
+    res = qgen(["train", "--noise", "quantum", "--backend", "aer_simulator", "--steps", "3", "--name", "q", *TINY], env)
+    assert res.returncode == 0, res.stderr
+    run = only_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    prov = manifest["noise_provenance"]
+    assert prov["name"] == "quantum" and prov["job_ids"] and prov["gaussians_drawn"] == 3 * 4 * 28 * 28
+    assert (run / "noise" / "aer_simulator" / "noise_pool.npz").is_file()
+
+    res = qgen(["sample", "--run", str(run), "--noise", "quantum", "--backend", "fake_brisbane", "--n", "2",
+                "--steps", "3", "--dry-run"], env)
+    assert res.returncode == 0 and "bits" in res.stdout and "nothing was submitted" in res.stdout, res.stderr
+    assert not (run / "noise" / "fake_brisbane").exists(), "a dry run fetches no bits"
+    offsets = []
+    for _ in range(2):
+        res = qgen(["sample", "--run", str(run), "--noise", "quantum", "--backend", "fake_brisbane", "--n", "2",
+                    "--steps", "3", "--no-progress"], env)
+        assert res.returncode == 0, res.stderr
+        pool = json.loads((run / "noise" / "fake_brisbane" / "noise_pool.json").read_text())
+        offsets.append(pool["offset"])
+    assert offsets[1] == 2 * offsets[0], "the second sampling run continues the pool, never reuses bits"
+    samples = json.loads((run / "manifest.json").read_text())["samples"]
+    assert [s["backend"] for s in samples] == ["fake_brisbane", "fake_brisbane"]
+    assert samples[0]["noise"]["extractors"][0]["name"] == "von_neumann"
+
+
+def test_ibm_backends_fail_cleanly_without_credentials(tmp_path: Path, env: dict) -> None:
+    assert qgen(["train", "--steps", "2", "--name", "i", *TINY], env).returncode == 0
+    run = only_run(tmp_path)
+    env = {k: v for k, v in env.items() if not k.startswith("QISKIT_IBM")} | {"HOME": str(tmp_path / "home")}
+    res = qgen(["sample", "--run", str(run), "--backend", "ibm_brisbane", "--n", "2", "--steps", "2"], env)
+    assert res.returncode == 2 and "retired on 2025-11-03" in res.stderr and "ibm_fez" in res.stderr
+    assert "--local" in res.stderr and "Traceback" not in res.stderr
+    res = qgen(["sample", "--run", str(run), "--backend", "ibm_fez", "--n", "2", "--steps", "2"], env)
+    assert res.returncode == 2 and "QISKIT_IBM_TOKEN" in res.stderr and "Traceback" not in res.stderr
+    assert not list(run.glob("samples-*")), "nothing is written when the backend cannot run"
+
+
+@pytest.mark.slow
+def test_ibm_local_sampling_journals_jobs_and_resumes_without_resubmitting(tmp_path: Path, env: dict) -> None:
+    assert qgen(["train", "--steps", "2", "--name", "l", *TINY], env).returncode == 0
+    run = only_run(tmp_path)
+    args = ["sample", "--run", str(run), "--backend", "ibm_brisbane", "--local", "--n", "2", "--steps", "2",
+            "--no-progress"]
+    res = qgen(args, env, timeout=1200)
+    assert res.returncode == 0, res.stderr
+    lines = (run / "jobs.jsonl").read_text().splitlines()
+    submitted = [json.loads(ln) for ln in lines if json.loads(ln)["status"] == "submitted"]
+    assert len(submitted) == 2  # one estimator job per DDIM step
+    res = qgen(args, env, timeout=1200)
+    assert res.returncode == 0, res.stderr
+    again = [json.loads(ln) for ln in (run / "jobs.jsonl").read_text().splitlines()]
+    assert len([ln for ln in again if ln["status"] == "submitted"]) == 2, "the repeat was served from the journal"

@@ -60,7 +60,12 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
     """Quantum N(0, 1) for a run: bits come from (and are recorded in) ``run_dir``'s pool."""
     if run_dir is None:
         raise QgenError("quantum noise needs a run directory for its entropy pool")
-    return QuantumNoise(open_pool(Path(run_dir), backend, seed, reuse=reuse, shot_budget=shot_budget))
+    return QuantumNoise(open_pool(pool_dir(run_dir, backend), backend, seed, reuse=reuse, shot_budget=shot_budget))
+
+
+def pool_dir(run_dir: Path, backend) -> Path:
+    """One pool per run and backend: bits of different devices (and extractors) never share a stream."""
+    return Path(run_dir) / "noise" / backend.spec.name
 
 
 

@@ -41,6 +41,8 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         if epochs < 1:
             raise QgenError(f"--epochs must be >= 1, got {epochs}")
         cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
+    if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
+        check_training_budget(cfg, backend, len(data.images))
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
@@ -93,6 +95,28 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
     click.echo(f"qgen: resuming {run_dir} at step {trainer.step}", err=True)
     _train(trainer, show_progress)
     return run_dir
+
+
+def check_training_budget(cfg: RunConfig, backend: QuantumBackend, n_images: int) -> None:
+    """Refuse, before anything is created or submitted, a hardware run that cannot fit the shot budget.
+
+    Per step: the forward job (one PUB per readout, one binding per image) and the gradient job
+    (2 shifted bindings per circuit parameter per image per readout). Each job is checked again
+    when it is submitted.
+    """
+    from qgen.backends.budget import ShotBudget
+
+    spec = backend.spec
+    shots = spec.shots if not spec.precision else int(-(-1 // spec.precision**2))
+    batch = cfg.train.batch_size
+    params = cfg.model.qubits * (1 + 2 * cfg.model.layers)
+    per_step = cfg.model.qubits * batch * (1 + 2 * params) * shots
+    total = per_step * cfg.train.steps
+    budget = ShotBudget(spec.shot_budget)
+    if budget.remaining is not None and total > budget.remaining:
+        raise QgenError(f"training plan needs {total:,} shots ({per_step:,} per step x {cfg.train.steps} steps) "
+                        f"but the shot budget of {spec.name} is {budget.remaining:,} (over by "
+                        f"{total - budget.remaining:,}); raise shot_budget in backends.toml or train fewer steps")
 
 
 def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
