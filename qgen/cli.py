@@ -67,12 +67,15 @@ def info(backends_file: Path | None) -> None:
 @cli.command("backends")
 @backends_option
 def list_backends(backends_file: Path | None) -> None:
-    """List the named backends of backends.toml."""
+    """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
+    from qgen.backends.devices import describe_backend
     from qgen.backends.spec import load_backends
 
+    click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
     for name, spec in load_backends(backends_file).items():
-        device = f" device={spec.device}" if spec.device else ""
-        click.echo(f"{name:<16}{spec.kind:<12}{device} {spec.description}")
+        d = describe_backend(spec)
+        click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
+                   f"{d['budget']:>10}  {d['credentials']}")
 
 
 @cli.command()

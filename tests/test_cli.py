@@ -210,3 +210,17 @@ def test_ibm_local_sampling_journals_jobs_and_resumes_without_resubmitting(tmp_p
     assert res.returncode == 0, res.stderr
     again = [json.loads(ln) for ln in (run / "jobs.jsonl").read_text().splitlines()]
     assert len([ln for ln in again if ln["status"] == "submitted"]) == 2, "the repeat was served from the journal"
+
+
+def test_backends_lists_devices_budgets_and_credentials(tmp_path: Path, env: dict) -> None:
+    env = {k: v for k, v in env.items() if not k.startswith("QISKIT_IBM")} | {"HOME": str(tmp_path)}
+    res = qgen(["backends"], env)
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line for line in res.stdout.splitlines()[1:]}
+    assert set(rows) >= {"statevector", "aer_simulator", "aer_noisy", "fake_brisbane", "fake_fez", "ibm_brisbane",
+                         "ibm_fez"}
+    assert " 127 " in rows["fake_brisbane"] and "ecr" in rows["fake_brisbane"]
+    assert " 156 " in rows["ibm_fez"] and "cz" in rows["ibm_fez"] and "none (use --local)" in rows["ibm_fez"]
+    assert "retired 2025-11-03" in rows["ibm_brisbane"] and "2,000,000" in rows["ibm_brisbane"]
+    env["QISKIT_IBM_TOKEN"] = "not-a-real-token"
+    assert "yes (environment)" in qgen(["backends"], env).stdout

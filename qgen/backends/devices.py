@@ -105,12 +105,10 @@ def check_not_retired(device: str, allow_local: bool) -> None:
 
 
 def active_qubits(circuits: Iterable[QuantumCircuit]) -> frozenset[int]:
-    """Physical qubits that any instruction of these (ISA) circuits touches."""
-    used: set[int] = set()
-    for circuit in circuits:
-        for instruction in circuit.data:
-            used.update(circuit.find_bit(qubit).index for qubit in instruction.qubits)
-    return frozenset(used)
+    """Physical qubits that any gate of these (ISA) circuits touches (barriers and delays don't count)."""
+    from qgen.backends.reduction import active_qubits as circuit_active_qubits
+
+    return frozenset(q for circuit in circuits for q in circuit_active_qubits(circuit))
 
 
 def device_simulator(fake: BackendV2, qubits: Iterable[int]) -> AerSimulator:
@@ -171,3 +169,35 @@ class _QubitSubsetView(BackendV2):
 
     def run(self, run_input, **options):  # noqa: ANN001, ANN003 - never runs; only read for its noise
         raise NotImplementedError("a qubit-subset view only describes noise")
+
+
+def describe_backend(spec) -> dict[str, str]:
+    """One row of ``qgen backends``; never contacts IBM (fake twins know the device's size and gates)."""
+    from qgen.errors import QgenError
+
+    qubits, gates = "any", "any (no transpilation)"
+    if spec.kind == "aer":
+        gates = "Aer native gates"
+    if spec.kind in ("fake", "ibm"):
+        try:
+            device = fake_backend(spec.device)
+            qubits = str(device.num_qubits)
+            gates = ",".join(sorted(n for n in device.operation_names
+                                    if n not in ("measure", "delay", "reset", "if_else", "for_loop", "switch_case",
+                                                 "while_loop", "id")))
+        except QgenError:
+            qubits, gates = "?", "(no fake twin)"
+    credentials = "not needed"
+    if spec.kind == "ibm":
+        from qgen.backends.ibm import find_credentials
+
+        try:
+            credentials = f"yes ({find_credentials().source})"
+        except QgenError:
+            credentials = "none (use --local)"
+        name = canonical_device_name(spec.device)
+        if name in RETIRED:
+            credentials += f"; retired {RETIRED[name] or '(date unknown)'}"
+    shots = str(spec.shots) if spec.shots else (f"p={spec.precision:g}" if spec.precision else "exact")
+    return {"qubits": qubits, "basis_gates": gates, "shots": shots,
+            "budget": f"{spec.shot_budget:,}" if spec.shot_budget else "-", "credentials": credentials}

@@ -24,9 +24,10 @@ def noise_draws(steps: int, sampler: str, eta: float = 0.0) -> int:
         raise QgenError(f"steps must be >= 1, got {steps}")
     if eta < 0:
         raise QgenError(f"eta must be >= 0, got {eta}")
-    if sampler == "ddim" and eta == 0:
-        return 1
-    return 1 + (steps - 1)
+    from qgen.diffusion.samplers import noise_draws as sampler_draws  # the samplers' own count
+
+    # DDPM runs all T=steps timesteps; DDIM visits exactly ``steps`` timesteps whatever T is
+    return sampler_draws(sampler, steps, steps, eta)
 
 
 @dataclass(frozen=True)
