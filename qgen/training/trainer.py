@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,18 +114,20 @@ class Trainer:
         bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
                    disable=not show_progress, dynamic_ncols=True)
         try:
-            with open(loss_path, "a", newline="") as fh:
+            with open(loss_path, "a", newline="") as fh, _stop_between_steps() as stop_requested:
                 writer = csv.writer(fh)
                 while self.step < tc.steps:
                     t0 = time.perf_counter()
                     loss = self.train_step()
-                    self.step += 1
-                    writer.writerow([self.step, f"{loss:.6f}", f"{time.perf_counter() - t0:.4f}"])
+                    writer.writerow([self.step + 1, f"{loss:.6f}", f"{time.perf_counter() - t0:.4f}"])
                     fh.flush()
+                    self.step += 1  # after the row: a hard stop never leaves a step without its log line
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
                     if self.step % tc.checkpoint_every == 0:
                         self.save()
+                    if stop_requested():
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.save()
             update_manifest(self.run_dir, status="interrupted", steps_done=self.step,
@@ -162,6 +167,31 @@ class Trainer:
                             steps=min(tc.sample_steps, self.diffusion.T))
         self.model.train()
         save_image_grid(x, self.run_dir / "samples.png")
+
+
+@contextmanager
+def _stop_between_steps():
+    """Turn Ctrl-C / SIGTERM into a request honoured after the current step is logged.
+
+    A signal arriving mid-step would otherwise leave the step counter, the loss log and the
+    checkpoint disagreeing. A second signal stops at once (the last periodic checkpoint stays valid).
+    """
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _truncate_loss_csv(path: Path, step: int) -> None:
