@@ -101,6 +101,14 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
+def append_to_manifest(run_dir: Path, key: str, item: dict) -> dict:
+    """Add ``item`` to the list ``manifest[key]`` (created if missing)."""
+    manifest = read_json(run_dir / "manifest.json")
+    manifest[key] = manifest.get(key, []) + [item]
+    write_json(run_dir / "manifest.json", manifest)
+    return manifest
+
+
 def update_manifest(run_dir: Path, **fields) -> dict:
     manifest = read_json(run_dir / "manifest.json")
     manifest.update(fields)

@@ -20,7 +20,7 @@ from qgen.errors import QgenError
 from qgen.models.build import build_model
 from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
-from qgen.rundir import default_runs_root, read_json, resolve_run, timestamp, update_manifest
+from qgen.rundir import append_to_manifest, default_runs_root, resolve_run, timestamp
 from qgen.fileio import atomic_write_bytes
 from qgen.tomlconfig import to_dict
 from qgen.training.checkpoint import EMA, LAST, load_checkpoint
@@ -101,10 +101,8 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     atomic_write_bytes(npz, buf.getvalue())
     save_image_grid(images, png)
     # the run's manifest lists every sample set with its backend and noise provenance (bits, job IDs)
-    manifest = read_json(run_dir / "manifest.json")
-    samples = manifest.get("samples", []) + [{"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
-                                              "checkpoint_step": ckpt["step"]}]
-    update_manifest(run_dir, samples=samples)
+    append_to_manifest(run_dir, "samples", {"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
+                                            "checkpoint_step": ckpt["step"]})
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import click
+import tomli_w
 
 from qgen.backends.artifacts import default_circuits_root
 from qgen.backends.qnn import QuantumBackend, write_prepared_artifacts
@@ -14,9 +17,15 @@ from qgen.backends.spec import get_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.config import RunConfig, load_run_config, save_run_config
 from qgen.data import load_dataset
-from qgen.noise.schedule_plot import plot_schedule
 from qgen.errors import QgenError
-from qgen.rundir import base_manifest, create_run_dir, default_runs_root, resolve_run, timestamp, write_json
+from qgen.noise.schedule_plot import plot_schedule
+from qgen.rundir import (
+    base_manifest,
+    create_run_dir,
+    default_runs_root,
+    resolve_run,
+    timestamp,
+)
 from qgen.tomlconfig import to_dict
 from qgen.training.trainer import Trainer, loss_csv_header
 
@@ -42,7 +51,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
             raise QgenError(f"--epochs must be >= 1, got {epochs}")
         cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
     if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
-        check_training_budget(cfg, backend, len(data.images))
+        check_training_budget(cfg, backend)
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
@@ -61,15 +70,19 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         "noise": {"train": cfg.train.noise},
         "parameters": _parameter_counts(trainer),
     }
-    run_dir = create_run_dir(root, name, {"loss.csv": loss_csv_header()})
-    save_run_config(cfg, run_dir / "config.toml")
-    write_json(run_dir / "manifest.json", manifest)
-    trainer.run_dir = run_dir
-    backend.attach_run_dir(run_dir)
-    if trainer.noise is None:
-        trainer.noise = make_noise(cfg, run_dir, backend)
-    plot_schedule(cfg.diffusion.make_schedule(), cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None,
-                  run_dir / "schedule.png")
+    run_dir = create_run_dir(root, name, {"loss.csv": loss_csv_header(),
+                                          "config.toml": tomli_w.dumps(to_dict(cfg)).encode(),
+                                          "manifest.json": (json.dumps(manifest, indent=2, default=str) + "\n").encode()})
+    try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
+        trainer.run_dir = run_dir
+        backend.attach_run_dir(run_dir)
+        if trainer.noise is None:
+            trainer.noise = make_noise(cfg, run_dir, backend)
+        plot_schedule(cfg.diffusion.make_schedule(), cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None,
+                      run_dir / "schedule.png")
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     click.echo(f"qgen: run directory {run_dir}", err=True)
     _train(trainer, show_progress)
     return run_dir
@@ -97,7 +110,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
     return run_dir
 
 
-def check_training_budget(cfg: RunConfig, backend: QuantumBackend, n_images: int) -> None:
+def check_training_budget(cfg: RunConfig, backend: QuantumBackend) -> None:
     """Refuse, before anything is created or submitted, a hardware run that cannot fit the shot budget.
 
     Per step: the forward job (one PUB per readout, one binding per image) and the gradient job
