@@ -182,7 +182,7 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def test_smoke_preset_resumes_after_max_cells(tmp_path):
     out = tmp_path / "exp"
-    first = _run_cli(["--preset", "smoke", "--out", str(out), "--max-cells", "2"], tmp_path)
+    first = _run_cli(["--smoke", "--out", str(out), "--max-cells", "2"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     finished = sorted(p.parent.name for p in out.glob("cells/*/metrics.json"))
     assert finished == ["mnist-c3_classical_n10_s0", "mnist-c3_plain_n10_s0"]

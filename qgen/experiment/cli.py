@@ -68,6 +68,7 @@ def _set_threads() -> None:
 @click.command("experiment")
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
               help="smoke: minutes, for CI; full: the real experiment (hours; see --dry-run)")
+@click.option("--smoke", "smoke", is_flag=True, help="shorthand for --preset smoke")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="experiment TOML (arms, sizes, seeds, [[datasets]], [model], [train], [sampling])")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -78,8 +79,9 @@ def _set_threads() -> None:
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
 @click.option("--progress", is_flag=True, help="show training and sampling progress bars")
-def experiment_command(preset_name: str | None, config_file: Path | None, out: Path | None, dry_run: bool,
-                       max_cells: int | None, report_only: bool, backends_file: Path | None, progress: bool) -> None:
+def experiment_command(preset_name: str | None, smoke: bool, config_file: Path | None, out: Path | None,
+                       dry_run: bool, max_cells: int | None, report_only: bool, backends_file: Path | None,
+                       progress: bool) -> None:
     """Quantum vs parameter-matched classical bottleneck: train, sample and evaluate every cell, then report.
 
     Resumable: run the same command (or just --out DIR) again after an interrupt; finished cells are skipped
@@ -89,6 +91,10 @@ def experiment_command(preset_name: str | None, config_file: Path | None, out: P
     from qgen.experiment.plan import plan_cells, plan_lines
     from qgen.experiment.runner import RunnerOptions, run_experiment
 
+    if smoke:
+        if preset_name not in (None, "smoke"):
+            raise QgenError(f"--smoke contradicts --preset {preset_name}")
+        preset_name = "smoke"
     if max_cells is not None and max_cells < 1:
         raise QgenError(f"--max-cells must be >= 1, got {max_cells}")
     cfg = resolve_config(out, config_file, preset_name)
