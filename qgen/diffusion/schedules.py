@@ -69,11 +69,14 @@ class CosineSchedule(NoiseSchedule):
     name = "cosine"
 
     def make_betas(self) -> torch.Tensor:
-        t = torch.arange(self.T + 1, dtype=torch.float64) / self.T
-        f = torch.cos((t + self.s) / (1 + self.s) * math.pi / 2) ** 2
-        abar = f / f[0]
-        betas = 1 - abar[1:] / abar[:-1]
-        return betas.clamp(min=1e-8, max=self.max_beta)
+        return _betas_from_alphas_cumprod(_cosine_alphas_cumprod(self.T, self.s), self.max_beta)
+
+
+def _cosine_alphas_cumprod(T: int, s: float) -> torch.Tensor:
+    """abar(t) = cos^2((t/T + s)/(1 + s) * pi/2) / abar(0), for t = 0..T (shape (T+1,), abar[0] = 1)."""
+    t = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    return f / f[0]
 
 
 def _betas_from_alphas_cumprod(abar: torch.Tensor, max_beta: float) -> torch.Tensor:
@@ -100,9 +103,7 @@ class ShiftedCosineSchedule(NoiseSchedule):
     name = "shifted_cosine"
 
     def make_betas(self) -> torch.Tensor:
-        t = torch.arange(self.T + 1, dtype=torch.float64) / self.T
-        f = torch.cos((t + self.s) / (1 + self.s) * math.pi / 2) ** 2
-        abar = f / f[0]
+        abar = _cosine_alphas_cumprod(self.T, self.s)
         # sigmoid(logit(a) + shift) written without the logit, so abar = 1 at t = 0 stays exactly 1.
         shifted = abar / (abar + (1 - abar) * math.exp(-self.shift))
         return _betas_from_alphas_cumprod(shifted, self.max_beta)
