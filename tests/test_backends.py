@@ -138,9 +138,11 @@ def test_journaled_estimator_records_before_result_and_resumes_without_resubmitt
     lines = [json.loads(ln) for ln in (tmp_path / "jobs.jsonl").read_text().splitlines()]
     assert [ln["status"] for ln in lines] == ["submitted", "done"]
     assert lines[0]["pub_shapes"] == [[3], [3]] and lines[0]["executions"] == 2 * 3 * 4096
-    # a new process (fresh wrapper) asking for the same PUBs gets the journaled result
+    # a new process (fresh wrapper, circuit rebuilt: new Parameter objects) asking for the same PUBs
+    # gets the journaled result
     est2, inner2 = journaled(tmp_path)
-    again = est2.run(pubs).result()
+    rebuilt = build_ansatz(AnsatzSpec(2, 1, "linear"))
+    again = est2.run([(rebuilt.circuit, obs, params) for obs in rebuilt.observables]).result()
     assert inner2.calls == 0
     np.testing.assert_allclose(again[0].data.evs, first[0].data.evs)
     # different parameter values are a different job

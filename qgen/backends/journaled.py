@@ -9,13 +9,12 @@ circuits, parameter values and observables) is answered from the journal, not re
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
-from qiskit import qpy
+from qiskit import qasm3
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -58,11 +57,12 @@ class _Journaled:
         self.budget = ShotBudget.load(run_dir, self.spec.name, limit)
 
     def _digest(self, circuit) -> str:
+        """The circuit's content, stable across processes: OpenQASM 3 names parameters, while QPY
+        would also store their per-process UUIDs and so never match after a restart."""
         key = id(circuit)
         if key not in self._circuit_digests:
-            buf = io.BytesIO()
-            qpy.dump(circuit, buf)
-            self._circuit_digests[key] = hashlib.sha256(buf.getvalue()).hexdigest()
+            text = qasm3.dumps(circuit)
+            self._circuit_digests[key] = hashlib.sha256(text.encode()).hexdigest()
         return self._circuit_digests[key]
 
     def _submit(self, pubs: list, key_parts: list, submit) -> CompletedJob:
