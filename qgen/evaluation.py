@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from qgen.config import load_run_config
-from qgen.data import DataConfig, default_data_root, load_dataset
+from qgen.data import DataConfig, default_data_root, load_dataset, to_uint8_pixels
 from qgen.errors import QgenError
 from qgen.rundir import default_runs_root, resolve_run
 
@@ -23,7 +23,7 @@ def latest_samples(run_dir: Path) -> Path:
 
 
 def _image_keys(images: torch.Tensor) -> list[bytes]:
-    u8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    u8 = to_uint8_pixels(images).numpy()
     return [hashlib.sha1(img.tobytes()).digest() for img in u8]
 
 

@@ -14,12 +14,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from qgen.data.scaling import to_uint8_pixels  # noqa: E402
 from qgen.fileio import atomic_write_bytes  # noqa: E402
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> uint8 grid (H', W', C) with C in {1, 3}."""
-    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    x = to_uint8_pixels(images).numpy()
     n, c, h, w = x.shape
     nrow = nrow or int(np.ceil(np.sqrt(n)))
     ncol = int(np.ceil(n / nrow))

@@ -14,14 +14,20 @@ from tqdm import tqdm
 from qgen.backends.qnn import QuantumBackend
 from qgen.backends.spec import get_backend
 from qgen.config import load_run_config
+from qgen.data import to_uint8_pixels
 from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample, noise_draws
+from qgen.diffusion.samplers import (
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    noise_draws,
+)
 from qgen.errors import QgenError
+from qgen.fileio import atomic_write_bytes
 from qgen.models.build import build_model
 from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import append_to_manifest, default_runs_root, resolve_run, timestamp
-from qgen.fileio import atomic_write_bytes
 from qgen.tomlconfig import to_dict
 from qgen.training.checkpoint import EMA, LAST, load_checkpoint
 
@@ -95,7 +101,7 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
         "noise_draws": noise_draws(req.sampler, req.steps, cfg.diffusion.T, req.eta),
     }
     buf = io.BytesIO()
-    u8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    u8 = to_uint8_pixels(images).numpy()
     np.savez_compressed(buf, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))
     npz, png = run_dir / f"{stem}.npz", run_dir / f"{stem}.png"
     atomic_write_bytes(npz, buf.getvalue())

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qgen.data.scaling import to_uint8_pixels
 from qgen.metrics._validation import check_images
 from qgen.metrics.frechet import frechet_distance
 
@@ -30,7 +31,7 @@ def default_inception_weights_path() -> Path:
 
 def _to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     # torch-fidelity expects uint8 (N, 3, H, W) and resizes to 299 itself, like the TF original.
-    pixels = ((images.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+    pixels = to_uint8_pixels(images)
     return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 
