@@ -23,6 +23,12 @@ from qgen.quantum import (
 )
 
 ATOL = 1e-6
+METHODS = ["statevector", "mps"]
+
+
+def _exact(method: str) -> ExactEstimatorGradient:
+    # max_bond: forced MPS on small all-to-all circuits needs large (exact) bonds.
+    return ExactEstimatorGradient(VectorizedStatevectorEstimator(method=method, max_bond=1024))
 
 
 def _qnn_triples(qnn, values: np.ndarray):
@@ -42,19 +48,21 @@ def _stock(circuits, observables, values, parameters=None) -> np.ndarray:
     return _gradients(stock, circuits, observables, values, parameters)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("n_qubits", "entanglement"), [(1, "linear"), (3, "ring"), (4, "full")])
-def test_exact_gradient_matches_stock_param_shift(n_qubits, entanglement):
+def test_exact_gradient_matches_stock_param_shift(n_qubits, entanglement, method):
     rng = np.random.default_rng(n_qubits)
     qnn = build_ansatz(AnsatzSpec(n_qubits, 2, entanglement))
     triples = _qnn_triples(qnn, rng.uniform(-np.pi, np.pi, (3, qnn.circuit.num_parameters)))
 
-    exact = _gradients(ExactEstimatorGradient(), *triples)
+    exact = _gradients(_exact(method), *triples)
 
     np.testing.assert_allclose(exact, _stock(*triples), atol=ATOL)
     assert np.abs(exact).max() > 1e-2  # not trivially zero
 
 
-def test_exact_gradient_parameter_subset_and_unpaired_triples():
+@pytest.mark.parametrize("method", METHODS)
+def test_exact_gradient_parameter_subset_and_unpaired_triples(method):
     rng = np.random.default_rng(5)
     qnn = build_ansatz(AnsatzSpec(3, 2, "linear"))
     qc = qnn.circuit
@@ -65,7 +73,7 @@ def test_exact_gradient_parameter_subset_and_unpaired_triples():
                    SparsePauliOp(["XXI", "IZY"], [0.5, -1.0])]
     triples = ([qc] * 4, observables, values, [subset] * 4)
 
-    exact = _gradients(ExactEstimatorGradient(), *triples)
+    exact = _gradients(_exact(method), *triples)
 
     assert exact.shape == (4, len(subset))
     np.testing.assert_allclose(exact, _stock(*triples), atol=ATOL)
@@ -89,7 +97,8 @@ def _expression_circuit() -> QuantumCircuit:
     return qc
 
 
-def test_exact_gradient_matches_central_finite_differences():
+@pytest.mark.parametrize("method", METHODS)
+def test_exact_gradient_matches_central_finite_differences(method):
     rng = np.random.default_rng(11)
     qc = _expression_circuit()
     observables = [SparsePauliOp(["ZZI", "XIY"], [0.7, 0.4]), SparsePauliOp("IIZ")]
@@ -98,9 +107,9 @@ def test_exact_gradient_matches_central_finite_differences():
     obs = [o for o in observables for _ in range(3)]
     rows = np.tile(values, (2, 1))
 
-    exact = _gradients(ExactEstimatorGradient(), circuits, obs, rows)
+    exact = _gradients(_exact(method), circuits, obs, rows)
 
-    estimator = VectorizedStatevectorEstimator()
+    estimator = VectorizedStatevectorEstimator(method="statevector")
     eps = 1e-5
     for p in range(qc.num_parameters):
         shift = np.zeros(qc.num_parameters)
@@ -200,15 +209,16 @@ def _forward_backward(qnn: EstimatorQNN, x: np.ndarray, weights: np.ndarray):
     return out.detach().numpy(), inputs.grad.numpy(), model.weight.grad.numpy()
 
 
-@pytest.mark.parametrize("path", ["exact", "batched"])
+@pytest.mark.parametrize("path", ["exact", "exact-mps", "batched"])
 def test_torch_connector_matches_stock_path(path):
     rng = np.random.default_rng(8)
     spec = build_ansatz(AnsatzSpec(3, 2, "linear"))
     x = rng.uniform(-1, 1, (4, 3))
     weights = rng.uniform(-1, 1, len(spec.weight_params))
     stock = _qnn(spec, StatevectorEstimator(), ParamShiftEstimatorGradient(StatevectorEstimator()))
-    estimator = VectorizedStatevectorEstimator()
-    gradient = (ExactEstimatorGradient(estimator) if path == "exact"
+    estimator = VectorizedStatevectorEstimator(method="mps" if path == "exact-mps" else
+                                               "statevector")
+    gradient = (ExactEstimatorGradient(estimator) if path.startswith("exact")
                 else BatchedParamShiftEstimatorGradient(estimator))
     fast = _qnn(spec, estimator, gradient)
 
@@ -237,3 +247,31 @@ def test_every_ansatz_weight_has_gradient_and_trap_weights_have_none(entanglemen
             assert per_weight.min() > 1e-3, per_weight
         else:
             assert per_weight.max() < 1e-10, per_weight
+
+
+def test_mps_jacobian_equals_adjoint_statevector_jacobian_at_twelve_qubits():
+    rng = np.random.default_rng(12)
+    qnn = build_ansatz(AnsatzSpec(12, 3, "linear"))
+    triples = _qnn_triples(qnn, rng.uniform(-np.pi, np.pi, (6, qnn.circuit.num_parameters)))
+
+    mps = _gradients(_exact("mps"), *triples)
+    adjoint = _gradients(_exact("statevector"), *triples)
+
+    assert mps.shape == (12 * 6, qnn.circuit.num_parameters)
+    np.testing.assert_allclose(mps, adjoint, atol=1e-10)
+    assert np.abs(mps).max() > 1e-2
+
+
+def test_gradient_validation_errors_are_the_base_class_errors():
+    qnn = build_ansatz(AnsatzSpec(2, 1))
+    qc = qnn.circuit
+    values = np.zeros((1, qc.num_parameters))
+    gradient = _exact("statevector")
+    with pytest.raises(ValueError, match="number of values"):
+        gradient.run([qc], [qnn.observables[0]], np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="number of qubits"):
+        gradient.run([qc], [SparsePauliOp("ZZZ")], values)
+    with pytest.raises(ValueError, match="not present"):
+        gradient.run([qc], [qnn.observables[0]], values, parameters=[[Parameter("other")]])
+    with pytest.raises(ValueError, match="not parameterised"):
+        gradient.run([QuantumCircuit(2)], [qnn.observables[0]], [[]])

@@ -2,8 +2,15 @@
 
 Drop-in for :class:`qiskit.primitives.StatevectorEstimator` (same PUB coercion, broadcasting,
 ``data.evs`` / ``data.stds`` shapes, metadata and optional Gaussian noise when ``precision > 0``),
-but each distinct circuit is compiled once (see ``statevector.compile_circuit``) and all parameter
-rows are simulated together as a ``(rows, 2^n)`` numpy array.
+but each distinct circuit is compiled once and all parameter rows are simulated together, by one of
+two exact methods:
+
+* ``statevector`` - ``(rows, 2^n)`` numpy arrays (``statevector.compile_circuit``), any circuit;
+* ``mps`` - an untruncated matrix-product state (``chain.compile_chain``) for circuits whose
+  two-qubit gates keep the bond dimensions of the qubit chain small, e.g. the bottleneck ansatz
+  with a linear entangler (bond 2^layers at any width).
+
+``method="automatic"`` picks, per circuit, the one with less estimated work.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.providers import Options
 from qiskit.quantum_info import SparsePauliOp
 
+from qgen.quantum import chain
 from qgen.quantum.statevector import (
+    UnsupportedOperationError,
     blas_threads,
     CompiledCircuit,
     CompiledObservable,
@@ -33,6 +42,11 @@ _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(n
                    "<class 'numpy.complex64'>": np.dtype(np.complex64),
                    "<class 'numpy.complex128'>": np.dtype(np.complex128)}
 _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator instance
+METHODS = ("automatic", "statevector", "mps")
+# Measured on the project CPU: one unit of chain work (a complex multiply-add in a small torch
+# contraction) costs about as much as one amplitude of one statevector gate pass; the MPS path also
+# pays ~10x more per-call overhead, hence the floor.
+_MPS_MIN_QUBITS = 9
 
 
 def circuit_structure_key(circuit: QuantumCircuit) -> tuple:
@@ -48,13 +62,57 @@ def circuit_structure_key(circuit: QuantumCircuit) -> tuple:
     return (circuit.num_qubits, tuple(str(p) for p in circuit.parameters), ops)
 
 
+@dataclass(eq=False)
+class PreparedObservable:
+    """A Pauli sum, compiled lazily for the method that needs it (dense arrays only if 2^n fits)."""
+
+    op: SparsePauliOp
+    _dense: CompiledObservable | None = None
+
+    def dense(self) -> CompiledObservable:
+        if self._dense is None:
+            paulis = self.op.paulis
+            self._dense = compile_observable(paulis.x, paulis.z, paulis.phase, self.op.coeffs,
+                                             self.op.num_qubits)
+        return self._dense
+
+    def terms(self) -> list[tuple[str, complex]]:
+        return list(zip(self.op.paulis.to_labels(), self.op.coeffs))
+
+
+def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
+                      max_bond: int = 128):
+    """``(method, compiled)`` for a circuit: the chain program or the statevector program."""
+    if requested not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {requested!r}")
+    if requested == "statevector":
+        return "statevector", compile_circuit(circuit)
+    try:
+        program = chain.compile_chain(circuit)
+    except UnsupportedOperationError:
+        if requested == "mps":
+            raise
+        return "statevector", compile_circuit(circuit)
+    if requested == "mps":
+        if program.max_bond > max_bond:
+            raise UnsupportedOperationError(
+                f"circuit {circuit.name!r} needs MPS bond dimension {program.max_bond} on the "
+                f"qubit chain (max_bond={max_bond}); use method='statevector' or 'automatic'")
+        return "mps", program
+    statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
+    if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
+            and program.work_per_row < statevector_work):
+        return "mps", program
+    return "statevector", compile_circuit(circuit)
+
+
 @dataclass
 class _PreparedPub:
     pub: EstimatorPub
-    compiled: CompiledCircuit
+    compiled: CompiledCircuit | chain.ChainCircuit
     param_shape: tuple[int, ...]
     rows: np.ndarray  # (R, P) flattened parameter rows
-    observables: list[CompiledObservable]  # distinct observables of the PUB
+    observables: list[PreparedObservable]  # distinct observables of the PUB
     obs_index: np.ndarray  # per flattened observable entry, its index in ``observables``
     table: np.ndarray | None = None  # (R, len(observables)) expectation values
 
@@ -79,6 +137,9 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             (rows x 2^n) to bound memory.
         blas_threads: BLAS threads while simulating (default 1, fastest for these small GEMMs
             on a shared CPU); ``None`` leaves the BLAS setting alone.
+        method: ``automatic`` (default: per circuit, the exact method with less estimated work),
+            ``statevector`` or ``mps`` (both exact; see the module docstring).
+        max_bond: ``automatic`` never picks ``mps`` when a bond would exceed this dimension.
     """
 
     def __init__(
@@ -89,7 +150,11 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         dtype=np.complex128,
         max_amplitudes: int = 1 << 23,
         blas_threads: int | None = 1,
+        method: str = "automatic",
+        max_bond: int = 128,
     ):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         dtype = _COMPLEX_DTYPES.get(str(dtype).replace("torch.", ""))
         if dtype is None:
             raise ValueError(f"dtype must be complex64 or complex128, got {dtype}")
@@ -98,8 +163,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         self.dtype: np.dtype = dtype
         self.max_amplitudes = max_amplitudes
         self.blas_threads = blas_threads
-        self._circuits: dict[tuple, CompiledCircuit] = {}
-        self._observables: dict[tuple, CompiledObservable] = {}
+        self.method = method
+        self.max_bond = max_bond
+        self._circuits: dict[tuple, CompiledCircuit | chain.ChainCircuit] = {}
+        self._observables: dict[tuple, PreparedObservable] = {}
 
     @property
     def default_precision(self) -> float:
@@ -112,13 +179,16 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
 
     # -- compilation caches (used by the exact gradient as well) -----------------------------
 
-    def compiled_circuit(self, circuit: QuantumCircuit) -> CompiledCircuit:
+    def compiled_circuit(self, circuit: QuantumCircuit) -> CompiledCircuit | chain.ChainCircuit:
+        """The circuit compiled for the method this estimator uses on it (cached)."""
         key = circuit_structure_key(circuit)
         cached = self._circuits.get(key)
-        return cached if cached is not None else _remember(self._circuits, key,
-                                                           compile_circuit(circuit))
+        if cached is None:
+            _, cached = simulation_method(circuit, self.method, self.max_bond)
+            _remember(self._circuits, key, cached)
+        return cached
 
-    def compiled_observable(self, observable) -> CompiledObservable:
+    def compiled_observable(self, observable) -> PreparedObservable:
         """From a ``{label: coeff}`` mapping (an ObservablesArray entry) or a SparsePauliOp."""
         if not isinstance(observable, SparsePauliOp):
             labels, coeffs = zip(*observable.items())
@@ -127,10 +197,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         cached = self._observables.get(key)
         if cached is not None:
             return cached
-        paulis = observable.paulis
-        compiled = compile_observable(paulis.x, paulis.z, paulis.phase, observable.coeffs,
-                                      observable.num_qubits)
-        return _remember(self._observables, key, compiled)
+        return _remember(self._observables, key, PreparedObservable(observable))
 
     def rows_per_chunk(self, num_qubits: int, copies: int = 1) -> int:
         return max(1, self.max_amplitudes // ((1 << num_qubits) * copies))
@@ -158,7 +225,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         with blas_threads(self.blas_threads):
             for items in shared.values():
                 columns: dict[int, int] = {}
-                observables: list[CompiledObservable] = []
+                observables: list[PreparedObservable] = []
                 for item in items:
                     for obs in item.observables:
                         if columns.setdefault(id(obs), len(observables)) == len(observables):
@@ -176,7 +243,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             (*bindings.shape, 0))
         obs_entries = pub.observables.ravel()
         unique: dict[tuple, int] = {}
-        obs_list: list[CompiledObservable] = []
+        obs_list: list[PreparedObservable] = []
         obs_index = np.empty(obs_entries.size, dtype=np.int64)
         for i in range(obs_entries.size):
             entry = obs_entries[i]
@@ -206,13 +273,22 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         )
 
     def expectation_table(
-        self, compiled: CompiledCircuit, rows: np.ndarray, observables: list[CompiledObservable]
+        self, compiled: CompiledCircuit | chain.ChainCircuit, rows: np.ndarray,
+        observables: list[PreparedObservable],
     ) -> np.ndarray:
         """(R, O) expectation values of every observable on every parameter row."""
         angles = compiled.angles.values(rows)
         table = np.empty((rows.shape[0], len(observables)))
+        if isinstance(compiled, chain.ChainCircuit):
+            terms = chain.ChainObservables.from_terms([o.terms() for o in observables])
+            chunk = chain.rows_per_chunk(compiled)
+            for start in range(0, rows.shape[0], chunk):
+                table[start:start + chunk] = chain.expectation_table(
+                    compiled, angles[start:start + chunk], terms, self.dtype)
+            return table
+        dense = [o.dense() for o in observables]
         chunk = self.rows_per_chunk(compiled.num_qubits)
         for start in range(0, rows.shape[0], chunk):
             states = simulate(compiled, angles[start:start + chunk], self.dtype)
-            table[start:start + chunk] = expectation_values(observables, states)
+            table[start:start + chunk] = expectation_values(dense, states)
         return table

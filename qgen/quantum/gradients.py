@@ -5,8 +5,9 @@
   goes into ONE PUB per distinct circuit, with broadcasting: EstimatorQNN asks for the full product
   of its batch rows x its observables, which becomes ``observables (O, 1, 1)`` x
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
-* ``ExactEstimatorGradient`` - the exact Jacobian by the adjoint method on the vectorized
-  state-vector simulator (see ``statevector.adjoint_jacobian``).
+* ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
+  the vectorized state vector (``statevector.adjoint_jacobian``) or reverse-mode autodiff through
+  the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from qiskit_machine_learning.gradients.utils import (
 )
 from qiskit_machine_learning.utils import circuit_cache_key
 
+from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian
+from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
 from qgen.quantum.statevector import adjoint_jacobian, blas_threads
 
@@ -95,6 +98,87 @@ def _is_full_product(row_inv: np.ndarray, obs_inv: np.ndarray, n_rows: int, n_ob
     return np.unique(obs_inv * n_rows + row_inv).size == row_inv.size
 
 
+class _SharedParameterViews:
+    """``run`` and argument validation of ``BaseEstimatorGradient`` in O(distinct circuits).
+
+    EstimatorQNN's backward sends the same circuit object batch x observables times (1024 triples
+    at 16 qubits, batch 64). The base class builds ``circuit.parameters`` and a set of it for every
+    triple (~0.1 s per backward at 16 qubits, a third of the exact path); here the parameter view
+    of each distinct circuit is built once and checks are memoized per distinct object. Same
+    checks, same errors.
+    """
+
+    def run(self, circuits, observables, parameter_values, parameters=None, **options):
+        if isinstance(circuits, QuantumCircuit):
+            circuits = (circuits,)
+        views: dict[int, ParameterView] = {}
+
+        def view(circuit: QuantumCircuit) -> ParameterView:
+            if id(circuit) not in views:
+                views[id(circuit)] = circuit.parameters
+            return views[id(circuit)]
+
+        if parameters is None:
+            parameters = [view(c) for c in circuits]
+        else:
+            parameters = [p if p is not None else view(circuits[i])
+                          for i, p in enumerate(parameters)]
+        return super().run(circuits, observables, parameter_values, parameters, **options)
+
+    @staticmethod
+    def _validate_arguments(circuits, observables, parameter_values, parameters) -> None:
+        if len(circuits) != len(parameter_values):
+            raise ValueError(
+                f"The number of circuits ({len(circuits)}) does not match "
+                f"the number of parameter value sets ({len(parameter_values)})."
+            )
+        facts: dict[int, tuple[int, int, set]] = {}  # id -> (num_parameters, num_qubits, params)
+
+        def fact(circuit: QuantumCircuit) -> tuple[int, int, set]:
+            if id(circuit) not in facts:
+                facts[id(circuit)] = (circuit.num_parameters, circuit.num_qubits,
+                                      set(circuit.parameters))
+            return facts[id(circuit)]
+
+        for i, (circuit, parameter_value) in enumerate(zip(circuits, parameter_values)):
+            num_parameters = fact(circuit)[0]
+            if not num_parameters:
+                raise ValueError(f"The {i}-th circuit is not parameterised.")
+            if len(parameter_value) != num_parameters:
+                raise ValueError(
+                    f"The number of values ({len(parameter_value)}) does not match "
+                    f"the number of parameters ({num_parameters}) for the {i}-th circuit."
+                )
+        if len(circuits) != len(observables):
+            raise ValueError(
+                f"The number of circuits ({len(circuits)}) does not match "
+                f"the number of observables ({len(observables)})."
+            )
+        for i, (circuit, observable) in enumerate(zip(circuits, observables)):
+            if fact(circuit)[1] != observable.num_qubits:
+                raise ValueError(
+                    f"The number of qubits of the {i}-th circuit ({fact(circuit)[1]}) does "
+                    f"not match the number of qubits of the {i}-th observable "
+                    f"({observable.num_qubits})."
+                )
+        if len(circuits) != len(parameters):
+            raise ValueError(
+                f"The number of circuits ({len(circuits)}) does not match "
+                f"the number of the list of specified parameters ({len(parameters)})."
+            )
+        checked: set[tuple[int, int]] = set()
+        for i, (circuit, parameters_) in enumerate(zip(circuits, parameters)):
+            key = (id(circuit), id(parameters_))
+            if key in checked:
+                continue
+            if not set(parameters_).issubset(fact(circuit)[2]):
+                raise ValueError(
+                    f"The {i}-th parameters contains parameters not present in the "
+                    f"{i}-th circuit."
+                )
+            checked.add(key)
+
+
 # ---------------------------------------------------------------------------------------------
 # Batched parameter shift
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +202,7 @@ class _ShiftPlan:
         return self.observables.shape[0], self.values.shape[1], self.values.shape[2]
 
 
-class BatchedParamShiftEstimatorGradient(BaseEstimatorGradient):
+class BatchedParamShiftEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
     """Parameter-shift gradients with all shifted bindings in as few primitive jobs as possible.
 
     Args:
@@ -356,7 +440,7 @@ class BatchedParamShiftEstimatorGradient(BaseEstimatorGradient):
 # ---------------------------------------------------------------------------------------------
 
 
-class ExactEstimatorGradient(BaseEstimatorGradient):
+class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
     """Exact Jacobian of every (circuit, observable, values) triple by the adjoint method.
 
     Triples that share a circuit are done in one vectorized pass: distinct parameter rows are
@@ -432,12 +516,22 @@ class ExactEstimatorGradient(BaseEstimatorGradient):
             pick = (np.arange(len(rows)), np.zeros(len(rows), dtype=np.int64))
 
         angles = compiled.angles.values(rows)
-        per_chunk = max(1, self.max_amplitudes // (compiled.dim * (obs_index.shape[1] + 1)))
-        angle_grads = np.concatenate([
-            adjoint_jacobian(compiled, angles[s:s + per_chunk], obs_list,
-                             obs_index[s:s + per_chunk], estimator.dtype)
-            for s in range(0, len(rows), per_chunk)
-        ])  # (R, K, G)
+        if isinstance(compiled, ChainCircuit):
+            terms = ChainObservables.from_terms([o.terms() for o in obs_list])
+            per_chunk = chain_rows_per_chunk(compiled)
+            angle_grads = np.concatenate([
+                chain_jacobian(compiled, angles[s:s + per_chunk], terms,
+                                     obs_index[s:s + per_chunk], estimator.dtype)
+                for s in range(0, len(rows), per_chunk)
+            ])  # (R, K, G)
+        else:
+            dense = [o.dense() for o in obs_list]
+            per_chunk = max(1, self.max_amplitudes // (compiled.dim * (obs_index.shape[1] + 1)))
+            angle_grads = np.concatenate([
+                adjoint_jacobian(compiled, angles[s:s + per_chunk], dense,
+                                 obs_index[s:s + per_chunk], estimator.dtype)
+                for s in range(0, len(rows), per_chunk)
+            ])  # (R, K, G)
         jac = compiled.angles.jacobian(rows)
         if jac.ndim == 2:
             param_grads = angle_grads @ jac.T  # (R, K, P)
