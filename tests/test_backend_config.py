@@ -25,6 +25,8 @@ def test_shipped_backends_file_loads_with_required_entries() -> None:
         ('[backends.x]\nkind = "aer"\nexecution_mode = "sessions"\n', "unknown execution_mode 'sessions'"),
         ('[backend.x]\nkind = "aer"\n', "unknown top-level table 'backend'"),
         ('[backends.x\nkind = "aer"\n', "invalid TOML"),
+        ('[backends.x]\nkind = "statevector"\nmethod = "tensor"\n',
+         "backends.toml:3: backend 'x': method must be one of automatic, statevector, mps"),
     ],
 )
 def test_bad_backends_files_name_the_problem(text: str, fragment: str) -> None:

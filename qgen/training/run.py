@@ -64,7 +64,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         "data_source": data.source,
         "n_train_images": len(data.images),
         "channels": data.channels,
-        "backend": to_dict(backend.spec) | {"local": local},
+        "backend": to_dict(backend.spec) | {"local": local} | _simulation_method(cfg, backend),
         "circuits": write_run_circuits(cfg, backend),
         "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
         "noise": {"train": cfg.train.noise},
@@ -139,6 +139,14 @@ def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
     circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
     out = write_prepared_artifacts(backend, backend.prepare(circuit), default_circuits_root())
     return [str(out.resolve())]
+
+
+def _simulation_method(cfg: RunConfig, backend: QuantumBackend) -> dict:
+    """Which exact method the statevector backend picked for the bottleneck (mps or statevector)."""
+    if cfg.model.kind != "quantum" or backend.spec.kind != "statevector":
+        return {}
+    circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
+    return {"simulation_method": backend.simulation_method(circuit)}
 
 
 def _train(trainer: Trainer, show_progress: bool) -> None:
