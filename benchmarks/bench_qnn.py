@@ -5,7 +5,11 @@
 Paths:
   (a) stock   - Aer EstimatorV2 + ParamShiftEstimatorGradient (one PUB per shifted binding)
   (b) batched - Aer EstimatorV2 + BatchedParamShiftEstimatorGradient (one broadcast PUB)
-  (c) exact   - VectorizedStatevectorEstimator + ExactEstimatorGradient (adjoint)
+  (c) adjoint - VectorizedStatevectorEstimator(method="statevector") + ExactEstimatorGradient
+                (adjoint sweeps over 2^n amplitudes)
+  (d) mps     - VectorizedStatevectorEstimator(method="mps") + ExactEstimatorGradient
+                (untruncated MPS, reverse mode)
+  (e) exact   - method="automatic", what the statevector backend uses (picks (c) or (d))
 
 Every path first runs a 1-sample probe (warm-up). Paths (a) and (b) are time-boxed: the probe
 estimates the per-sample cost; if the full
@@ -33,6 +37,7 @@ from qgen.quantum import (
     ExactEstimatorGradient,
     VectorizedStatevectorEstimator,
 )
+from qgen.quantum.exact_estimator import simulation_method
 
 
 @dataclass
@@ -52,7 +57,8 @@ def make_qnn(circuit: QNNCircuit, path: str, dtype) -> EstimatorQNN:
         estimator = AerEstimatorV2()
         gradient = BatchedParamShiftEstimatorGradient(estimator, precision=0.0)
     else:
-        estimator = VectorizedStatevectorEstimator(dtype=dtype)
+        method = {"adjoint": "statevector", "mps": "mps"}.get(path, "automatic")
+        estimator = VectorizedStatevectorEstimator(dtype=dtype, method=method)
         gradient = ExactEstimatorGradient(estimator)
     return EstimatorQNN(
         circuit=circuit.circuit,
@@ -88,7 +94,7 @@ def run_path(circuit, path, x, weights, upstream, box: float, dtype) -> Timing:
     batch = len(x)
     subset = batch
     note = ""
-    if path != "exact":
+    if path in ("stock", "batched"):
         # A backward is batch x n_obs gradient triples; if even one sample would blow the box,
         # time the forward on the full batch and extrapolate the backward from one triple.
         per_triple = triple_seconds(qnn, circuit)
@@ -104,7 +110,7 @@ def run_path(circuit, path, x, weights, upstream, box: float, dtype) -> Timing:
             return Timing(forward + per_triple * n_triples, 0, empty, empty, note)
     # A 1-sample probe: warms up compile caches (all paths) and sizes the time box.
     probe, _, _ = forward_backward(qnn, x[:1], weights, upstream[:1])
-    if path != "exact":
+    if path in ("stock", "batched"):
         if probe * batch > box:
             subset = max(1, min(batch, math.floor(box / probe)))
     seconds, gin, gw = forward_backward(qnn, x[:subset], weights, upstream[:subset])
@@ -121,7 +127,8 @@ def bench(n_qubits: int, batch: int, layers: int, box: float, dtype, paths) -> N
     weights = rng.uniform(-np.pi, np.pi, len(circuit.weight_params))
     upstream = rng.normal(size=(batch, n_qubits))
     print(f"\n== {n_qubits} qubits, {layers} layers, batch {batch}, "
-          f"{len(circuit.weight_params)} weights ==")
+          f"{len(circuit.weight_params)} weights; automatic method: "
+          f"{simulation_method(circuit.circuit)[0]} ==")
     timings = {path: run_path(circuit, path, x, weights, upstream, box, dtype) for path in paths}
     exact = timings.get("exact")
     for path, t in timings.items():
@@ -138,17 +145,16 @@ def bench(n_qubits: int, batch: int, layers: int, box: float, dtype, paths) -> N
             diff = max(np.abs(t.input_grad - gin).max(), np.abs(t.weight_grad - gw).max())
             print(f"  max |grad({path}) - grad(exact)| through TorchConnector (float32) over "
                   f"{rows} rows: {diff:.2e}")
-        if n_qubits <= 8:  # the float64 Jacobians themselves, on a few rows (stock is slow)
-            rows = min(4, batch)
-            reference = make_qnn(circuit, "exact", dtype).backward(x[:rows], weights)
-            for path in timings:
-                if path == "exact":
-                    continue
-                jac = make_qnn(circuit, path, dtype).backward(x[:rows], weights)
-                diff = max(np.abs(jac[0] - reference[0]).max(),
-                           np.abs(jac[1] - reference[1]).max())
-                print(f"  max |jacobian({path}) - jacobian(exact)| (float64, {rows} rows): "
-                      f"{diff:.2e}")
+        # The float64 Jacobians themselves, on a few rows (stock only at <= 8 qubits: too slow).
+        rows = min(4, batch)
+        reference = make_qnn(circuit, "exact", dtype).backward(x[:rows], weights)
+        for path in timings:
+            if path == "exact" or (path == "stock" and n_qubits > 8):
+                continue
+            jac = make_qnn(circuit, path, dtype).backward(x[:rows], weights)
+            diff = max(np.abs(jac[0] - reference[0]).max(), np.abs(jac[1] - reference[1]).max())
+            print(f"  max |jacobian({path}) - jacobian(exact)| (float64, {rows} rows): "
+                  f"{diff:.2e}")
 
 
 def main() -> None:
@@ -159,8 +165,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--box", type=float, default=60.0,
                         help="seconds allowed per time-boxed path before extrapolating")
-    parser.add_argument("--paths", nargs="+", default=["stock", "batched", "exact"],
-                        choices=["stock", "batched", "exact"])
+    parser.add_argument("--paths", nargs="+", default=["stock", "batched", "adjoint", "mps", "exact"],
+                        choices=["stock", "batched", "adjoint", "mps", "exact"])
     parser.add_argument("--complex64", action="store_true", help="exact path in complex64")
     args = parser.parse_args()
     dtype = np.complex64 if args.complex64 else np.complex128

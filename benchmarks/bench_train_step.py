@@ -4,6 +4,9 @@ Prints the median seconds per step and the ratio to the parameter-matched classi
 qubit count. Everything runs in one process, one after another, so machine noise hits all arms alike.
 
     python benchmarks/bench_train_step.py --qubits 8 16 --batch 64 --layers 3
+
+Arms: plain, classical, or a backend name; "statevector:mps" / "statevector:statevector" force
+the exact estimator's method (plain "statevector" uses its automatic choice).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -62,7 +66,10 @@ def main() -> None:
             if arm in ("plain", "classical"):
                 model = build_model(ModelConfig(kind=arm, qubits=q, layers=args.layers), 1, seed=0)
             else:
-                backend = QuantumBackend(get_backend(arm))
+                # "statevector:mps" = the statevector backend with its method forced
+                name, _, method = arm.partition(":")
+                spec = get_backend(name)
+                backend = QuantumBackend(replace(spec, method=method) if method else spec)
                 model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers), 1, seed=0,
                                     backend=backend)
             seconds, n = time_steps(model, args.batch, args.repeats, args.box)

@@ -150,6 +150,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, env: dict) -> None
         (["train", "--qubits", "0"], "n_qubits must be >= 1"),
         (["train", "--entanglement", "star"], "unknown entanglement 'star'"),
         (["train", "--schedule", "zigzag"], "unknown noise schedule 'zigzag'"),
+        (["train", "--qubits", "24", "--entanglement", "full", "--n-train", "8"],
+         "too wide for the statevector method (at most 20) and the MPS method would need bond"),
         (["sample", "--run", "missing-run"], "no run found"),
     ],
 )

@@ -181,6 +181,10 @@ class QuantumBackend:
     def make_qnn(self, qnn_circuit: QNNCircuit) -> EstimatorQNN:
         prepared = self.prepare(qnn_circuit)
         estimator = self.estimator(prepared)
+        if self.spec.kind == "statevector":
+            # Compile now (cached for every later call): a circuit neither exact method can hold
+            # fails here with one clear line, before any run directory exists.
+            estimator.compiled_circuit(prepared.executable)
         return EstimatorQNN(
             circuit=prepared.executable,
             observables=list(prepared.executable_observables),

@@ -158,8 +158,12 @@ def _site_ordered(matrix, qubits: tuple[int, int]):
     return m.reshape(matrix.shape[0], 4, 4)
 
 
+BOND_CEILING = 1 << 40  # planning stops counting here (no such bond is ever simulated)
+
+
 def _plan_bonds(n: int, steps: list) -> tuple[tuple[int, ...], float]:
-    """Bond dimensions after the circuit and the contraction work per row (multiply-adds)."""
+    """Bond dimensions after the circuit (capped at ``BOND_CEILING``) and the contraction work per
+    row (multiply-adds)."""
     bonds = [1] * (n + 1)  # bonds[q] is the bond left of site q; bonds[0] = bonds[n] = 1
     work = 0.0
     for step in steps:
@@ -170,7 +174,7 @@ def _plan_bonds(n: int, steps: list) -> tuple[tuple[int, ...], float]:
         for q in range(step.lo, step.hi + 1):
             work += 4 * step.rank * bonds[q] * bonds[q + 1]
         for q in range(step.lo + 1, step.hi + 1):
-            bonds[q] *= step.rank
+            bonds[q] = min(bonds[q] * step.rank, BOND_CEILING)
     # Readout: left and right environments plus one transfer per term and site (~chi^3 each).
     work += sum(4 * bonds[q] * bonds[q + 1] * max(bonds[q], bonds[q + 1]) for q in range(n)) * 3
     return tuple(bonds[1:n]), work

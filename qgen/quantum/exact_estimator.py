@@ -43,10 +43,15 @@ _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(n
                    "<class 'numpy.complex128'>": np.dtype(np.complex128)}
 _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator instance
 METHODS = ("automatic", "statevector", "mps")
-# Measured on the project CPU: one unit of chain work (a complex multiply-add in a small torch
-# contraction) costs about as much as one amplitude of one statevector gate pass; the MPS path also
-# pays ~10x more per-call overhead, hence the floor.
+# ``automatic`` compares the chain's contraction work per row with (steps x 2^n) for the state
+# vector, one to one. Measured on the project CPU (BENCHMARKS.md) a unit of chain work is 2-10x
+# cheaper than a statevector amplitude-pass, but the chain pays more fixed overhead per call, so
+# one to one picked the faster method in every measured case; below 9 qubits the state vector
+# always wins (9 is a tie).
 _MPS_MIN_QUBITS = 9
+# The statevector kernels hold (rows, 2^n) states and (angles, 2^n) phase patterns; past this
+# width they run out of memory (and the adjoint Jacobian out of time) on a 24 GiB CPU machine.
+STATEVECTOR_MAX_QUBITS = 20
 
 
 def circuit_structure_key(circuit: QuantumCircuit) -> tuple:
@@ -86,24 +91,41 @@ def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
     if requested not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {requested!r}")
     if requested == "statevector":
-        return "statevector", compile_circuit(circuit)
+        return "statevector", _compile_statevector(circuit, "")
     try:
         program = chain.compile_chain(circuit)
-    except UnsupportedOperationError:
+    except UnsupportedOperationError as exc:
         if requested == "mps":
             raise
-        return "statevector", compile_circuit(circuit)
+        return "statevector", _compile_statevector(circuit, f" and the MPS method cannot: {exc}")
     if requested == "mps":
         if program.max_bond > max_bond:
             raise UnsupportedOperationError(
-                f"circuit {circuit.name!r} needs MPS bond dimension {program.max_bond} on the "
+                f"circuit {circuit.name!r} needs MPS bond dimension {_bond_text(program)} on the "
                 f"qubit chain (max_bond={max_bond}); use method='statevector' or 'automatic'")
         return "mps", program
     statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
     if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
             and program.work_per_row < statevector_work):
         return "mps", program
-    return "statevector", compile_circuit(circuit)
+    why = (f" and the MPS method would need bond dimension {_bond_text(program)} on the qubit chain "
+           f"(max_bond={max_bond}; a linear entangler keeps it at 2^layers)"
+           if program.max_bond > max_bond else "")
+    return "statevector", _compile_statevector(circuit, why)
+
+
+def _bond_text(program: chain.ChainCircuit) -> str:
+    if program.max_bond >= chain.BOND_CEILING:
+        return f"more than 2^{chain.BOND_CEILING.bit_length() - 1}"
+    return str(program.max_bond)
+
+
+def _compile_statevector(circuit: QuantumCircuit, why_not_mps: str) -> CompiledCircuit:
+    if circuit.num_qubits > STATEVECTOR_MAX_QUBITS:
+        raise UnsupportedOperationError(
+            f"circuit {circuit.name!r} has {circuit.num_qubits} qubits: too wide for the "
+            f"statevector method (at most {STATEVECTOR_MAX_QUBITS}){why_not_mps}")
+    return compile_circuit(circuit)
 
 
 @dataclass
