@@ -13,8 +13,10 @@ decomposition ``G = sum_s A_s (x) B_s``: ``A_s`` acts on ``lo``, ``B_s`` on ``hi
 (``ChainCircuit.bonds``) and the estimator decides before simulating whether this path is cheaper
 than the statevector kernels.
 
-The contraction is written in torch so that the exact Jacobian comes from reverse-mode autodiff,
-one cotangent per observable, all cotangents in one batched backward (``is_grads_batched``).
+The contractions run in torch (batched small matrix products); the gate matrices and their
+derivatives are the statevector module's closed forms. The exact Jacobian is reverse mode written
+out: readout cotangents from environments, then one pass back through the steps carrying one
+cotangent per observable for every row at once.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ import torch
 from qiskit.circuit import ControlFlowOp, QuantumCircuit
 
 from qgen.quantum.statevector import (
-    FIXED_1Q,
+    DIAGONAL_GATES,
     IGNORED,
     LAYER_GATES,
     AngleProgram,
     GateRef,
     UnsupportedOperationError,
     _AngleBuilder,
+    gate_derivatives,
+    gate_matrices,
 )
 
 # Gates of the statevector path that are local enough for a chain (at most two qubits).
@@ -181,102 +185,102 @@ def _plan_bonds(n: int, steps: list) -> tuple[tuple[int, ...], float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Gate matrices in torch (differentiable in the angles)
+# Gate matrices (numpy, per row: the statevector module's definitions) and their derivatives
 # ---------------------------------------------------------------------------------------------
 
-
-def _mat(a, b, c, d, dtype) -> torch.Tensor:
-    a, b, c, d = torch.broadcast_tensors(*(torch.as_tensor(v).to(dtype) for v in (a, b, c, d)))
-    return torch.stack([torch.stack([a, b], -1), torch.stack([c, d], -1)], -2)
+# The 4 basis states of a two-qubit gate in qiskit order (index = b0 + 2 b1, b0 = qubits[0]).
+_PAIR_BITS = [np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])]
 
 
-def _phase(angle: torch.Tensor, dtype) -> torch.Tensor:
-    return torch.polar(torch.ones_like(angle), angle).to(dtype)
+def _site_matrices(step: SiteGates, angles: np.ndarray, derivatives: bool):
+    """The fused matrix (R or 1, 2, 2) and, if asked, per angle (angle index, d fused / d angle).
+
+    Angles equal on every row (the shared weights) give one matrix for all rows.
+    """
+    mats = [gate_matrices(g, angles) for g in step.gates]
+    prefix = [mats[0]]  # prefix[j] = G_j ... G_0
+    for m in mats[1:]:
+        prefix.append(m @ prefix[-1])
+    if not derivatives:
+        return prefix[-1], []
+    found = []
+    suffix = np.eye(2, dtype=complex)[None]  # G_m ... G_{j+1}
+    for j in range(len(mats) - 1, -1, -1):
+        gate = step.gates[j]
+        for a, d in zip(gate.angle_index, gate_derivatives(gate, angles)):
+            found.append((a, suffix @ d @ prefix[j - 1] if j else suffix @ d))
+        suffix = suffix @ mats[j]
+    return prefix[-1], found
 
 
-def _u(theta, phi, lam, dtype) -> torch.Tensor:
-    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    return _mat(c, -_phase(lam, dtype) * s, _phase(phi, dtype) * s,
-                _phase(phi + lam, dtype) * c, dtype)
-
-
-def one_qubit_matrix(name: str, cols: list[torch.Tensor], dtype) -> torch.Tensor:
-    """(R or 1, 2, 2) matrices of a single-qubit gate for angle columns ``cols`` (each (R,))."""
-    if name in FIXED_1Q:
-        return torch.as_tensor(FIXED_1Q[name]).to(dtype)[None]
-    theta = cols[0] if cols else None
-    if name == "rx":
-        c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-        return _mat(c, -1j * s, -1j * s, c, dtype)
-    if name == "ry":
-        c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-        return _mat(c, -s, s, c, dtype)
-    if name == "rz":
-        e = _phase(-theta / 2, dtype)
-        return _mat(e, 0, 0, e.conj(), dtype)
-    if name in ("p", "u1"):
-        return _mat(1, 0, 0, _phase(theta, dtype), dtype)
-    if name in ("u", "u3"):
-        return _u(*cols, dtype)
-    if name == "u2":
-        return _u(torch.full_like(cols[0], math.pi / 2), *cols, dtype)
-    raise UnsupportedOperationError(f"no single-qubit matrix for gate {name!r}")
-
-
-def two_qubit_matrix(gate: PairGate, cols: list[torch.Tensor], dtype) -> torch.Tensor:
-    """(R or 1, 4, 4) site-ordered matrix (rows (o_lo, i_lo), columns (o_hi, i_hi))."""
+def _pair_matrices(gate: PairGate, angles: np.ndarray):
+    """Site-ordered (R or 1, 4, 4) matrix and, per angle, (angle index, its derivative)."""
     if gate.constant is not None:
-        return torch.as_tensor(gate.constant).to(dtype)[None]
-    theta = cols[0]
-    one = torch.ones_like(theta).to(dtype)
-    if gate.name == "rzz":
-        e = _phase(-theta / 2, dtype)
-        diagonal = [e, e.conj(), e.conj(), e]
-    elif gate.name in ("cp", "cu1"):
-        diagonal = [one, one, one, _phase(theta, dtype)]
-    elif gate.name == "crz":  # control is bit 0 (qubits[0])
-        e = _phase(-theta / 2, dtype)
-        diagonal = [one, e, one, e.conj()]
-    else:
-        raise UnsupportedOperationError(f"no two-qubit matrix for gate {gate.name!r}")
-    return _site_ordered(torch.diag_embed(torch.stack(diagonal, -1)), gate.qubits)
+        return gate.constant[None], []
+    angle_patterns, constant = DIAGONAL_GATES[gate.name]
+    patterns = angle_patterns(_PAIR_BITS)  # one (4,) pattern per angle
+    phase = sum(angles[:, a, None] * p for a, p in zip(gate.angle_index, patterns))
+    if constant is not None:
+        phase = phase + constant(_PAIR_BITS)
+    diagonal = np.exp(1j * phase)  # (R, 4)
+    eye = np.eye(4)
+    matrix = _site_ordered(diagonal[:, :, None] * eye, gate.qubits)
+    derivatives = [(a, _site_ordered((1j * p * diagonal)[:, :, None] * eye, gate.qubits))
+                   for a, p in zip(gate.angle_index, patterns)]
+    return matrix, derivatives
+
+
+def _upper_factors(gate: PairGate, matrix: np.ndarray) -> np.ndarray:
+    """B_s = sum_{o,i} conj(basis_s[o, i]) G[(o, i), :] as (R or 1, r, 2, 2)."""
+    basis = gate.basis.reshape(gate.rank, 4).conj()
+    return np.einsum("sa,rab->rsb", basis, matrix).reshape(matrix.shape[0], gate.rank, 2, 2)
 
 
 # ---------------------------------------------------------------------------------------------
-# Simulation
+# Simulation (forward) and its reverse pass
 # ---------------------------------------------------------------------------------------------
 
 
-def _columns(angles: torch.Tensor, index: tuple[int, ...]) -> list[torch.Tensor]:
-    return [angles[:, g] for g in index]
+@dataclass
+class _Record:
+    """What the reverse pass needs from one forward step."""
+
+    step: SiteGates | PairGate
+    inputs: list[torch.Tensor]  # site tensors of sites lo..hi (or the one site) before the step
+    matrix: torch.Tensor  # fused 2x2 (R or 1, 2, 2) or upper factors (R or 1, r, 2, 2)
+    derivatives: list  # (angle index, numpy derivative of the fused matrix / of the full 4x4)
 
 
-def simulate_chain(circuit: ChainCircuit, angles: torch.Tensor, dtype) -> list[torch.Tensor]:
-    """Site tensors ``(R, left bond, 2, right bond)`` of the final state for angle rows (R, G)."""
+def simulate_chain(circuit: ChainCircuit, angles: np.ndarray, dtype,
+                   tape: list | None = None) -> list[torch.Tensor]:
+    """Site tensors ``(R, left bond, 2, right bond)`` of the final state for angle rows (R, G).
+
+    With ``tape`` (a list), appends one ``_Record`` per step for ``reverse_pass``.
+    """
     rows = angles.shape[0]
     zero = torch.zeros(rows, 1, 2, 1, dtype=dtype)
     zero[:, 0, 0, 0] = 1.0
     sites = [zero] * circuit.num_qubits
     for step in circuit.steps:
         if isinstance(step, SiteGates):
-            matrix = None
-            for gate in step.gates:
-                m = one_qubit_matrix(gate.name, _columns(angles, gate.angle_index), dtype)
-                matrix = m if matrix is None else m @ matrix
-            sites[step.qubit] = torch.einsum("rij,rljm->rlim", matrix.expand(rows, 2, 2),
-                                             sites[step.qubit])
+            matrix, derivatives = _site_matrices(step, angles, tape is not None)
+            m = torch.as_tensor(matrix).to(dtype)
+            q = step.qubit
+            if tape is not None:
+                tape.append(_Record(step, [sites[q]], m, derivatives))
+            sites[q] = torch.einsum("rij,rljm->rlim", m.expand(rows, 2, 2), sites[q])
         else:
-            _apply_pair(sites, step, angles, dtype)
+            matrix, derivatives = _pair_matrices(step, angles)
+            upper = torch.as_tensor(_upper_factors(step, matrix)).to(dtype)
+            if tape is not None:
+                tape.append(_Record(step, sites[step.lo:step.hi + 1], upper, derivatives))
+            _apply_pair(sites, step, upper, dtype)
     return sites
 
 
-def _apply_pair(sites: list[torch.Tensor], gate: PairGate, angles: torch.Tensor, dtype) -> None:
+def _apply_pair(sites: list[torch.Tensor], gate: PairGate, upper: torch.Tensor, dtype) -> None:
     rank = gate.rank
     basis = torch.as_tensor(gate.basis).to(dtype)  # (r, 2, 2) on the lower site
-    matrix = two_qubit_matrix(gate, _columns(angles, gate.angle_index), dtype)
-    # B_s = sum_{o,i} conj(basis_s[o, i]) G[(o, i), :]  -> (R or 1, r, 2, 2) on the upper site
-    upper = torch.einsum("sa,rab->rsb", basis.reshape(rank, 4).conj(), matrix)
-    upper = upper.reshape(matrix.shape[0], rank, 2, 2)
     lo, hi = gate.lo, gate.hi
     left = sites[lo]
     rows, chi_l, _, chi_m = left.shape
@@ -289,9 +293,53 @@ def _apply_pair(sites: list[torch.Tensor], gate: PairGate, angles: torch.Tensor,
                 rows, a.shape[1] * rank, 2, a.shape[3] * rank)
     right = sites[hi]
     chi_m, chi_r = right.shape[1], right.shape[3]
-    upper = upper.expand(rows, rank, 2, 2)
-    sites[hi] = torch.einsum("rsij,rmjn->rmsin", upper, right).reshape(rows, chi_m * rank, 2,
-                                                                       chi_r)
+    sites[hi] = torch.einsum("rsij,rmjn->rmsin", upper.expand(rows, rank, 2, 2), right).reshape(
+        rows, chi_m * rank, 2, chi_r)
+
+
+def reverse_pass(tape: list[_Record], cotangents: list[torch.Tensor], grads: np.ndarray) -> None:
+    """Back-propagate per-site cotangents ``d f / d conj(site)`` (each (K, R, left, 2, right)).
+
+    Accumulates ``grads[r, k, g] += d f_k / d angle_g`` (real angles: 2 Re <cotangent, d site>).
+    Written out rather than left to autograd: no graph, and every matrix derivative is the
+    statevector module's closed form.
+    """
+    for record in reversed(tape):
+        step = record.step
+        if isinstance(step, SiteGates):
+            q, (before,) = step.qubit, record.inputs
+            out = cotangents[q]
+            k_obs, rows = out.shape[:2]
+            if record.derivatives:
+                matrix_cot = torch.einsum("krlim,rljm->krij", out, before.conj()).numpy()
+                for a, d in record.derivatives:
+                    grads[:, :, a] += 2 * np.einsum("krij,rij->rk", matrix_cot.conj(),
+                                                    np.broadcast_to(d, (rows, 2, 2))).real
+            cotangents[q] = torch.einsum("rij,krlim->krljm",
+                                         record.matrix.conj().expand(rows, 2, 2), out)
+            continue
+        lo, hi, rank = step.lo, step.hi, step.rank
+        basis = torch.as_tensor(step.basis).to(cotangents[lo].dtype)
+        out = cotangents[lo]
+        k_obs, rows, chi_l, _, chi_ms = out.shape
+        out = out.reshape(k_obs, rows, chi_l, 2, chi_ms // rank, rank)
+        cotangents[lo] = torch.einsum("sij,krlims->krljm", basis.conj(), out)
+        for q in range(lo + 1, hi):  # the carried Schmidt index: keep its diagonal
+            out = cotangents[q]
+            a, b = out.shape[2] // rank, out.shape[4] // rank
+            out = out.reshape(k_obs, rows, a, rank, 2, b, rank)
+            cotangents[q] = torch.einsum("krasibs->kraib", out)
+        out = cotangents[hi]
+        chi_m, chi_r = out.shape[2] // rank, out.shape[4]
+        out = out.reshape(k_obs, rows, chi_m, rank, 2, chi_r)
+        upper = record.matrix.expand(rows, rank, 2, 2)
+        if record.derivatives:
+            before = record.inputs[-1]
+            upper_cot = torch.einsum("krmsin,rmjn->krsij", out, before.conj()).numpy()
+            for a, d in record.derivatives:
+                d_upper = np.broadcast_to(_upper_factors(step, d), (rows, rank, 2, 2))
+                grads[:, :, a] += 2 * np.einsum("krsij,rsij->rk", upper_cot.conj(), d_upper).real
+        cotangents[hi] = torch.einsum("rsij,krmsin->krmjn", upper.conj(), out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,28 +375,33 @@ class ChainObservables:
 
 
 class _SiteOps:
-    """The terms' single-site Paulis at one site, in the cheapest form to apply."""
+    """The terms' single-site Paulis at one site, applied only to the terms that have one."""
 
     def __init__(self, labels: list[str], site: int, dtype):
         chars = [label[-1 - site] for label in labels]
-        self.identity = all(c == "I" for c in chars)
-        self.diagonal = None
-        self.dense = None
-        if self.identity:
-            return
-        if all(c in "IZ" for c in chars):  # Z readouts: a sign per basis state
-            signs = [[1.0, -1.0] if c == "Z" else [1.0, 1.0] for c in chars]
-            self.diagonal = torch.tensor(signs, dtype=dtype).reshape(len(chars), 1, 1, 2, 1)
-        else:
-            self.dense = torch.as_tensor(np.stack([_PAULI[c] for c in chars])).to(dtype)
+        self.active = [t for t, c in enumerate(chars) if c != "I"]
+        self.z_only = all(chars[t] == "Z" for t in self.active)
+        self.dense = torch.as_tensor(np.stack([_PAULI[chars[t]] for t in self.active])
+                                     if self.active else np.zeros((0, 2, 2))).to(dtype)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """x (T, R, bond, 2, bond): the term's Pauli on the physical index of term t."""
-        if self.identity:
+        """x (T, R, bond, 2, bond), freshly computed: the term's Pauli on its physical index."""
+        if not self.active:
             return x
-        if self.diagonal is not None:
-            return x * self.diagonal
-        return torch.einsum("tij,trxjb->trxib", self.dense, x)
+        if self.z_only:  # Z: negate the |1> slice of those terms, in place
+            x[_index(self.active), :, :, 1] *= -1
+            return x
+        rows = _index(self.active)
+        x[rows] = torch.einsum("tij,trxjb->trxib", self.dense, x[rows])
+        return x
+
+
+def _index(items) -> slice | torch.Tensor:
+    """A slice when ``items`` are consecutive (a view, no gather), else an index tensor."""
+    items = np.asarray(items)
+    if items.size and np.all(np.diff(items) == 1):
+        return slice(int(items[0]), int(items[-1]) + 1)
+    return torch.as_tensor(items, dtype=torch.long)
 
 
 def _left(env: torch.Tensor, site: torch.Tensor, ops: _SiteOps) -> torch.Tensor:
@@ -363,14 +416,38 @@ def _right(env: torch.Tensor, site: torch.Tensor, ops: _SiteOps) -> torch.Tensor
     return torch.einsum("raib,trpib->trap", site.conj(), x)
 
 
-def _sweep(sites: list[torch.Tensor], labels: list[str], dtype, *, reverse: bool = False,
-           keep: bool = True):
+@dataclass
+class _Environments:
+    """Per cut c: the plain (Pauli-free) environment and those of the terms already started.
+
+    From the left, cut c covers sites < c; from the right, sites >= c. Term t is started at cut c
+    when its first Pauli (from that side) lies inside; its environment is then
+    ``started[c][position[t]]``, otherwise it equals ``plain[c]``.
+    """
+
+    plain: list[torch.Tensor]  # (1, R, bra, ket)
+    started: list[torch.Tensor]  # (count_c, R, bra, ket)
+    counts: list[int]
+    position: np.ndarray  # (T,) row of each term in ``started``
+
+    def is_started(self, cut: int) -> np.ndarray:
+        return self.position < self.counts[cut]
+
+    def full(self, cut: int) -> torch.Tensor:
+        """(T, R, bra, ket) in term order."""
+        t = len(self.position)
+        rows = self.started[cut]
+        if self.counts[cut] < t:
+            rows = torch.cat([rows, self.plain[cut].expand(t - self.counts[cut], -1, -1, -1)])
+        return rows[torch.as_tensor(self.position)]
+
+
+def _sweep(sites: list[torch.Tensor], labels: list[str], dtype, *,
+           reverse: bool = False) -> _Environments:
     """Environments of every term at every cut, sweeping from the left (or the right).
 
-    Returns ``envs`` with ``envs[c]`` (T, R, bra, ket) covering sites ``< c`` (from the left) or
-    ``>= c`` (from the right), c = 0..n; with ``keep=False`` only the last one. A term's environment equals the plain (Pauli-free) one
-    until its first non-identity site, so only terms that have started are transferred with their
-    Paulis; the others share the plain environment (about half the work for single-site readouts).
+    A term's environment equals the plain one until its first Pauli, so only started terms are
+    transferred with their Paulis (about half the work for single-site readouts).
     """
     n, rows = len(sites), sites[0].shape[0]
     order = list(range(n - 1, -1, -1)) if reverse else list(range(n))
@@ -383,54 +460,69 @@ def _sweep(sites: list[torch.Tensor], labels: list[str], dtype, *, reverse: bool
     starts = np.array([start(label) for label in labels])
     perm = np.argsort(starts, kind="stable")  # terms that start earlier come first
     sorted_labels = [labels[t] for t in perm]
-    unperm = torch.as_tensor(np.argsort(perm))
+    identity = _SiteOps(["I" * n], 0, dtype)
     one = torch.ones(1, rows, 1, 1, dtype=dtype)
-    plain, started = one, one[:0]
-    envs = [one.expand(len(labels), -1, -1, -1)]
+    plain, started = [one], [one[:0]]
+    counts = [0]
     for i, q in enumerate(order):
         count = int(np.sum(starts <= i))
-        if count > started.shape[0]:
-            new = plain.expand(count - started.shape[0], -1, -1, -1)
-            started = torch.cat([started, new]) if started.shape[0] else new
-        started = step(started, sites[q],
-                       _SiteOps(sorted_labels[:count], q, dtype))
-        if count < len(labels):  # some terms have not started: they still need the plain one
-            plain = step(plain, sites[q], _SiteOps(["I" * n], q, dtype))
-        if keep or i == n - 1:
-            full = started
-            if count < len(labels):
-                full = torch.cat([started, plain.expand(len(labels) - count, -1, -1, -1)])
-            envs.append(full[unperm])
-    return envs[::-1] if reverse else envs
+        env = started[-1]
+        if count > env.shape[0]:
+            new = plain[-1].expand(count - env.shape[0], -1, -1, -1)
+            env = torch.cat([env, new]) if env.shape[0] else new
+        started.append(step(env, sites[q], _SiteOps(sorted_labels[:count], q, dtype)))
+        # terms not started yet still need the plain environment of the next cut
+        plain.append(step(plain[-1], sites[q], identity) if count < len(labels) else None)
+        counts.append(count)
+    if reverse:  # index by cut: the right environment of cut c covers sites >= c
+        plain, started, counts = plain[::-1], started[::-1], counts[::-1]
+    return _Environments(plain, started, counts, np.argsort(perm))
 
 
 def term_values(sites: list[torch.Tensor], labels: list[str], dtype) -> torch.Tensor:
     """(T, R) real <psi|P_t|psi> for the Pauli strings ``labels``."""
-    return _sweep(sites, labels, dtype, keep=False)[-1][:, :, 0, 0].real
+    return _sweep(sites, labels, dtype).full(len(sites))[:, :, 0, 0].real
 
 
 def readout_cotangents(sites: list[torch.Tensor], labels: list[str], dtype):
     """Values (T, R) and, per site, d<P_t>/d conj(site) as (T, R, left, 2, right) tensors.
 
     Written out instead of taken from autograd: with environments that carry each term's Pauli
-    from both ends, every cotangent is one local contraction (reverse mode would redo the sweeps
-    once per term).
+    from both ends, every cotangent is a local contraction (reverse mode would redo the sweeps
+    once per term). The Pauli of a term acts on the physical index only, so it is applied last,
+    and the bond contractions share the plain environment wherever a term has not started:
+    one contraction per (term, site) for single-site readouts.
     """
+    n = len(sites)
     left = _sweep(sites, labels, dtype)
     right = _sweep(sites, labels, dtype, reverse=True)
     cotangents = []
     for q, site in enumerate(sites):
-        x = _SiteOps(labels, q, dtype).apply(torch.einsum("trap,rpjc->trajc", left[q], site))
-        cotangents.append(torch.einsum("traic,trbc->traib", x, right[q + 1]))
-    return left[-1][:, :, 0, 0].real, cotangents
-
-
-def expectations(circuit: ChainCircuit, angles: torch.Tensor, observables: ChainObservables,
-                 dtype) -> torch.Tensor:
-    """(R, O) real expectation values."""
-    sites = simulate_chain(circuit, angles, dtype)
-    values = term_values(sites, observables.labels, dtype)  # (T, R)
-    return values.T @ torch.as_tensor(observables.coeffs.real).to(values.dtype).T
+        in_left, in_right = left.is_started(q), right.is_started(q + 1)
+        lp, rp = left.plain[q], right.plain[q + 1]
+        parts, order = [], []
+        for mask in (in_left & ~in_right, ~in_left & ~in_right, ~in_left & in_right,
+                     in_left & in_right):
+            terms = np.nonzero(mask)[0]
+            if not terms.size:
+                continue
+            if in_left[terms[0]]:
+                lenv = left.started[q][_index(left.position[terms])]
+                x = torch.einsum("trap,rpjc->trajc", lenv, site)
+            else:
+                x = torch.einsum("rap,rpjc->rajc", lp[0], site)[None]
+            if in_right[terms[0]]:
+                renv = right.started[q + 1][_index(right.position[terms])]
+                x = torch.einsum("trajc,trbc->trajb", x.expand(len(terms), -1, -1, -1, -1), renv)
+            else:
+                x = torch.einsum("trajc,rbc->trajb", x, rp[0])
+            parts.append(x.expand(len(terms), -1, -1, -1, -1))
+            order.extend(terms)
+        out = torch.cat(parts)  # single-site readouts come out in term order: no gather
+        if order != list(range(len(labels))):
+            out = out[torch.as_tensor(np.argsort(order))]
+        cotangents.append(_SiteOps(labels, q, dtype).apply(out))
+    return left.full(n)[:, :, 0, 0].real, cotangents
 
 
 def rows_per_chunk(circuit: ChainCircuit, max_elements: int = 1 << 25) -> int:
@@ -444,44 +536,32 @@ def torch_dtype(dtype) -> torch.dtype:
     return _TORCH_COMPLEX[np.dtype(dtype)]
 
 
-def _real(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype == torch.complex64 else torch.float64
-
-
 def expectation_table(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObservables,
                       dtype=np.complex128) -> np.ndarray:
+    """(R, O) expectation values of every observable on every row."""
     cdtype = torch_dtype(dtype)
     with torch.no_grad():
-        table = expectations(circuit, torch.as_tensor(angles, dtype=_real(cdtype)), observables,
-                             cdtype)
-    return table.double().numpy()
+        sites = simulate_chain(circuit, angles, cdtype)
+        values = term_values(sites, observables.labels, cdtype).double().numpy()  # (T, R)
+    return values.T @ observables.coeffs.real.T
 
 
 def chain_jacobian(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObservables,
                    obs_index: np.ndarray, dtype=np.complex128) -> np.ndarray:
     """d<O_{obs_index[r, k]}>/d angle_g for every row r: shape (R, K, G), like ``adjoint_jacobian``.
 
-    The readout's cotangents are written out (``readout_cotangents``); the K cotangents of every
-    row then go back through the state preparation in one batched reverse pass.
+    Forward with a tape, cotangents of the readout in closed form (``readout_cotangents``), then
+    one reverse pass that carries all K cotangents of every row at once.
     """
     cdtype = torch_dtype(dtype)
     rows, k_obs = obs_index.shape
-    with torch.enable_grad():
-        theta = torch.as_tensor(angles, dtype=_real(cdtype)).clone().requires_grad_(True)
-        sites = simulate_chain(circuit, theta, cdtype)
-        with torch.no_grad():
-            _, per_term = readout_cotangents([s.detach() for s in sites], observables.labels,
-                                             cdtype)
-            # Real coefficients: Pauli strings are Hermitian, so <O> = sum_t Re(c_t) <P_t>.
-            weights = torch.as_tensor(observables.coeffs.real[obs_index]).to(cdtype)  # (R, K, T)
-            # torch's cotangent for a real loss L of complex z is 2 dL/d conj(z).
-            cotangents = [2 * torch.einsum("rkt,traib->kraib", weights, g) for g in per_term]
-        live = [q for q, s in enumerate(sites) if s.requires_grad]
-        if not live:  # no gate depends on a parameter
-            return np.zeros((rows, k_obs, angles.shape[1]))
-        (grads,) = torch.autograd.grad([sites[q] for q in live], theta,
-                                       [cotangents[q] for q in live], is_grads_batched=True,
-                                       allow_unused=True)
-    if grads is None:
-        return np.zeros((rows, k_obs, angles.shape[1]))
-    return grads.permute(1, 0, 2).double().numpy()
+    grads = np.zeros((rows, k_obs, angles.shape[1]))
+    with torch.no_grad():
+        tape: list[_Record] = []
+        sites = simulate_chain(circuit, angles, cdtype, tape)
+        _, per_term = readout_cotangents(sites, observables.labels, cdtype)
+        # Pauli strings are Hermitian, so <O> = sum_t Re(c_t) <P_t>.
+        weights = torch.as_tensor(observables.coeffs.real[obs_index]).to(cdtype)  # (R, K, T)
+        cotangents = [torch.einsum("rkt,traib->kraib", weights, g) for g in per_term]
+        reverse_pass(tape, cotangents, grads)
+    return grads
