@@ -546,6 +546,26 @@ def expectation_table(circuit: ChainCircuit, angles: np.ndarray, observables: Ch
     return values.T @ observables.coeffs.real.T
 
 
+def _observable_cotangents(observables: ChainObservables, obs_index: np.ndarray,
+                           per_term: list[torch.Tensor], dtype) -> list[torch.Tensor]:
+    """Per site, the (K, R, ...) cotangents of the observables each row asks for.
+
+    Pauli strings are Hermitian, so <O> = sum_t Re(c_t) <P_t>. EstimatorQNN asks every row for
+    the same observables, each a single Pauli string (Z_q): then this is a reindexing.
+    """
+    weights = observables.coeffs.real[obs_index]  # (R, K, T)
+    if np.all(obs_index == obs_index[:1]):
+        shared = weights[0]  # (K, T)
+        picks = np.argmax(shared != 0, axis=1)
+        if np.array_equal(shared, np.eye(shared.shape[1])[picks]):
+            index = _index(picks)
+            return [g[index] for g in per_term]
+        w = torch.as_tensor(shared).to(dtype)
+        return [torch.einsum("kt,traib->kraib", w, g) for g in per_term]
+    w = torch.as_tensor(weights).to(dtype)
+    return [torch.einsum("rkt,traib->kraib", w, g) for g in per_term]
+
+
 def chain_jacobian(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObservables,
                    obs_index: np.ndarray, dtype=np.complex128) -> np.ndarray:
     """d<O_{obs_index[r, k]}>/d angle_g for every row r: shape (R, K, G), like ``adjoint_jacobian``.
@@ -560,8 +580,6 @@ def chain_jacobian(circuit: ChainCircuit, angles: np.ndarray, observables: Chain
         tape: list[_Record] = []
         sites = simulate_chain(circuit, angles, cdtype, tape)
         _, per_term = readout_cotangents(sites, observables.labels, cdtype)
-        # Pauli strings are Hermitian, so <O> = sum_t Re(c_t) <P_t>.
-        weights = torch.as_tensor(observables.coeffs.real[obs_index]).to(cdtype)  # (R, K, T)
-        cotangents = [torch.einsum("rkt,traib->kraib", weights, g) for g in per_term]
+        cotangents = _observable_cotangents(observables, obs_index, per_term, cdtype)
         reverse_pass(tape, cotangents, grads)
     return grads
