@@ -110,9 +110,8 @@ def run_path(circuit, path, x, weights, upstream, box: float, dtype) -> Timing:
             return Timing(forward + per_triple * n_triples, 0, empty, empty, note)
     # A 1-sample probe: warms up compile caches (all paths) and sizes the time box.
     probe, _, _ = forward_backward(qnn, x[:1], weights, upstream[:1])
-    if path in ("stock", "batched"):
-        if probe * batch > box:
-            subset = max(1, min(batch, math.floor(box / probe)))
+    if path in ("stock", "batched") and probe * batch > box:
+        subset = max(1, min(batch, math.floor(box / probe)))
     seconds, gin, gw = forward_backward(qnn, x[:subset], weights, upstream[:subset])
     if subset < batch:
         note = f"(timed {subset}/{batch} samples, extrapolated x{batch / subset:.1f})"

@@ -41,7 +41,28 @@ runs_option = click.option(
     help="where run directories live (default: $QGEN_RUNS or ./runs)")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands that live in their own packages are imported only when asked for.
+
+    ``qgen --version`` and the light commands then never import the experiment package (which
+    pulls in torch, qiskit and the samplers: ~2 s on this CPU).
+    """
+
+    lazy = {"experiment": ("qgen.experiment.cli", "experiment_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qgen")
 def cli() -> None:
     """Hybrid quantum-classical diffusion for small images, built on Qiskit."""
@@ -238,16 +259,6 @@ def evaluate(run, samples, heldout, seed, runs_dir) -> None:
     click.echo(f"wrote {out}")
 
 
-def _register_commands() -> None:
-    """Commands that live in their own packages."""
-    from qgen.experiment.cli import experiment_command
-
-    cli.add_command(experiment_command)
-
-
-_register_commands()
-
-
 def _set_threads() -> None:
     """One intra-op thread unless $QGEN_THREADS says otherwise.
 
@@ -263,7 +274,9 @@ def _set_threads() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _set_threads()
+    args = sys.argv[1:] if argv is None else argv
+    if not (set(args) & {"--version", "--help", "-h"}) and args:  # those need no torch
+        _set_threads()
     try:
         cli.main(args=argv, prog_name="qgen", standalone_mode=False)
     except QgenError as exc:

@@ -165,6 +165,14 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(tmp_path: Path, env: dic
     assert not runs.exists() or not any(runs.iterdir()), "a failed command must not leave a run directory"
 
 
+def test_version_imports_neither_torch_nor_the_experiment_package(env: dict) -> None:
+    code = ("import sys; from qgen import cli; cli.main(['--version']); "
+            "print('torch' in sys.modules, 'qgen.experiment.cli' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-2:] == ["False", "False"], res.stdout
+
+
 def test_version_and_info(env: dict) -> None:
     res = qgen(["--version"], env)
     assert res.returncode == 0 and "qgen, version" in res.stdout

@@ -1,4 +1,4 @@
-"""``qgen experiment``: the command. Registered in qgen.cli with ``cli.add_command(experiment_command)``."""
+"""``qgen experiment``: the command. qgen.cli loads it lazily (``_LazyGroup.lazy``)."""
 
 from __future__ import annotations
 

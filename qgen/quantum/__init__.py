@@ -1,7 +1,8 @@
 """Fast quantum back-ends for the QNN bottleneck, behind Qiskit's own interfaces.
 
-* ``VectorizedStatevectorEstimator`` - exact ``BaseEstimatorV2``, all bindings of a PUB at once.
-* ``ExactEstimatorGradient`` - exact adjoint Jacobian on that estimator.
+* ``VectorizedStatevectorEstimator`` - exact ``BaseEstimatorV2``, all bindings of a PUB at once, on a
+  vectorized statevector or an untruncated matrix-product state (``chain``), chosen per circuit.
+* ``ExactEstimatorGradient`` - exact Jacobian on that estimator (adjoint, or MPS reverse mode).
 * ``BatchedParamShiftEstimatorGradient`` - parameter shift for any ``BaseEstimatorV2`` with one
   broadcast PUB per circuit (one primitive job per backward).
 """

@@ -21,7 +21,6 @@ cotangent per observable for every row at once.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,12 +153,11 @@ def _pair_gate(op, qubits: tuple[int, int], angle_index: tuple[int, ...]) -> Pai
     return PairGate(op.name, qubits, angle_index, u[:, :rank].T.reshape(rank, 2, 2), constant)
 
 
-def _site_ordered(matrix, qubits: tuple[int, int]):
+def _site_ordered(matrix: np.ndarray, qubits: tuple[int, int]) -> np.ndarray:
     """(R, 4, 4) qiskit matrices (index b0 + 2 b1) -> rows (o_lo, i_lo), columns (o_hi, i_hi)."""
     m = matrix.reshape(matrix.shape[0], 2, 2, 2, 2)  # [r, o1, o0, i1, i0]
     order = (0, 2, 4, 1, 3) if qubits[0] < qubits[1] else (0, 1, 3, 2, 4)
-    m = m.permute(*order) if isinstance(m, torch.Tensor) else m.transpose(order)
-    return m.reshape(matrix.shape[0], 4, 4)
+    return m.transpose(order).reshape(matrix.shape[0], 4, 4)
 
 
 BOND_CEILING = 1 << 40  # planning stops counting here (no such bond is ever simulated)

@@ -28,10 +28,10 @@ from qiskit.quantum_info import SparsePauliOp
 
 from qgen.quantum import chain
 from qgen.quantum.statevector import (
-    UnsupportedOperationError,
-    blas_threads,
     CompiledCircuit,
     CompiledObservable,
+    UnsupportedOperationError,
+    blas_threads,
     compile_circuit,
     compile_observable,
     expectation_values,

@@ -40,7 +40,6 @@ from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
 from qgen.quantum.statevector import adjoint_jacobian, blas_threads
 
-
 # ---------------------------------------------------------------------------------------------
 # Shared: group the flat (circuit, observable, values) triples
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +440,10 @@ class BatchedParamShiftEstimatorGradient(_SharedParameterViews, BaseEstimatorGra
 
 
 class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
-    """Exact Jacobian of every (circuit, observable, values) triple by the adjoint method.
+    """Exact Jacobian of every (circuit, observable, values) triple, in reverse mode.
+
+    On the estimator's statevector method this is the adjoint method; on its MPS method a
+    written-out reverse pass through the chain (``chain.chain_jacobian``).
 
     Triples that share a circuit are done in one vectorized pass: distinct parameter rows are
     simulated once, and when the triples form a full rows x observables product (what
