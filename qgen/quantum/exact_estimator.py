@@ -44,10 +44,10 @@ _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(n
 _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator instance
 METHODS = ("automatic", "statevector", "mps")
 # ``automatic`` compares the chain's contraction work per row with (steps x 2^n) for the state
-# vector, one to one. Measured on the project CPU (BENCHMARKS.md) a unit of chain work is 2-10x
-# cheaper than a statevector amplitude-pass, but the chain pays more fixed overhead per call, so
-# one to one picked the faster method in every measured case; below 9 qubits the state vector
-# always wins (9 is a tie).
+# vector. Measured on the project CPU (``benchmarks/bench_methods.py``, BENCHMARKS.md) a unit of
+# chain work costs 0.15-1 us and a statevector amplitude-pass 1.7-4.3 us, hence the factor 2;
+# below 9 qubits the two are within 10% and the statevector's lower fixed cost per call decides.
+_MPS_WORK_DISCOUNT = 2.0
 _MPS_MIN_QUBITS = 9
 # The statevector kernels hold (rows, 2^n) states and (angles, 2^n) phase patterns; past this
 # width they run out of memory (and the adjoint Jacobian out of time) on a 24 GiB CPU machine.
@@ -106,7 +106,7 @@ def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
         return "mps", program
     statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
     if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
-            and program.work_per_row < statevector_work):
+            and program.work_per_row < _MPS_WORK_DISCOUNT * statevector_work):
         return "mps", program
     why = (f" and the MPS method would need bond dimension {_bond_text(program)} on the qubit chain "
            f"(max_bond={max_bond}; a linear entangler keeps it at 2^layers)"
@@ -161,7 +161,8 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             on a shared CPU); ``None`` leaves the BLAS setting alone.
         method: ``automatic`` (default: per circuit, the exact method with less estimated work),
             ``statevector`` or ``mps`` (both exact; see the module docstring).
-        max_bond: ``automatic`` never picks ``mps`` when a bond would exceed this dimension.
+        max_bond: largest MPS bond dimension: ``automatic`` does not pick ``mps`` beyond it and
+            ``mps`` refuses such circuits with an error naming the bond.
     """
 
     def __init__(

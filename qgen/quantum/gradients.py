@@ -6,8 +6,8 @@
   of its batch rows x its observables, which becomes ``observables (O, 1, 1)`` x
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
 * ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
-  the vectorized state vector (``statevector.adjoint_jacobian``) or reverse-mode autodiff through
-  the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
+  the vectorized state vector (``statevector.adjoint_jacobian``) or a written-out reverse pass
+  through the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
 """
 
 from __future__ import annotations

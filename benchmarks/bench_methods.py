@@ -1,0 +1,55 @@
+"""Which exact method is faster, and does ``method="automatic"`` pick it? Side by side per circuit.
+
+    python benchmarks/bench_methods.py
+
+For each ansatz (qubits, layers, entangler): forward + backward through TorchConnector(EstimatorQNN),
+batch 64, on the statevector method (adjoint Jacobian) and on the MPS method (reverse pass), with
+the automatic choice and the MPS bond dimension. Best of 2 runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from bench_qnn import forward_backward, make_qnn
+from qgen.circuits import AnsatzSpec, build_ansatz
+from qgen.quantum.exact_estimator import simulation_method
+
+CASES = [(8, 3, "linear"), (9, 3, "linear"), (10, 3, "linear"), (12, 3, "linear"), (16, 3, "linear"),
+         (10, 3, "ring"), (12, 3, "ring"), (14, 3, "ring"), (16, 2, "ring")]
+
+
+def best_seconds(circuit, path: str, x, w, up) -> float:
+    qnn = make_qnn(circuit, path, np.complex128)
+    forward_backward(qnn, x[:2], w, up[:2])
+    return min(forward_backward(qnn, x, w, up)[0] for _ in range(2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"{'qubits':>6} {'layers':>6} {'entangler':<9} {'bond':>5} {'adjoint s':>10} {'mps s':>8} "
+          f"{'faster':<12} automatic")
+    for n, layers, entanglement in CASES:
+        circuit = build_ansatz(AnsatzSpec(n, layers, entanglement))
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-np.pi, np.pi, (args.batch, n))
+        w = rng.uniform(-np.pi, np.pi, len(circuit.weight_params))
+        up = rng.normal(size=(args.batch, n))
+        bond = simulation_method(circuit.circuit, "mps", max_bond=1 << 20)[1].max_bond
+        adjoint = best_seconds(circuit, "adjoint", x, w, up)
+        mps = best_seconds(circuit, "mps", x, w, up)
+        faster = "statevector" if adjoint < mps else "mps"
+        auto = simulation_method(circuit.circuit)[0]
+        print(f"{n:>6} {layers:>6} {entanglement:<9} {bond:>5} {adjoint:>10.3f} {mps:>8.3f} {faster:<12} "
+              f"{auto}{'' if auto == faster else '  (not the faster one: ' + f'{max(adjoint, mps) / min(adjoint, mps):.2f}x)'}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
