@@ -53,6 +53,11 @@ def test_sixteen_qubit_bottleneck_trains_on_the_mps_path(tmp_path: Path, env: di
     assert manifest["parameters"]["gate_middle"] == 2 * 16 * 3
     losses = [float(r["loss"]) for r in loss_rows(run)]
     assert len(losses) == 3 and all(np.isfinite(losses))
+    res = qgen(["sample", "--run", run.name, "--n", "4", "--steps", "5", "--no-progress"], env)
+    assert res.returncode == 0, res.stderr
+    (samples,) = run.glob("samples-*.npz")
+    images = np.load(samples)["images"]
+    assert images.shape == (4, 1, 28, 28) and images.std() > 0  # not a constant (NaN-cast) image
 
 
 def test_train_then_sample_produces_the_run_directory(tmp_path: Path, env: dict) -> None:
