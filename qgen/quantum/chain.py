@@ -25,17 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from qiskit.circuit import ControlFlowOp, QuantumCircuit
+from qiskit.circuit import QuantumCircuit
 
 from qgen.quantum.statevector import (
     DIAGONAL_GATES,
-    IGNORED,
     LAYER_GATES,
     AngleProgram,
     GateRef,
-    UnsupportedOperationError,
     _AngleBuilder,
     gate_derivatives,
+    gate_instructions,
     gate_matrices,
 )
 
@@ -108,21 +107,9 @@ def compile_chain(circuit: QuantumCircuit) -> ChainCircuit:
             steps.append(SiteGates(q, tuple(pending[q])))
             pending[q] = []
 
-    for inst in circuit.data:
-        op = inst.operation
-        name = op.name
-        if name in IGNORED:
-            continue
-        if isinstance(op, ControlFlowOp) or inst.clbits or getattr(op, "condition", None):
-            raise UnsupportedOperationError(
-                f"operation {name!r} needs classical bits or control flow; the exact estimator "
-                "only simulates unitary gates")
-        if name not in SUPPORTED:
-            raise UnsupportedOperationError(
-                f"gate {name!r} is not supported by the chain (MPS) simulator; "
-                f"transpile to {sorted(SUPPORTED)}")
-        qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
-        angle_index = tuple(builder.add(p) for p in op.params)
+    for op, qubits, angle_index in gate_instructions(circuit, builder, SUPPORTED,
+                                                     "the chain (MPS) simulator"):
+        name, qubits = op.name, tuple(qubits)
         if len(qubits) == 1:
             pending[qubits[0]].append(GateRef(name, qubits[0], angle_index))
             continue

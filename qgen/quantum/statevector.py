@@ -319,6 +319,27 @@ class CompiledCircuit:
         return 1 << self.num_qubits
 
 
+def gate_instructions(circuit: QuantumCircuit, builder: _AngleBuilder, supported: set[str],
+                      simulator: str) -> Iterator[tuple]:
+    """``(operation, qubit indices, angle indices)`` of every gate; barriers etc. skipped.
+
+    Raises ``UnsupportedOperationError`` naming the operation for anything not in ``supported``.
+    """
+    for inst in circuit.data:
+        op = inst.operation
+        if op.name in IGNORED:
+            continue
+        if isinstance(op, ControlFlowOp) or inst.clbits or getattr(op, "condition", None):
+            raise UnsupportedOperationError(
+                f"operation {op.name!r} needs classical bits or control flow; {simulator} "
+                "only simulates unitary gates")
+        if op.name not in supported:
+            raise UnsupportedOperationError(
+                f"gate {op.name!r} is not supported by {simulator}; transpile to {sorted(supported)}")
+        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        yield op, qubits, tuple(builder.add(p) for p in op.params)
+
+
 def compile_circuit(circuit: QuantumCircuit) -> CompiledCircuit:
     """Translate ``circuit`` into fused operations; raises ``UnsupportedOperationError``."""
     n = circuit.num_qubits
@@ -326,23 +347,9 @@ def compile_circuit(circuit: QuantumCircuit) -> CompiledCircuit:
     chains: list[list[GateRef]] = [[] for _ in range(n)]
     entangled: set[int] = set()
     program: list[tuple[str, list[int], tuple[int, ...]]] = []
-    for inst in circuit.data:
-        op = inst.operation
+    for op, qubits, angle_index in gate_instructions(
+            circuit, builder, SUPPORTED - IGNORED, "the vectorized statevector estimator"):
         name = op.name
-        if name in IGNORED:
-            continue
-        if isinstance(op, ControlFlowOp) or inst.clbits or getattr(op, "condition", None):
-            raise UnsupportedOperationError(
-                f"operation {name!r} needs classical bits or control flow; the vectorized "
-                "statevector estimator only simulates unitary gates"
-            )
-        if name not in SUPPORTED:
-            raise UnsupportedOperationError(
-                f"gate {name!r} is not supported by the vectorized statevector estimator; "
-                f"transpile to {sorted(SUPPORTED - IGNORED)}"
-            )
-        qubits = [circuit.find_bit(q).index for q in inst.qubits]
-        angle_index = tuple(builder.add(p) for p in op.params)
         if len(qubits) == 1 and qubits[0] not in entangled and name in PREFIX_GATES:
             chains[qubits[0]].append(GateRef(name, qubits[0], angle_index))
             continue
