@@ -275,8 +275,8 @@ def _set_threads() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if not (set(args) & {"--version", "--help", "-h"}) and args:  # those need no torch
-        _set_threads()
+    if args and args[0] not in ("--version", "--help", "-h") and args[-1] not in ("--help", "-h"):
+        _set_threads()  # version and help need no torch (importing it takes ~1 s)
     try:
         cli.main(args=argv, prog_name="qgen", standalone_mode=False)
     except QgenError as exc:
