@@ -61,6 +61,22 @@ def test_aer_and_statevector_qnns_agree_exactly() -> None:
     np.testing.assert_allclose(gw_a, gw_e, atol=1e-6)
 
 
+def test_ideal_aer_uses_its_mps_method_where_qgen_would_and_agrees_with_exact() -> None:
+    wide, narrow = build_ansatz(AnsatzSpec(12, 2, "linear")), build_ansatz(AnsatzSpec(4, 2, "linear"))
+    aer = backend("aer_simulator")
+    assert aer.simulation_method(wide) == "matrix_product_state"
+    assert aer.simulation_method(narrow) == "automatic"  # small: Aer's own (statevector) choice
+    assert backend("aer_noisy").simulation_method(wide) == "density_matrix"
+    qnn = aer.make_qnn(wide)
+    assert qnn.estimator.options.backend_options["method"] == "matrix_product_state"
+    x = RNG.uniform(-np.pi, np.pi, (3, 12))
+    w = RNG.uniform(-1, 1, wide.circuit.num_parameters - 12)
+    exact = backend("statevector").make_qnn(wide)
+    np.testing.assert_allclose(qnn.forward(x, w), exact.forward(x, w), atol=1e-6)
+    for a, e in zip(qnn.backward(x, w), exact.backward(x, w)):
+        np.testing.assert_allclose(a, e, atol=1e-6)
+
+
 def test_noisy_aer_backend_damps_expectation_values() -> None:
     qc = build_ansatz(AnsatzSpec(3, 1, "linear"))
     x = np.zeros((1, 3))

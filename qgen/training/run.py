@@ -142,8 +142,8 @@ def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
 
 
 def _simulation_method(cfg: RunConfig, backend: QuantumBackend) -> dict:
-    """Which exact method the statevector backend picked for the bottleneck (mps or statevector)."""
-    if cfg.model.kind != "quantum" or backend.spec.kind != "statevector":
+    """How the backend simulates the bottleneck (exact statevector / mps, or Aer's method)."""
+    if cfg.model.kind != "quantum" or backend.spec.kind == "ibm":
         return {}
     circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
     return {"simulation_method": backend.simulation_method(circuit)}
