@@ -511,7 +511,7 @@ def readout_cotangents(sites: list[torch.Tensor], labels: list[str], dtype):
 
 
 def rows_per_chunk(circuit: ChainCircuit, max_elements: int = 1 << 25) -> int:
-    """Rows simulated together: autograd keeps about one site tensor per step alive."""
+    """Rows simulated together: the Jacobian's tape keeps about one site tensor per step alive."""
     bonds = (1, *circuit.bonds, 1)
     per_row = sum(2 * bonds[q] * bonds[q + 1] for q in range(circuit.num_qubits))
     return max(1, max_elements // (per_row * max(1, len(circuit.steps))))
