@@ -16,7 +16,7 @@ import torch
 
 from bench_qnn import forward_backward, make_qnn
 from qgen.circuits import AnsatzSpec, build_ansatz
-from qgen.quantum.exact_estimator import simulation_method
+from qgen.quantum.exact_estimator import choose_method
 
 CASES = [(8, 3, "linear"), (9, 3, "linear"), (10, 3, "linear"), (12, 3, "linear"), (16, 3, "linear"),
          (10, 3, "ring"), (12, 3, "ring"), (14, 3, "ring"), (16, 2, "ring")]
@@ -41,11 +41,11 @@ def main() -> None:
         x = rng.uniform(-np.pi, np.pi, (args.batch, n))
         w = rng.uniform(-np.pi, np.pi, len(circuit.weight_params))
         up = rng.normal(size=(args.batch, n))
-        bond = simulation_method(circuit.circuit, "mps", max_bond=1 << 20)[1].max_bond
+        bond = choose_method(circuit.circuit, "mps", max_bond=1 << 20)[1].max_bond
         adjoint = best_seconds(circuit, "adjoint", x, w, up)
         mps = best_seconds(circuit, "mps", x, w, up)
         faster = "statevector" if adjoint < mps else "mps"
-        auto = simulation_method(circuit.circuit)[0]
+        auto = choose_method(circuit.circuit)[0]
         print(f"{n:>6} {layers:>6} {entanglement:<9} {bond:>5} {adjoint:>10.3f} {mps:>8.3f} {faster:<12} "
               f"{auto}{'' if auto == faster else '  (not the faster one: ' + f'{max(adjoint, mps) / min(adjoint, mps):.2f}x)'}",
               flush=True)

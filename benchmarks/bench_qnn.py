@@ -37,7 +37,7 @@ from qgen.quantum import (
     ExactEstimatorGradient,
     VectorizedStatevectorEstimator,
 )
-from qgen.quantum.exact_estimator import simulation_method
+from qgen.quantum.exact_estimator import choose_method
 
 
 @dataclass
@@ -127,7 +127,7 @@ def bench(n_qubits: int, batch: int, layers: int, box: float, dtype, paths) -> N
     upstream = rng.normal(size=(batch, n_qubits))
     print(f"\n== {n_qubits} qubits, {layers} layers, batch {batch}, "
           f"{len(circuit.weight_params)} weights; automatic method: "
-          f"{simulation_method(circuit.circuit)[0]} ==")
+          f"{choose_method(circuit.circuit)[0]} ==")
     timings = {path: run_path(circuit, path, x, weights, upstream, box, dtype) for path in paths}
     exact = timings.get("exact")
     for path, t in timings.items():

@@ -177,9 +177,9 @@ class QuantumBackend:
         """How this backend simulates the circuit: the exact method (``statevector`` or ``mps``)
         for kind statevector, Aer's method for kinds aer and fake, None for hardware."""
         if self.spec.kind == "statevector":
-            from qgen.quantum.exact_estimator import simulation_method
+            from qgen.quantum.exact_estimator import choose_method
 
-            return simulation_method(qnn_circuit.circuit, self.spec.method)[0]
+            return choose_method(qnn_circuit.circuit, self.spec.method)[0]
         if self.spec.kind in ("aer", "fake"):
             noisy = self.spec.kind == "fake" or self.spec.noise != "ideal"
             return self._aer_method(self.prepare(qnn_circuit), noisy=noisy)

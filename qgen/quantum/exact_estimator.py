@@ -85,37 +85,45 @@ class PreparedObservable:
         return list(zip(self.op.paulis.to_labels(), self.op.coeffs))
 
 
-def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
-                      max_bond: int = 128):
-    """``(method, compiled)`` for a circuit: the chain program or the statevector program."""
+def choose_method(circuit: QuantumCircuit, requested: str = "automatic", max_bond: int = 128):
+    """``(method, chain program or None, why not mps)`` without compiling a statevector program.
+
+    Cheap (one pass over the gates): the run manifest and Aer's method choice use it as is.
+    Raises when ``mps`` is forced on a circuit it cannot hold.
+    """
     if requested not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {requested!r}")
     if requested == "statevector":
-        return "statevector", _compile_statevector(circuit, "")
+        return "statevector", None, ""
     try:
         program = chain.compile_chain(circuit)
     except UnsupportedOperationError as exc:
         if requested == "mps":
             raise
-        return "statevector", _compile_statevector(circuit, f" and the MPS method cannot: {exc}")
+        return "statevector", None, f" and the MPS method cannot: {exc}"
     if requested == "mps":
         if program.max_bond > max_bond:
             raise UnsupportedOperationError(
                 f"circuit {circuit.name!r} needs MPS bond dimension {_bond_text(program)} on the "
                 f"qubit chain (max_bond={max_bond}); use method='statevector' or 'automatic'")
-        return "mps", program
-    if _mps_is_cheaper(circuit, program, max_bond):
-        return "mps", program
+        return "mps", program, ""
+    statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
+    if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
+            and program.work_per_row < _MPS_WORK_DISCOUNT * statevector_work):
+        return "mps", program, ""
     why = (f" and the MPS method would need bond dimension {_bond_text(program)} on the qubit chain "
            f"(max_bond={max_bond}; a linear entangler keeps it at 2^layers)"
            if program.max_bond > max_bond else "")
-    return "statevector", _compile_statevector(circuit, why)
+    return "statevector", None, why
 
 
-def _mps_is_cheaper(circuit: QuantumCircuit, program: chain.ChainCircuit, max_bond: int) -> bool:
-    statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
-    return (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
-            and program.work_per_row < _MPS_WORK_DISCOUNT * statevector_work)
+def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
+                      max_bond: int = 128):
+    """``(method, compiled)`` for a circuit: the chain program or the statevector program."""
+    method, program, why_not_mps = choose_method(circuit, requested, max_bond)
+    if method == "mps":
+        return method, program
+    return method, _compile_statevector(circuit, why_not_mps)
 
 
 def prefers_mps(circuit: QuantumCircuit, max_bond: int = 128) -> bool:
@@ -124,11 +132,7 @@ def prefers_mps(circuit: QuantumCircuit, max_bond: int = 128) -> bool:
     Also used to pick Aer's ``matrix_product_state`` method for ideal simulation: Aer's own
     ``automatic`` takes the statevector, 8.6x slower for a 16-qubit batched gradient here.
     """
-    try:
-        program = chain.compile_chain(circuit)
-    except UnsupportedOperationError:
-        return False
-    return _mps_is_cheaper(circuit, program, max_bond)
+    return choose_method(circuit, "automatic", max_bond)[0] == "mps"
 
 
 def _bond_text(program: chain.ChainCircuit) -> str:
