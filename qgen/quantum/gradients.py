@@ -519,21 +519,17 @@ class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
 
         angles = compiled.angles.values(rows)
         if isinstance(compiled, ChainCircuit):
-            terms = ChainObservables.from_terms([o.terms() for o in obs_list])
+            jacobian, readouts = chain_jacobian, ChainObservables.from_terms(
+                [o.terms() for o in obs_list])
             per_chunk = chain_rows_per_chunk(compiled)
-            angle_grads = np.concatenate([
-                chain_jacobian(compiled, angles[s:s + per_chunk], terms,
-                                     obs_index[s:s + per_chunk], estimator.dtype)
-                for s in range(0, len(rows), per_chunk)
-            ])  # (R, K, G)
         else:
-            dense = [o.dense() for o in obs_list]
+            jacobian, readouts = adjoint_jacobian, [o.dense() for o in obs_list]
             per_chunk = max(1, self.max_amplitudes // (compiled.dim * (obs_index.shape[1] + 1)))
-            angle_grads = np.concatenate([
-                adjoint_jacobian(compiled, angles[s:s + per_chunk], dense,
-                                 obs_index[s:s + per_chunk], estimator.dtype)
-                for s in range(0, len(rows), per_chunk)
-            ])  # (R, K, G)
+        angle_grads = np.concatenate([
+            jacobian(compiled, angles[s:s + per_chunk], readouts,
+                     obs_index[s:s + per_chunk], estimator.dtype)
+            for s in range(0, len(rows), per_chunk)
+        ])  # (R, K, G)
         jac = compiled.angles.jacobian(rows)
         if jac.ndim == 2:
             param_grads = angle_grads @ jac.T  # (R, K, P)
