@@ -326,13 +326,15 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         if isinstance(compiled, chain.ChainCircuit):
             terms = chain.ChainObservables.from_terms([o.terms() for o in observables])
             chunk = chain.rows_per_chunk(compiled)
-            for start in range(0, rows.shape[0], chunk):
-                table[start:start + chunk] = chain.expectation_table(
-                    compiled, angles[start:start + chunk], terms, self.dtype)
-            return table
-        dense = [o.dense() for o in observables]
-        chunk = self.rows_per_chunk(compiled.num_qubits)
+
+            def evaluate(a: np.ndarray) -> np.ndarray:
+                return chain.expectation_table(compiled, a, terms, self.dtype)
+        else:
+            dense = [o.dense() for o in observables]
+            chunk = self.rows_per_chunk(compiled.num_qubits)
+
+            def evaluate(a: np.ndarray) -> np.ndarray:
+                return expectation_values(dense, simulate(compiled, a, self.dtype))
         for start in range(0, rows.shape[0], chunk):
-            states = simulate(compiled, angles[start:start + chunk], self.dtype)
-            table[start:start + chunk] = expectation_values(dense, states)
+            table[start:start + chunk] = evaluate(angles[start:start + chunk])
         return table
