@@ -90,9 +90,15 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
         raise QgenError(
             f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(sorted(fields))}"
         )
+    prefix = f"{where}." if where else ""
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise QgenError(f"missing required key '{prefix}{missing[0]}'")
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+        kwargs[name] = _coerce(value, hints[name], f"{prefix}{name}")
     return cls(**kwargs)
 
 
@@ -119,6 +125,10 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise QgenError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise QgenError(f"{path} is a folder, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise QgenError(f"{path} is not UTF-8 text (TOML files must be UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise QgenError(f"{path}: invalid TOML: {exc}") from None
 

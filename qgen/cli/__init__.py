@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from qgen import __version__
+from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 from qgen.errors import QgenError
 
 
@@ -106,27 +107,27 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--data-root", default=None, help="dataset folder (default: $QGEN_DATA or ~/.cache/qgen)")
 @click.option("--classes", default=None, help="comma-separated labels to keep, e.g. 3 or 0,1")
 @click.option("--class", "single_class", type=int, default=None, help="a single label to keep")
-@click.option("--n-train", type=int, default=None, help="seeded subset size (the limited-data regime)")
+@click.option("--n-train", type=POSITIVE_INT, default=None, help="seeded subset size (the limited-data regime)")
 @click.option("--no-download", is_flag=True, help="never try to download datasets")
 @click.option("--model", "model_kind", type=click.Choice(["quantum", "classical", "plain"]), default="quantum",
               show_default=True)
-@click.option("--qubits", type=int, default=8, show_default=True)
-@click.option("--layers", type=int, default=3, show_default=True)
+@click.option("--qubits", type=POSITIVE_INT, default=8, show_default=True)
+@click.option("--layers", type=POSITIVE_INT, default=3, show_default=True)
 @click.option("--entanglement", default="linear", show_default=True, help="linear, ring or full")
 @click.option("--widths", default="32,64,64", show_default=True, help="U-Net channels at 28,14,7 px")
 @click.option("--schedule", default="linear", show_default=True,
               help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored")
-@click.option("--timesteps", "T", type=int, default=1000, show_default=True, help="diffusion steps T")
+@click.option("--timesteps", "T", type=click.IntRange(min=2), default=1000, show_default=True, help="diffusion steps T")
 @click.option("--mix", "mix", default="0,1,1", show_default=True,
               help="--noise mixed: λ(t) = lam_min + (lam_max - lam_min)(1 - ᾱ_t)^power, given as lam_min,lam_max,power")
-@click.option("--steps", type=int, default=None, help="optimizer steps (default 200)")
-@click.option("--epochs", type=int, default=None, help="alternative to --steps: passes over the training set")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--steps", type=POSITIVE_INT, default=None, help="optimizer steps (default 200)")
+@click.option("--epochs", type=POSITIVE_INT, default=None, help="alternative to --steps: passes over the training set")
+@click.option("--batch-size", type=POSITIVE_INT, default=16, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")
-@click.option("--checkpoint-every", type=int, default=50, show_default=True)
+@click.option("--checkpoint-every", type=POSITIVE_INT, default=50, show_default=True)
 @click.option("--name", default=None, help="run directory name (default: <timestamp>-<model>-<dataset>)")
 @runs_option
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
@@ -168,16 +169,16 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 @click.option("--run", "run", required=True, help="run name or path")
 @click.option("--backend", default=None, help="backend for the quantum layer (default: the run's)")
 @backends_option
-@click.option("--n", "n", type=int, default=64, show_default=True, help="number of samples")
+@click.option("--n", "n", type=POSITIVE_INT, default=64, show_default=True, help="number of samples")
 @click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True)
-@click.option("--steps", type=int, default=50, show_default=True, help="DDIM steps")
-@click.option("--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
+@click.option("--steps", type=POSITIVE_INT, default=50, show_default=True, help="DDIM steps")
+@click.option("--eta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="source of x_T and per-step noise (mixed: λ(t) of the run's schedule)")
 @click.option("--weights", type=click.Choice(["ema", "last"]), default="ema", show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True, help="samples per model call")
-@click.option("--shot-budget", type=int, default=None, help="most shots this command may spend (default: backends.toml)")
+@click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True, help="samples per model call")
+@click.option("--shot-budget", type=NON_NEGATIVE_INT, default=None, help="most shots this command may spend (default: backends.toml)")
 @click.option("--reuse-noise", is_flag=True, help="replay the run's quantum noise pool from its start")
 @click.option("--dry-run", is_flag=True, help="print the plan (bits, shots, jobs, PUBs) and submit nothing")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
@@ -220,7 +221,7 @@ def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit
 @cli.command("noise-report")
 @click.option("--backend", default="aer_simulator", show_default=True)
 @backends_option
-@click.option("--gaussians", type=int, default=20000, show_default=True, help="how many N(0,1) values to test")
+@click.option("--gaussians", type=POSITIVE_INT, default=20000, show_default=True, help="how many N(0,1) values to test")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--local", is_flag=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -238,7 +239,7 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @click.option("--run", "run", required=True, help="run name or path")
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="samples .npz (default: the run's newest samples-*.npz)")
-@click.option("--heldout", type=int, default=1000, show_default=True, help="most held-out real images to compare with")
+@click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
 @click.option("--seed", type=int, default=0, show_default=True)
 @runs_option
 def evaluate(run, samples, heldout, seed, runs_dir) -> None:
@@ -273,6 +274,13 @@ def _set_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("QGEN_THREADS", "1"))))
 
 
+def _click_message(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] not in ("--version", "--help", "-h") and args[-1] not in ("--help", "-h"):
@@ -286,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("qgen: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        # one line like every other qgen error, not click's usage block
+        click.echo(f"qgen: error: {_click_message(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from qgen.data import medmnist_npz
-from qgen.data.config import DataConfig, LoadedData, RawSplit, default_data_root
+from qgen.data.config import DATA_ROOT_ENV, DataConfig, LoadedData, RawSplit, default_data_root
 from qgen.data.mnist import load_mnist_split
 from qgen.data.scaling import to_unit_range
 from qgen.data.subset import seeded_subset, select_classes
@@ -23,6 +23,8 @@ def available_datasets() -> list[str]:
 def load_dataset(cfg: DataConfig) -> LoadedData:
     """Images of ``cfg.split`` in [-1, 1], shape (N, C, 28, 28), with a JSON-serialisable provenance record."""
     root = default_data_root(cfg.root)
+    if root.exists() and not root.is_dir():
+        raise QgenError(f"the data root {root} is a file, not a folder (set by --data-root or ${DATA_ROOT_ENV})")
     raw, name = _read_split(cfg, root)
     what = f"split {cfg.split!r} of {name}"
     indices = select_classes(raw.labels, cfg.classes, raw.known_classes, what)

@@ -109,5 +109,8 @@ def _labels_in_all_splits(path: Path) -> tuple[int, ...] | None:
             labels = read_npz_arrays(path, (f"{split}_labels",))[f"{split}_labels"]
         except QgenError:
             continue  # absent split; a real problem surfaces when the requested split is read
-        seen.update(int(v) for v in np.unique(labels.reshape(labels.shape[0], -1)[:, 0]))
+        if labels.dtype.kind not in "iubf" or labels.size == 0:
+            continue  # unusable labels: read_official_layout names the problem for the split asked for
+        column = labels.reshape(labels.shape[0], -1)[:, 0]
+        seen.update(int(v) for v in np.unique(column[np.isfinite(column)]))
     return tuple(sorted(seen)) or None

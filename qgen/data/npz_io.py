@@ -21,7 +21,11 @@ def read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                 raise QgenError(f"{path} lacks array(s) {', '.join(missing)} "
                                 f"(it has: {', '.join(sorted(archive.files)) or 'nothing'})")
             return {key: archive[key] for key in keys}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:
+        # np.load's own words for a file that is not a zip ("pickled (object) data") mislead: say what it is
+        raise QgenError(f"{path} is damaged or not an .npz in the MedMNIST layout "
+                        f"(numpy: {str(exc).splitlines()[0]}); replace or delete it") from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise QgenError(f"cannot read {path} as an .npz file ({exc}); replace or delete it") from exc
 
 
@@ -36,3 +40,18 @@ def check_images(images: np.ndarray, labels: np.ndarray, where: str) -> None:
         raise QgenError(f"{where}: expected uint8 pixels 0..255, got dtype {images.dtype}")
     if labels.shape[0] != images.shape[0]:
         raise QgenError(f"{where}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if images.shape[0] == 0:
+        raise QgenError(f"{where}: the file holds no images")
+    check_integer_labels(labels, where)
+
+
+def check_integer_labels(labels: np.ndarray, where: str) -> None:
+    """Class labels are integers: strings are refused, and so are floats such as 0.7 (which a cast
+    would silently turn into class 0); floats that are whole numbers (1.0) are accepted."""
+    if labels.dtype.kind in "iub":
+        return
+    if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels == np.round(labels)).all():
+        return
+    example = labels.reshape(-1)[:1].tolist()
+    raise QgenError(f"{where}: labels must be integer class numbers, got dtype {labels.dtype} "
+                    f"(e.g. {example[0]!r})" if example else f"{where}: labels must be integers")

@@ -1,0 +1,41 @@
+"""Click parameter types that reject what would otherwise slip through as a silently wrong run.
+
+``float('nan')`` passes every ``x <= 0`` check and ``inf`` blows up steps later, so numbers are checked
+where they enter: finite, and within the range the option allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float, optionally bounded below (``min``, ``min_open`` for a strict bound)."""
+
+    name = "number"
+
+    def __init__(self, min: float | None = None, min_open: bool = False) -> None:  # noqa: A002 - click's spelling
+        self.min, self.min_open = min, min_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.min is not None and (number < self.min or (self.min_open and number == self.min)):
+            bound = ">" if self.min_open else ">="
+            self.fail(f"{value!r} must be {bound} {self.min:g}", param, ctx)
+        return number
+
+
+POSITIVE_FLOAT = FiniteFloat(min=0.0, min_open=True)
+NON_NEGATIVE_FLOAT = FiniteFloat(min=0.0)
+POSITIVE_INT = click.IntRange(min=1)
+NON_NEGATIVE_INT = click.IntRange(min=0)

@@ -1,0 +1,113 @@
+"""Bad input gets one clear error (reliability cases of the issue tracker): data files, TOML, CLI numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qgen.data import DataConfig, load_dataset
+from qgen.errors import QgenError
+from qgen.tomlconfig import from_dict, read_toml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _npz(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    np.savez(path, train_images=images, train_labels=labels)
+    return path
+
+
+def _load(path: Path):
+    return load_dataset(DataConfig(dataset=str(path)))
+
+
+def test_empty_npz_is_one_clear_error(tmp_path):
+    path = _npz(tmp_path / "empty.npz", np.zeros((0, 28, 28), np.uint8), np.zeros((0, 1), np.uint8))
+    with pytest.raises(QgenError, match="holds no images"):
+        _load(path)
+
+
+def test_string_labels_are_refused(tmp_path):
+    path = _npz(tmp_path / "s.npz", np.zeros((3, 28, 28), np.uint8), np.array([["a"], ["b"], ["c"]]))
+    with pytest.raises(QgenError, match="labels must be integer class numbers.*dtype <U1"):
+        _load(path)
+
+
+def test_fractional_labels_are_refused_but_whole_floats_load(tmp_path):
+    images = np.zeros((3, 28, 28), np.uint8)
+    with pytest.raises(QgenError, match="labels must be integer"):
+        _load(_npz(tmp_path / "f.npz", images, np.array([[0.7], [1.0], [0.0]])))
+    loaded = _load(_npz(tmp_path / "w.npz", images, np.array([[2.0], [1.0], [0.0]])))
+    assert loaded.labels.tolist() == [2, 1, 0]
+
+
+def test_random_bytes_npz_says_damaged_not_pickled(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(QgenError, match="damaged or not an .npz in the MedMNIST layout"):
+        _load(path)
+
+
+def test_data_root_that_is_a_file(tmp_path):
+    root = tmp_path / "afile"
+    root.write_text("x")
+    with pytest.raises(QgenError, match="is a file, not a folder"):
+        load_dataset(DataConfig(dataset="mnist", root=str(root), download=False))
+
+
+@dataclass(frozen=True)
+class _Needs:
+    name: str
+    size: int = 1
+
+
+def test_missing_required_key_names_it():
+    with pytest.raises(QgenError, match="missing required key 'run.name'"):
+        from_dict(_Needs, {"size": 2}, "run")
+    assert from_dict(_Needs, {"name": "x"}) == _Needs("x")
+
+
+def test_run_config_without_name_is_one_line(tmp_path):
+    from qgen.config import load_run_config
+
+    path = tmp_path / "config.toml"
+    path.write_text('backend = "statevector"\n')
+    with pytest.raises(QgenError, match="missing required key 'name'"):
+        load_run_config(path)
+
+
+def test_toml_that_is_not_utf8(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_bytes(b'name = "\xff\xfe"\n')
+    with pytest.raises(QgenError, match="not UTF-8"):
+        read_toml(path)
+
+
+def _qgen(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("train", "--lr", "nan"), "'--lr': 'nan' is not a finite number"),
+    (("train", "--lr", "inf"), "'--lr': 'inf' is not a finite number"),
+    (("train", "--lr", "0"), "'--lr': '0' must be > 0"),
+    (("train", "--steps", "0"), "'--steps': 0 is not in the range"),
+    (("sample", "--run", "x", "--eta", "nan"), "'--eta': 'nan' is not a finite number"),
+    (("sample", "--run", "x", "--shot-budget", "-5"), "'--shot-budget': -5 is not in the range"),
+    (("noise-report", "--gaussians", "0"), "'--gaussians': 0 is not in the range"),
+    (("train", "--no-such-flag"), "No such option"),
+])
+def test_cli_rejects_bad_numbers_in_one_line(args, needle):
+    res = _qgen(*args)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qgen: error: ") and needle in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
