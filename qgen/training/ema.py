@@ -13,14 +13,21 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float):
+    """``decay`` caps the averaging; ``power`` (if set) is the warm-up 1 - (1 + n)^-power of
+    lucidrains' ema-pytorch, whose window grows with the run (~n^power steps), so a short run is
+    not averaged over a window longer than itself; without it, the TF/timm warm-up (1+n)/(10+n)."""
+
+    def __init__(self, model: nn.Module, decay: float, power: float | None = None):
         self.decay = decay
+        self.power = power
         self.num_updates = 0
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
 
     def effective_decay(self) -> float:
-        # warm-up (as in TF/timm): early averages would otherwise be dominated by the random init
-        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        # warm-up: early averages would otherwise be dominated by the random init
+        n = self.num_updates
+        warm = 1 - (1 + n) ** -self.power if self.power else (1 + n) / (10 + n)
+        return min(self.decay, warm)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -41,9 +48,10 @@ class EMA:
             model.load_state_dict(backup)
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}
+        return {"decay": self.decay, "power": self.power, "num_updates": self.num_updates, "shadow": self.shadow}
 
     def load_state_dict(self, state: dict) -> None:
         self.decay = state["decay"]
+        self.power = state.get("power")  # checkpoints before the power warm-up used the timm one
         self.num_updates = state["num_updates"]
         self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
