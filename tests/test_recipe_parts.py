@@ -88,3 +88,22 @@ def test_translations_move_content_and_keep_the_background():
     moved = {tuple(torch.nonzero(o[0] > 0)[0].tolist()) for o in out}
     assert len(moved) > 5 and all(1 <= r <= 5 and 1 <= c <= 5 for r, c in moved)
     assert torch.equal(random_translate(x, 0, torch.Generator()), x)
+
+
+def test_eps_model_turns_a_v_network_into_an_eps_predictor():
+    from qgen.diffusion.objectives import EpsModel
+
+    x0, eps, abar_all = _batch()
+    abar = make_schedule("cosine", 100).alphas_cumprod
+    t = torch.tensor([0, 10, 30, 50, 80, 99])
+    a = abar.float()[t].view(-1, 1, 1, 1)
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, tt):
+            return v
+
+    torch.testing.assert_close(EpsModel(Oracle(), Objective("v"), abar)(xt, t), eps, atol=1e-5, rtol=0)
+    net = Oracle()
+    assert EpsModel(net, Objective("eps"), abar)(xt, t) is v

@@ -66,3 +66,24 @@ class Objective:
             return output
         # v = √ᾱ ε − √(1−ᾱ) x0 and x_t = √ᾱ x0 + √(1−ᾱ) ε  ⇒  ε = √ᾱ v + √(1−ᾱ) x_t
         return abar_t.sqrt() * output + (1 - abar_t).sqrt() * x_t
+
+
+class EpsModel(torch.nn.Module):
+    """A denoiser seen through its objective: always returns ε, whatever the network predicts.
+
+    Samplers and schedulers call ``EpsModel(net, objective, alphas_cumprod)(x_t, t)`` and never need
+    to know the parametrization; for ``eps`` it is the network itself, unchanged.
+    """
+
+    def __init__(self, net: torch.nn.Module, objective: Objective, alphas_cumprod: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.objective = objective
+        self.register_buffer("abar", alphas_cumprod.float(), persistent=False)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.net(x_t, t)
+        if self.objective.prediction == "eps":
+            return out
+        a = self.abar.to(x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1))).to(x_t.dtype)
+        return self.objective.to_eps(out, x_t, a)
