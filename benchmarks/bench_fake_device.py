@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-from qgen.backends.qnn import QuantumBackend
-from qgen.backends.spec import get_backend
+from qgen.backends.registry import load_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 
 
@@ -33,7 +32,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     qc = build_ansatz(AnsatzSpec(args.qubits, args.layers, "linear"))
-    backend = QuantumBackend(get_backend(args.backend))
+    backend = load_backend(args.backend)
     x = rng.uniform(-np.pi, np.pi, (args.batch, args.qubits))
     w = rng.uniform(-np.pi / 4, np.pi / 4, qc.circuit.num_parameters - args.qubits)
 
@@ -85,7 +84,7 @@ def _full_device_forward(backend_name, qubits, layers, x, w, queue) -> None:
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
     qc = build_ansatz(AnsatzSpec(qubits, layers, "linear"))
-    backend = QuantumBackend(get_backend(backend_name))
+    backend = load_backend(backend_name)
     prepared = backend.prepare(qc)
     estimator = AerEstimatorV2.from_backend(AerSimulator.from_backend(backend.device))
     params = np.concatenate([x, w[None, :]], axis=1)

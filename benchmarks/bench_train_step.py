@@ -18,8 +18,7 @@ from dataclasses import replace
 
 import torch
 
-from qgen.backends.qnn import QuantumBackend
-from qgen.backends.spec import get_backend
+from qgen.backends.registry import backend_for, get_backend
 from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.schedules import make_schedule
 from qgen.models.build import build_model
@@ -69,7 +68,7 @@ def main() -> None:
                 # "statevector:mps" = the statevector backend with its method forced
                 name, _, method = arm.partition(":")
                 spec = get_backend(name)
-                backend = QuantumBackend(replace(spec, method=method) if method else spec)
+                backend = backend_for(replace(spec, method=method) if method else spec)
                 model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers), 1, seed=0,
                                     backend=backend)
             seconds, n = time_steps(model, args.batch, args.repeats, args.box)

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qgen.backends.qnn import QuantumBackend
-from qgen.backends.spec import get_backend
+from qgen.backends.registry import load_backend
 from qgen.config import load_run_config
 from qgen.data import to_uint8_pixels
 from qgen.diffusion.ddpm import GaussianDiffusion
@@ -60,7 +59,7 @@ class SampleRequest:
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
                        local: bool = False):
     cfg = load_run_config(run_dir / "config.toml")
-    backend = QuantumBackend(get_backend(backend_name or cfg.backend, backends_file), local=local)
+    backend = load_backend(backend_name or cfg.backend, backends_file, local=local)
     ckpt = load_checkpoint(run_dir / (EMA if weights == "ema" else LAST))
     model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend)
     model.load_state_dict(ckpt["model"])
@@ -74,7 +73,7 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
-    if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
+    if backend.spends_shots and cfg.model.kind == "quantum":
         _check_budget_before_sampling(run_dir, cfg, backend, req)
     diffusion = GaussianDiffusion(cfg.diffusion.make_schedule())
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
@@ -119,15 +118,10 @@ def _estimator_plan(cfg, spec, req: SampleRequest):
 
     steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
     chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
-    shots = _shots_per_binding(spec)
+    shots = spec.shots_per_binding
     per_call = [plan_for_spec([(size, shots)] * cfg.model.qubits, spec) for size in chunks]
     return JobPlan(jobs=tuple(job for p in per_call for job in p.jobs) * steps,
                    estimated_seconds=steps * sum(p.estimated_seconds for p in per_call))
-
-
-def _shots_per_binding(spec) -> int:
-    # the runtime estimator turns a precision into ~1/precision^2 shots per binding
-    return spec.shots if not spec.precision else int(np.ceil(1 / spec.precision**2))
 
 
 def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleRequest) -> None:
@@ -144,7 +138,8 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
 
     run_dir = resolve_run(run, runs_dir or default_runs_root())
     cfg = load_run_config(run_dir / "config.toml")
-    spec = get_backend(req.backend or cfg.backend, backends_file)
+    backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
+    spec = backend.spec
     req.validate(cfg.diffusion.T)
     channels = load_checkpoint(run_dir / (EMA if req.weights == "ema" else LAST))["channels"]
     steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
@@ -156,7 +151,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         pubs = calls * cfg.model.qubits       # EstimatorQNN forward: one PUB per observable
         bindings = steps * req.n * cfg.model.qubits
         line = f"quantum layer: {calls} model calls, {pubs} PUBs, {bindings} bindings"
-        if spec.kind == "ibm":
+        if backend.spends_shots:
             from qgen.backends.budget import ShotBudget
 
             job_plan = _estimator_plan(cfg, spec, req)
@@ -167,7 +162,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     if req.noise in ("quantum", "mixed"):
         from qgen.noise.factory import source_shape
 
-        width, extraction_yield = source_shape(QuantumBackend(spec, local=local))
+        width, extraction_yield = source_shape(backend)
         budget = plan_bits(req.n, channels, steps=steps if req.sampler == "ddpm" else req.steps,
                            sampler=req.sampler, eta=req.eta, qubits_per_shot=width,
                            extraction_yield=extraction_yield)

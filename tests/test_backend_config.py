@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qgen.backends.spec import REPO_BACKENDS, get_backend, load_backends, parse_backends
+from qgen.backends.registry import REPO_BACKENDS, get_backend, load_backends, parse_backends
 from qgen.errors import QgenError
 
 

@@ -11,8 +11,9 @@ import pytest
 from qiskit import qpy
 from qiskit.primitives import StatevectorEstimator
 
-from qgen.backends.qnn import QuantumBackend, write_prepared_artifacts
-from qgen.backends.spec import REPO_BACKENDS, get_backend
+from qgen.backends.artifacts import write_prepared_artifacts
+from qgen.backends.base import QuantumBackend
+from qgen.backends.registry import REPO_BACKENDS, backend_for, get_backend, load_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.errors import QgenError
 
@@ -20,7 +21,7 @@ RNG = np.random.default_rng(7)
 
 
 def backend(name: str) -> QuantumBackend:
-    return QuantumBackend(get_backend(name, REPO_BACKENDS))
+    return load_backend(name, REPO_BACKENDS)
 
 
 def ideal_values(qc, x, w) -> np.ndarray:
@@ -45,6 +46,26 @@ def test_fake_device_qnn_agrees_with_ideal_within_noise() -> None:
     diff = np.abs(noisy - ideal)
     assert diff.max() < 0.2, "a mapped observable on the wrong qubit would be off by O(1)"
     assert diff.max() > 1e-3, "device noise must show"
+
+
+def test_fake_brisbane_bits_are_biased_before_and_fair_after_extraction():
+    from qiskit_ibm_runtime.fake_provider import FakeBrisbane
+
+    from qgen.backends.reduced_device import most_biased_qubits, reduce_device
+    from qgen.noise import QuantumBitSource, SeedChain, default_extractors, extract, format_report, noise_report
+    from qgen.noise.circuits import hadamard_circuit
+
+    backend = FakeBrisbane()
+    device = reduce_device(backend, most_biased_qubits(backend, 4), hadamard_circuit)
+    assert device.circuit.num_qubits == 4  # only the active qubits are simulated
+    batch = QuantumBitSource.from_bit_sampling(device.bit_sampling(), seeds=SeedChain(11)).fetch(60_000)
+    per_qubit = batch.bits.reshape(4, -1).mean(axis=1)
+    assert np.allclose(per_qubit, device.expected_one_probability(), atol=0.015)
+    assert np.abs(per_qubit - 0.5).max() > 0.15  # readout asymmetry, not an ideal coin
+    raw = noise_report(bits=batch.bits)
+    assert not raw["pass"], format_report(raw)
+    cleaned = noise_report(bits=extract(batch.bits, default_extractors()))
+    assert cleaned["pass"], format_report(cleaned)
 
 
 def test_aer_and_statevector_qnns_agree_exactly() -> None:
@@ -120,7 +141,7 @@ def test_unknown_noise_for_aer_is_a_clear_error() -> None:
 
     spec = replace(get_backend("aer_simulator", REPO_BACKENDS), noise="thermal")
     with pytest.raises(QgenError, match="unknown noise 'thermal'"):
-        QuantumBackend(spec).noise_model()
+        backend_for(spec).noise_model()
 
 
 class CountingEstimator(StatevectorEstimator):

@@ -15,7 +15,7 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime.exceptions import IBMRuntimeError
 
 from qgen.backends.devices import LIVE_HERON, active_qubits, check_not_retired, device_simulator, fake_backend
-from qgen.backends.ibm import (
+from qgen.backends.runtime import (
     CHANNEL,
     ExecutionModeFallback,
     LocalExecutorEstimator,

@@ -138,24 +138,6 @@ def test_von_neumann_needs_pairs_from_the_same_qubit():
     assert noise_report(bits=VonNeumannExtractor()(qubit_major))["pass"]
 
 
-def test_fake_brisbane_bits_are_biased_before_and_fair_after_extraction():
-    from qiskit_ibm_runtime.fake_provider import FakeBrisbane
-
-    from qgen.noise.fake_device import most_biased_qubits, reduce_device
-
-    backend = FakeBrisbane()
-    device = reduce_device(backend, most_biased_qubits(backend, 4))
-    assert device.circuit.num_qubits == 4  # only the active qubits are simulated
-    batch = device.source(seeds=SeedChain(11)).fetch(60_000)
-    per_qubit = batch.bits.reshape(4, -1).mean(axis=1)
-    assert np.allclose(per_qubit, device.expected_one_probability(), atol=0.015)
-    assert np.abs(per_qubit - 0.5).max() > 0.15  # readout asymmetry, not an ideal coin
-    raw = noise_report(bits=batch.bits)
-    assert not raw["pass"], format_report(raw)
-    cleaned = noise_report(bits=extract(batch.bits, default_extractors()))
-    assert cleaned["pass"], format_report(cleaned)
-
-
 # ------------------------------------------------------------------ entropy pool
 def test_pool_resumes_at_the_saved_offset_and_never_replays_unless_asked(tmp_path):
     pool = EntropyPool.open(tmp_path, source=ideal_source(), seed=1)

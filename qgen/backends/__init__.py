@@ -1,0 +1,27 @@
+"""Backends: what evaluates the quantum bottleneck and measures quantum-noise bits.
+
+One class per backends.toml ``kind``, behind the interface in ``base.py``:
+
+  base.py           QuantumBackend (prepare, estimator/gradient, make_qnn, bit_sampling, journaling,
+                    describe, capabilities), PreparedCircuit, the ISA pass manager
+  exact.py          kind statevector: qgen's exact estimator and gradients
+  aer.py            kind aer: Qiskit Aer primitives, ideal or depolarizing noise
+  fake.py           kind fake: Aer with a fake IBM device's ISA and noise, on the active qubits
+  ibm.py            kind ibm: IBM hardware (or --local: its fake) through qiskit-ibm-runtime
+  registry.py       kind -> class, backends.toml parsing, load_backend / backend_for
+
+and what the kinds use:
+
+  spec.py           BackendSpec: the typed form of one [backends.NAME] table
+  bit_sampling.py   BitSampling: sampler + circuits that the noise package turns into bits
+  reduction.py      a transpiled circuit and its noise model restricted to the active qubits
+  reduced_device.py a few device qubits with their own calibrated noise (noise bits on fakes)
+  devices.py        IBM device names, retired devices, fake twins, the local device simulator
+  runtime.py        qiskit-ibm-runtime: credentials, options, execution modes, executor primitives
+  journaled.py      primitives that journal every job and charge the shot budget
+  journal.py        the crash-safe job journal (jobs.jsonl)
+  budget.py         shot budgets and job plans (shots_for_precision)
+  artifacts.py      circuits/<backend>/<circuit>/ inspection files
+
+Nothing here imports ``qgen.noise``: the noise package asks a backend for its ``bit_sampling``.
+"""

@@ -11,10 +11,14 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qiskit import QuantumCircuit, qasm3, qpy
 
 from qgen.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from qgen.backends.base import PreparedCircuit, QuantumBackend
 
 # no gates, only bookkeeping: they neither fail nor take time on hardware
 _NOT_GATES = ("barrier", "delay")
@@ -97,6 +101,27 @@ def write_circuit_artifacts(root: Path, backend_name: str, circuit: QuantumCircu
     atomic_write_bytes(out / "diagram.png", _diagram_png(circuit))
     atomic_write_bytes(out / "stats.json", (json.dumps(stats, indent=2, default=str) + "\n").encode())
     return out
+
+
+def write_prepared_artifacts(backend: QuantumBackend, prepared: PreparedCircuit, root) -> Path:
+    """circuits/<backend>/<name>/ for the circuit as the device (or simulator) receives it."""
+    spec = backend.spec
+    extra = {"backend_kind": spec.kind, "observables": [
+        [(label, [int(i) for i in idx], float(coeff.real)) for label, idx, coeff in o.to_sparse_list()]
+        for o in prepared.observables]}
+    extra.update(backend.artifact_extras(prepared))
+    measured = set(prepared.reduction.physical_qubits) if prepared.reduction is not None else None
+    stats = circuit_stats(
+        prepared.isa,
+        backend_name=spec.device or spec.name,
+        backend_version=getattr(backend.device, "backend_version", None),
+        optimization_level=spec.optimization_level if backend.transpiles else None,
+        seed_transpiler=spec.seed_transpiler if backend.transpiles else None,
+        target=backend.target,
+        measured=measured,
+        extra=extra,
+    )
+    return write_circuit_artifacts(root, spec.name, prepared.isa, stats)
 
 
 def _diagram_png(circuit: QuantumCircuit) -> bytes:

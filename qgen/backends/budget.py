@@ -88,6 +88,12 @@ class JobPlan:
         )
 
 
+def shots_for_precision(precision: float) -> int:
+    """Shots per binding that reach a target ``precision`` (standard error 1/sqrt(shots)): the one
+    place where a precision becomes a shot count."""
+    return math.ceil(1.0 / precision**2)
+
+
 def pub_cost(item: Any, default_shots: int | None = None, default_precision: float | None = None) -> PubCost:
     """A PubCost from ``(bindings, shots)``, a PubCost, or a coerced SamplerPub/EstimatorPub."""
     if isinstance(item, PubCost):
@@ -102,7 +108,7 @@ def pub_cost(item: Any, default_shots: int | None = None, default_precision: flo
         precision = item.precision or default_precision
         if not precision:
             raise QgenError("cannot plan an estimator PUB without a precision")
-        return PubCost(bindings=bindings, shots=math.ceil(1.0 / precision**2))
+        return PubCost(bindings=bindings, shots=shots_for_precision(precision))
     shots = getattr(item, "shots", None) or default_shots
     if not shots:
         raise QgenError("cannot plan a sampler PUB without shots")

@@ -171,33 +171,19 @@ class _QubitSubsetView(BackendV2):
         raise NotImplementedError("a qubit-subset view only describes noise")
 
 
-def describe_backend(spec) -> dict[str, str]:
-    """One row of ``qgen backends``; never contacts IBM (fake twins know the device's size and gates)."""
-    from qgen.errors import QgenError
+def describe_device(device: str) -> tuple[str, str]:
+    """(qubits, basis gates) of ``device`` for ``qgen backends``, from its fake twin (never contacts IBM)."""
+    try:
+        twin = fake_backend(device)
+    except QgenError:
+        return "?", "(no fake twin)"
+    gates = ",".join(sorted(n for n in twin.operation_names
+                            if n not in ("measure", "delay", "reset", "if_else", "for_loop", "switch_case",
+                                         "while_loop", "id")))
+    return str(twin.num_qubits), gates
 
-    qubits, gates = "any", "any (no transpilation)"
-    if spec.kind == "aer":
-        gates = "Aer native gates"
-    if spec.kind in ("fake", "ibm"):
-        try:
-            device = fake_backend(spec.device)
-            qubits = str(device.num_qubits)
-            gates = ",".join(sorted(n for n in device.operation_names
-                                    if n not in ("measure", "delay", "reset", "if_else", "for_loop", "switch_case",
-                                                 "while_loop", "id")))
-        except QgenError:
-            qubits, gates = "?", "(no fake twin)"
-    credentials = "not needed"
-    if spec.kind == "ibm":
-        from qgen.backends.ibm import find_credentials
 
-        try:
-            credentials = f"yes ({find_credentials().source})"
-        except QgenError:
-            credentials = "none (use --local)"
-        name = canonical_device_name(spec.device)
-        if name in RETIRED:
-            credentials += f"; retired {RETIRED[name] or '(date unknown)'}"
-    shots = str(spec.shots) if spec.shots else (f"p={spec.precision:g}" if spec.precision else "exact")
-    return {"qubits": qubits, "basis_gates": gates, "shots": shots,
-            "budget": f"{spec.shot_budget:,}" if spec.shot_budget else "-", "credentials": credentials}
+def retirement_note(device: str) -> str:
+    """The ``; retired DATE`` note of a retired device for ``qgen backends``; empty for a live one."""
+    name = canonical_device_name(device)
+    return f"; retired {RETIRED[name] or '(date unknown)'}" if name in RETIRED else ""

@@ -1,378 +1,80 @@
-"""IBM Quantum hardware (and its local stand-in) through qiskit-ibm-runtime's executor primitives.
+"""Kind ``ibm``: IBM Quantum hardware through qiskit-ibm-runtime (or, with ``--local``, the same
+executor primitives on the device's fake snapshot). The runtime plumbing is in runtime.py.
 
-qiskit-ibm-runtime >= 0.50 deprecates the server-side SamplerV2/EstimatorV2; the executor primitives
-(``executor_estimator.Estimator`` / ``executor_sampler.Sampler``) prepare PUBs client-side and submit
-one ``executor`` program per ``run``. Channel: ``ibm_quantum_platform``.
-
-Local mode (``--local``): the same executor primitives run on the device's fake snapshot. Locally,
-``Executor.run`` hands the prepared program to ``QiskitRuntimeLocalService._run_executor``, which
-simulates it with qiskit-aer's ``SamplerV2`` built from whatever backend the primitive was given.
-Given the bare fake, Aer builds a 127-qubit statevector and fails (the executor Estimator measures
-every qubit of the circuit), so local primitives run on :func:`qgen.backends.devices.device_simulator`
-instead: the fake's noise on the qubits the circuits use, as a matrix product state.
+Every job is journaled in the run directory and charged to the run's shot budget (journaled.py),
+so training and sampling plan their shots before they start (``spends_shots``).
 """
 
 from __future__ import annotations
 
-import math
-import os
-import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
-from qiskit.primitives.containers.estimator_pub import EstimatorPub
-from qiskit.primitives.containers.sampler_pub import SamplerPub
-
-from qgen.backends.devices import (
-    active_qubits,
-    canonical_device_name,
-    check_not_retired,
-    device_simulator,
-    fake_backend,
-    fake_backend_name,
-)
-from qgen.backends.spec import BackendSpec
+from qgen.backends.base import PreparedCircuit, QuantumBackend
+from qgen.backends.bit_sampling import BitSampling, BitSamplingShape, EntropyCircuit, fixed_sampler
 from qgen.errors import QgenError
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
-    from qiskit.transpiler import StagedPassManager
-    from qiskit_aer import AerSimulator
-    from qiskit_ibm_runtime import Batch, QiskitRuntimeService, Session
-    from qiskit_ibm_runtime.options_models import EstimatorOptions, SamplerOptions
 
-CHANNEL = "ibm_quantum_platform"
-TOKEN_ENV = "QISKIT_IBM_TOKEN"
-INSTANCE_ENV = "QISKIT_IBM_INSTANCE"
-EXECUTOR_RESILIENCE_LEVELS = (0, 1, 2)
+    from qgen.backends.runtime import RuntimePrimitives
 
 
-class ExecutionModeFallback(UserWarning):
-    """The requested execution mode could not be opened; a weaker one is used instead."""
+class IBMBackend(QuantumBackend):
+    kind = "ibm"
+    needs_device = True
+    spends_shots = True
 
-
-# --------------------------------------------------------------------------------------- credentials
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Where the IBM Quantum token comes from; found without touching the network."""
-
-    source: str  # "environment" or "saved account 'NAME'"
-    token: str | None = field(default=None, repr=False)
-    instance: str | None = None
-    account_name: str | None = None
-
-
-def find_credentials() -> Credentials:
-    """$QISKIT_IBM_TOKEN (+ $QISKIT_IBM_INSTANCE), else a saved ibm_quantum_platform account.
-
-    Checked before anything contacts IBM, so a machine without credentials fails at once instead of
-    hanging on a network call.
-    """
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        return Credentials("environment", token=token, instance=os.environ.get(INSTANCE_ENV) or None)
-    try:
-        accounts = QiskitRuntimeService.saved_accounts(channel=CHANNEL)
-    except Exception as exc:  # a corrupt ~/.qiskit/qiskit-ibm.json raises ValueError
-        raise QgenError(f"cannot read saved IBM Quantum accounts: {_one_line(exc)}") from None
-    if accounts:
-        name = next((n for n, acc in accounts.items() if acc.get("is_default_account")), None)
-        name = name or next(iter(accounts))
-        return Credentials(f"saved account {name!r}", instance=accounts[name].get("instance"), account_name=name)
-    raise QgenError(
-        f"no IBM Quantum credentials: save an account with QiskitRuntimeService.save_account("
-        f"channel='{CHANNEL}', token=..., instance=...) or set {TOKEN_ENV} and {INSTANCE_ENV}; "
-        "or pass --local to run on the device's fake backend"
-    )
-
-
-def runtime_service(spec: BackendSpec) -> QiskitRuntimeService:
-    """A QiskitRuntimeService on channel ibm_quantum_platform, or one clear error line."""
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
-    credentials = find_credentials()
-    try:
-        if credentials.token:
-            return QiskitRuntimeService(channel=CHANNEL, token=credentials.token, instance=credentials.instance)
-        return QiskitRuntimeService(channel=CHANNEL, name=credentials.account_name)
-    except Exception as exc:
-        raise QgenError(
-            f"backend {spec.name!r}: could not connect to IBM Quantum ({CHANNEL}) with the "
-            f"{credentials.source}: {_one_line(exc)}; check the network, token and instance, or pass --local"
-        ) from None
-
-
-# ------------------------------------------------------------------------------------------- options
-
-
-def estimator_options(spec: BackendSpec) -> EstimatorOptions:
-    """Executor-Estimator options from a backend spec.
-
-    precision > 0 wins over shots (the estimator's target is a precision; shots = 1/precision**2).
-    twirling = true turns on gate and measurement twirling; false leaves what resilience_level needs
-    (level 1's readout mitigation always twirls measurements).
-    """
-    from qiskit_ibm_runtime.options_models import EstimatorOptions
-
-    if spec.resilience_level not in EXECUTOR_RESILIENCE_LEVELS:
-        raise QgenError(
-            f"backend {spec.name!r}: resilience_level {spec.resilience_level} is not supported by the "
-            f"executor Estimator (choose 0, 1 or 2)"
-        )
-    options = EstimatorOptions(resilience_level=spec.resilience_level)
-    if spec.precision > 0:
-        options.default_precision = spec.precision
-    elif spec.shots is not None:
-        options.default_shots = spec.shots
-    _apply_common_options(options, spec)
-    return options
-
-
-def sampler_options(spec: BackendSpec) -> SamplerOptions:
-    """Executor-Sampler options. resilience_level does not apply: the sampler returns raw bits."""
-    from qiskit_ibm_runtime.options_models import SamplerOptions
-
-    options = SamplerOptions()
-    if spec.shots is not None:
-        options.default_shots = spec.shots
-    elif spec.precision > 0:
-        options.default_shots = math.ceil(1.0 / spec.precision**2)
-    _apply_common_options(options, spec)
-    return options
-
-
-def _apply_common_options(options: EstimatorOptions | SamplerOptions, spec: BackendSpec) -> None:
-    options.dynamical_decoupling.enable = spec.dynamical_decoupling
-    if spec.twirling:
-        options.twirling.enable_gates = True
-        options.twirling.enable_measure = True
-    if spec.seed_simulator is not None:  # only local simulations read it
-        options.simulator.seed_simulator = spec.seed_simulator
-
-
-def isa_pass_manager(spec: BackendSpec, backend: BackendV2) -> StagedPassManager:
-    """Transpile to the device's ISA; seeded so the layout (and thus the qubits used) is reproducible."""
-    from qiskit.transpiler import generate_preset_pass_manager
-
-    return generate_preset_pass_manager(
-        optimization_level=spec.optimization_level, backend=backend, seed_transpiler=spec.seed_transpiler
-    )
-
-
-# ------------------------------------------------------------------------------------ execution mode
-
-
-def open_execution_mode(
-    mode: str,
-    backend: BackendV2,
-    *,
-    plan: str | None = None,
-    session_cls: Any = None,
-    batch_cls: Any = None,
-) -> Session | Batch | None:
-    """job -> None (each run is its own job), batch -> Batch, session -> Session.
-
-    The open plan cannot open sessions: we then run in batch mode and say so with an
-    ExecutionModeFallback warning (stderr), rather than failing a long run at its first job.
-    ``session_cls``/``batch_cls`` default to qiskit_ibm_runtime's and are injectable for tests.
-    """
-    from qiskit_ibm_runtime import Batch, Session
-    from qiskit_ibm_runtime.exceptions import IBMError
-
-    session_cls = session_cls or Session
-    batch_cls = batch_cls or Batch
-    name = getattr(backend, "name", str(backend))
-    if mode == "job":
-        return None
-    if mode == "batch":
-        return batch_cls(backend=backend)
-    if mode != "session":
-        raise QgenError(f"unknown execution_mode {mode!r}; choose job, batch or session")
-    if plan is not None and plan.lower() == "open":
-        warnings.warn(
-            f"sessions are not available on the open plan; running on {name} in batch mode instead",
-            ExecutionModeFallback,
-            stacklevel=2,
-        )
-        return batch_cls(backend=backend)
-    try:
-        return session_cls(backend=backend)
-    except IBMError as exc:
-        warnings.warn(
-            f"could not open a session on {name} ({_one_line(exc)}); running in batch mode instead "
-            "(sessions need a paid plan)",
-            ExecutionModeFallback,
-            stacklevel=2,
-        )
-        return batch_cls(backend=backend)
-
-
-def instance_plan(service: QiskitRuntimeService) -> str | None:
-    """The plan ('open', 'premium', ...) of the service's active instance, None if it cannot tell."""
-    try:
-        active = service.active_instance()
-        for instance in service.instances():
-            if instance.get("crn") == active:
-                return instance.get("plan")
-    except Exception:  # plan lookup is advisory: opening the session decides
-        return None
-    return None
-
-
-# ----------------------------------------------------------------------------------- local execution
-
-
-class LocalDevice:
-    """Runs executor primitives on a fake device: one noise-restricted Aer simulator per qubit set.
-
-    Also holds the Batch/Session objects of local runs, so the execution-mode code path is the same
-    as on hardware (qiskit-ibm-runtime ignores them locally; jobs run at once).
-    """
-
-    def __init__(self, fake: BackendV2, execution_mode: str) -> None:
-        self.fake = fake
-        self.execution_mode = execution_mode
-        self._modes: dict[frozenset[int], Any] = {}
-
-    def mode_for(self, circuits: Iterable[Any]) -> AerSimulator | Batch | Session:
-        qubits = active_qubits(circuits)
-        if qubits not in self._modes:
-            simulator = device_simulator(self.fake, qubits)
-            self._modes[qubits] = open_execution_mode(self.execution_mode, simulator) or simulator
-        return self._modes[qubits]
-
-    def close(self) -> None:
-        for mode in self._modes.values():
-            if hasattr(mode, "close"):
-                mode.close()
-        self._modes.clear()
-
-
-class LocalExecutorEstimator(BaseEstimatorV2):
-    """The executor Estimator on a fake device (see LocalDevice); same options and job objects."""
-
-    def __init__(self, device: LocalDevice, options: EstimatorOptions) -> None:
-        super().__init__()
-        self._device = device
-        self.options = options
-
-    def backend(self) -> BackendV2:
-        return self._device.fake
-
-    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> Any:
-        from qiskit_ibm_runtime.executor_estimator import Estimator
-
-        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
-        mode = self._device.mode_for(pub.circuit for pub in coerced)
-        return Estimator(mode=mode, options=self.options).run(coerced, precision=precision)
-
-
-class LocalExecutorSampler(BaseSamplerV2):
-    """The executor Sampler on a fake device (see LocalDevice); same options and job objects."""
-
-    def __init__(self, device: LocalDevice, options: SamplerOptions) -> None:
-        super().__init__()
-        self._device = device
-        self.options = options
-
-    def backend(self) -> BackendV2:
-        return self._device.fake
-
-    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> Any:
-        from qiskit_ibm_runtime.executor_sampler import Sampler
-
-        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
-        mode = self._device.mode_for(pub.circuit for pub in coerced)
-        return Sampler(mode=mode, options=self.options).run(coerced, shots=shots)
-
-
-# --------------------------------------------------------------------------------------- primitives
-
-
-class RuntimePrimitives:
-    """The backend, its execution mode, and factories for executor primitives configured from a spec.
-
-    Use as a context manager (or call close()) so a Session/Batch is closed when the run ends.
-    """
-
-    def __init__(
-        self,
-        spec: BackendSpec,
-        backend: BackendV2,
-        *,
-        mode: Session | Batch | None = None,
-        service: QiskitRuntimeService | None = None,
-        local_device: LocalDevice | None = None,
-    ) -> None:
-        self.spec = spec
-        self.backend = backend
-        self.mode = mode
-        self.service = service
-        self._local_device = local_device
+    def __init__(self, spec, local: bool = False) -> None:
+        super().__init__(spec, local)
+        self._runtime: RuntimePrimitives | None = None
 
     @property
-    def local(self) -> bool:
-        return self._local_device is not None
+    def runtime(self) -> RuntimePrimitives:
+        """qiskit-ibm-runtime service/backend/execution mode, opened once (on first use)."""
+        if self._runtime is None:
+            from qgen.backends.runtime import runtime_primitives
 
-    def pass_manager(self) -> StagedPassManager:
-        return isa_pass_manager(self.spec, self.backend)
+            self._runtime = runtime_primitives(self.spec, local=self.local)
+        return self._runtime
 
-    def estimator(self) -> BaseEstimatorV2:
-        if self._local_device is not None:
-            return LocalExecutorEstimator(self._local_device, estimator_options(self.spec))
-        from qiskit_ibm_runtime.executor_estimator import Estimator
+    @property
+    def device(self) -> BackendV2:
+        return self.runtime.backend
 
-        return Estimator(mode=self.mode or self.backend, options=estimator_options(self.spec))
+    def estimator(self, prepared: PreparedCircuit | None = None):
+        from qgen.backends.journaled import JournaledEstimator
 
-    def sampler(self) -> BaseSamplerV2:
-        if self._local_device is not None:
-            return LocalExecutorSampler(self._local_device, sampler_options(self.spec))
-        from qiskit_ibm_runtime.executor_sampler import Sampler
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec))
 
-        return Sampler(mode=self.mode or self.backend, options=sampler_options(self.spec))
+    def sampler(self):
+        """The runtime sampler, journaled."""
+        from qgen.backends.journaled import JournaledSampler
 
-    def close(self) -> None:
-        if self.mode is not None:
-            self.mode.close()
-        if self._local_device is not None:
-            self._local_device.close()
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec))
 
-    def __enter__(self) -> RuntimePrimitives:
-        return self
+    def bit_sampling(self, entropy_circuit: EntropyCircuit) -> BitSampling:
+        """The entropy circuit on every qubit of the device, transpiled to its ISA."""
+        isa = self.pass_manager().run(entropy_circuit(self.device.num_qubits))
+        return BitSampling(fixed_sampler(self.sampler()), (isa,), name=self.spec.device, needs_extraction=True,
+                           seeded=False, target=self.target)
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def bit_sampling_shape(self) -> BitSamplingShape:
+        from qgen.backends.devices import fake_backend
 
+        width = fake_backend(self.spec.device).num_qubits  # the fake twin knows the device's size offline
+        return BitSamplingShape(width, needs_extraction=True)
 
-def runtime_primitives(spec: BackendSpec, *, local: bool) -> RuntimePrimitives:
-    """Executor primitives for ``spec.device``: on IBM hardware, or (local=True) on its fake backend."""
-    if not spec.device:
-        raise QgenError(f"backend {spec.name!r}: an IBM backend needs a device name")
-    device = canonical_device_name(spec.device)
-    estimator_options(spec)  # refuse unsupported options before anything is contacted
-    check_not_retired(device, allow_local=local)
-    if local:
-        fake = fake_backend(device)
-        return RuntimePrimitives(spec, fake, local_device=LocalDevice(fake, spec.execution_mode))
+    def describe_device(self) -> tuple[str, str]:
+        from qgen.backends.devices import describe_device
 
-    service = runtime_service(spec)
-    try:
-        backend = service.backend(device)
-    except Exception as exc:
-        fake = fake_backend_name(device)
-        hint = f" or pass --local to run on {fake}" if fake else ""
-        raise QgenError(f"device {device} is not available to this account ({_one_line(exc)}){hint}") from None
-    plan = instance_plan(service) if spec.execution_mode == "session" else None
-    mode = open_execution_mode(spec.execution_mode, backend, plan=plan)
-    return RuntimePrimitives(spec, backend, mode=mode, service=service)
+        return describe_device(self.spec.device)
 
+    def describe_credentials(self) -> str:
+        from qgen.backends.devices import retirement_note
+        from qgen.backends.runtime import find_credentials
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        try:
+            credentials = f"yes ({find_credentials().source})"
+        except QgenError:
+            credentials = "none (use --local)"
+        return credentials + retirement_note(self.spec.device)

@@ -6,7 +6,7 @@ active physical qubits, renumber them 0..k-1, and restrict the noise model and t
 them. The physics is unchanged: idle qubits carry no gates and no observable weight.
 
 Two other device reductions exist on purpose, with other semantics:
-``qgen.noise.fake_device.reduce_device`` builds a small calibrated model (readout asymmetry,
+``qgen.backends.reduced_device.reduce_device`` builds a small calibrated model (readout asymmetry,
 depolarizing + relaxation on single-qubit gates) for entropy circuits that have no two-qubit gates,
 and ``qgen.backends.devices.device_simulator`` keeps the full device width (the executor primitives
 measure every qubit) and drops noise, including delay relaxation, only on idle qubits. This module

@@ -73,7 +73,7 @@ def cli() -> None:
 @backends_option
 def info(backends_file: Path | None) -> None:
     """Versions, datasets, backends and default locations."""
-    from qgen.backends.spec import default_backends_file, load_backends
+    from qgen.backends.registry import default_backends_file, load_backends
     from qgen.data import available_datasets, default_data_root
     from qgen.rundir import default_runs_root, package_versions
 
@@ -90,12 +90,11 @@ def info(backends_file: Path | None) -> None:
 @backends_option
 def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
-    from qgen.backends.devices import describe_backend
-    from qgen.backends.spec import load_backends
+    from qgen.backends.registry import backend_for, load_backends
 
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
     for name, spec in load_backends(backends_file).items():
-        d = describe_backend(spec)
+        d = backend_for(spec).describe()
         click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
                    f"{d['budget']:>10}  {d['credentials']}")
 
@@ -211,7 +210,7 @@ def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, wei
 @click.option("--local", is_flag=True, help="ibm backends: use the fake device instead of the service")
 def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local) -> None:
     """Transpile the circuits for a backend and write them to circuits/ (no training)."""
-    from qgen.backends.circuits_cmd import write_backend_circuits
+    from qgen.cli.circuits import write_backend_circuits
 
     for path in write_backend_circuits(backend, backends_file, qubits=qubits, layers=layers,
                                        entanglement=entanglement, noise_circuit=noise_circuit, local=local):

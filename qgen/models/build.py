@@ -29,13 +29,14 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
     from qiskit_machine_learning.connectors import TorchConnector
 
-    from qgen.backends.qnn import QuantumBackend, initial_weights
+    from qgen.backends.base import QuantumBackend, initial_weights
+    from qgen.backends.registry import backend_for
     from qgen.circuits import AnsatzSpec, build_ansatz
 
     if backend is None:
         raise ValueError("a quantum model needs a backend")
     if not isinstance(backend, QuantumBackend):
-        backend = QuantumBackend(backend)
+        backend = backend_for(backend)
     circuit = build_ansatz(AnsatzSpec(cfg.qubits, cfg.layers, cfg.entanglement))
     qnn = backend.make_qnn(circuit)
     return TorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))

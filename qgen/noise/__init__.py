@@ -1,5 +1,7 @@
 """Intrinsic quantum-generated noise: Sampler bits -> extraction -> entropy pool -> N(0, 1) tensors."""
 
+from qgen.backends.bit_sampling import aer_sampler_factory, fixed_sampler
+from qgen.noise.bit_source import BitBatch, QuantumBitSource
 from qgen.noise.budget import NoiseBudget, noise_draws, plan_bits
 from qgen.noise.circuits import (
     chunk_widths,
@@ -21,7 +23,6 @@ from qgen.noise.mixed import MixedNoise
 from qgen.noise.pool import EntropyPool
 from qgen.noise.report import ReportThresholds, format_report, noise_report
 from qgen.noise.seeds import SeedChain
-from qgen.noise.source import BitBatch, QuantumBitSource, aer_sampler_factory, fixed_sampler
 from qgen.noise.sources import ClassicalNoise, NoiseSource, QuantumNoise
 
 __all__ = [

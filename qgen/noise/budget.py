@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from qgen.errors import QgenError
 from qgen.noise.convert import BITS_PER_GAUSSIAN
-from qgen.noise.source import DEFAULT_MAX_SHOTS_PER_JOB
+from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
 
 SAMPLERS = ("ddpm", "ddim")
 

@@ -1,49 +1,34 @@
-"""Pick the bit source for a backend and open the run's entropy pool.
+"""Build the run's quantum bit source and entropy pool from what the backend offers.
 
-| backend kind        | bits from                                                         | extraction        |
-|---------------------|-------------------------------------------------------------------|-------------------|
-| statevector, aer    | Aer SamplerV2 (matrix-product state), H on 64 qubits, ideal       | none (fair bits)  |
-| aer + noise model   | Aer SamplerV2 with the backend's noise model, H on 8 qubits       | von Neumann+Toeplitz |
-| fake                | the device's first qubits, reduced noise model (qgen.noise.fake_device) | von Neumann+Toeplitz |
-| ibm                 | the runtime Sampler, H on every qubit of the device (ISA)         | von Neumann+Toeplitz |
+The backend (``qgen.backends``) says how it measures qgen's entropy circuit: its sampler, the
+circuits ready for it, and whether the raw bits need extraction (``QuantumBackend.bit_sampling``;
+the table per kind is in ``qgen.backends.bit_sampling``). This module turns that into a
+``QuantumBitSource``, the extractors and the pool.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from qgen.backends.bit_sampling import BitSampling
 from qgen.errors import QgenError
+from qgen.noise.bit_source import QuantumBitSource
 from qgen.noise.circuits import hadamard_circuit
 from qgen.noise.extract import default_extractors
 from qgen.noise.pool import EntropyPool
-from qgen.noise.source import QuantumBitSource, aer_sampler_factory
 from qgen.noise.sources import QuantumNoise
 
-IDEAL_WIDTH = 64
-NOISY_AER_WIDTH = 8
-FAKE_DEVICE_WIDTH = 10   # density-matrix simulation of the reduced device stays exact up to here
+
+def bit_sampling_for(backend) -> BitSampling:
+    """How ``backend`` (a ``qgen.backends.base.QuantumBackend``) measures the entropy circuit:
+    H on every qubit."""
+    return backend.bit_sampling(hadamard_circuit)
 
 
 def bit_source_for(backend) -> tuple[QuantumBitSource, bool]:
-    """(source, needs_extraction) for a ``qgen.backends.qnn.QuantumBackend``."""
-    spec = backend.spec
-    if spec.kind == "statevector" or (spec.kind == "aer" and spec.noise == "ideal"):
-        factory = aer_sampler_factory(method="matrix_product_state")
-        return QuantumBitSource(factory, [hadamard_circuit(IDEAL_WIDTH)], backend_name=f"{spec.name}:aer-ideal"), False
-    if spec.kind == "aer":
-        factory = aer_sampler_factory(method="density_matrix", noise_model=backend.noise_model())
-        return QuantumBitSource(factory, [hadamard_circuit(NOISY_AER_WIDTH)], backend_name=f"{spec.name}:aer-noisy"), True
-    if spec.kind == "fake":
-        from qgen.noise.fake_device import reduce_device
-
-        device = backend.device
-        return reduce_device(device, tuple(range(min(FAKE_DEVICE_WIDTH, device.num_qubits)))).source(), True
-    if spec.kind == "ibm":
-        circuit = hadamard_circuit(backend.device.num_qubits)
-        isa = backend.pass_manager().run(circuit)
-        source = QuantumBitSource.from_sampler(backend.sampler(), [isa], backend_name=spec.device)
-        return source, True
-    raise QgenError(f"no quantum bit source for backend kind {spec.kind!r}")
+    """(source, needs_extraction) for a ``qgen.backends.base.QuantumBackend``."""
+    sampling = bit_sampling_for(backend)
+    return QuantumBitSource.from_bit_sampling(sampling), sampling.needs_extraction
 
 
 def open_pool(directory: Path, backend, seed: int, *, reuse: bool = False,
@@ -71,18 +56,12 @@ def pool_dir(run_dir: Path, backend) -> Path:
 
 def source_shape(backend) -> tuple[int, float]:
     """(qubits measured per shot, nominal extraction yield) of the backend's bit source, for planning."""
-    spec = backend.spec
-    if spec.kind == "statevector" or (spec.kind == "aer" and spec.noise == "ideal"):
-        return IDEAL_WIDTH, 1.0
+    shape = backend.bit_sampling_shape()
+    if not shape.needs_extraction:
+        return shape.qubits_per_shot, 1.0
     from qgen.noise.extract import nominal_yield
 
-    yield_ = nominal_yield(default_extractors(seed=0))
-    if spec.kind == "aer":
-        return NOISY_AER_WIDTH, yield_
-    from qgen.backends.devices import fake_backend
-
-    width = fake_backend(spec.device).num_qubits  # the fake twin knows the device's size offline
-    return (min(FAKE_DEVICE_WIDTH, width) if spec.kind == "fake" else width), yield_
+    return shape.qubits_per_shot, nominal_yield(default_extractors(seed=0))
 
 
 def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mixing=None,

@@ -37,7 +37,7 @@ from qgen.noise.extract import (
     nominal_yield,
 )
 from qgen.noise.seeds import SeedChain
-from qgen.noise.source import QuantumBitSource
+from qgen.noise.bit_source import QuantumBitSource
 
 BITS_FILE = "noise_pool.npz"
 META_FILE = "noise_pool.json"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from qgen.backends.qnn import QuantumBackend
-from qgen.backends.spec import get_backend
+from qgen.backends.registry import load_backend
 from qgen.noise.convert import BITS_PER_GAUSSIAN, bits_to_gaussians
 from qgen.noise.extract import default_extractors, extract, nominal_yield
 from qgen.noise.report import format_report, noise_report
@@ -20,7 +19,7 @@ from qgen.noise.factory import bit_source_for
 def run_noise_report(backend_name: str, backends_file: Path | None, *, gaussians: int, seed: int,
                      local: bool = False, json_out: Path | None = None) -> bool:
     """Print raw and extracted reports; True when the bits that qgen would use pass."""
-    backend = QuantumBackend(get_backend(backend_name, backends_file), local=local)
+    backend = load_backend(backend_name, backends_file, local=local)
     source, needs_extraction = bit_source_for(backend)
     extractors = default_extractors(seed=seed)
     need_raw = math.ceil(1.2 * gaussians * BITS_PER_GAUSSIAN / nominal_yield(extractors))

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 import tomli_w
 
-from qgen.backends.artifacts import default_circuits_root
-from qgen.backends.qnn import QuantumBackend, write_prepared_artifacts
-from qgen.backends.spec import get_backend
+from qgen.backends.artifacts import default_circuits_root, write_prepared_artifacts
+from qgen.backends.base import QuantumBackend
+from qgen.backends.registry import load_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.config import RunConfig, load_run_config, save_run_config
 from qgen.data import load_dataset
@@ -44,13 +44,13 @@ def _run_name(cfg: RunConfig) -> str:
 
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False) -> Path:
-    backend = QuantumBackend(get_backend(cfg.backend, backends_file), local=local)
+    backend = load_backend(cfg.backend, backends_file, local=local)
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
         if epochs < 1:
             raise QgenError(f"--epochs must be >= 1, got {epochs}")
         cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
-    if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
+    if backend.spends_shots and cfg.model.kind == "quantum":
         check_training_budget(cfg, backend)
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
@@ -92,7 +92,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
                     show_progress: bool = True, local: bool = False) -> Path:
     run_dir = resolve_run(run, runs_dir or default_runs_root())
     cfg = load_run_config(run_dir / "config.toml")
-    backend = QuantumBackend(get_backend(cfg.backend, backends_file), local=local)
+    backend = load_backend(cfg.backend, backends_file, local=local)
     backend.attach_run_dir(run_dir)
     if steps is not None:
         cfg = cfg.with_steps(steps)
@@ -120,7 +120,7 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend) -> None:
     from qgen.backends.budget import ShotBudget
 
     spec = backend.spec
-    shots = spec.shots if not spec.precision else int(-(-1 // spec.precision**2))
+    shots = spec.shots_per_binding
     batch = cfg.train.batch_size
     params = cfg.model.qubits * (1 + 2 * cfg.model.layers)
     per_step = cfg.model.qubits * batch * (1 + 2 * params) * shots
@@ -143,7 +143,7 @@ def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
 
 def _simulation_method(cfg: RunConfig, backend: QuantumBackend) -> dict:
     """How the backend simulates the bottleneck (exact statevector / mps, or Aer's method)."""
-    if cfg.model.kind != "quantum" or backend.spec.kind == "ibm":
+    if cfg.model.kind != "quantum" or not backend.has_simulation_method:
         return {}
     circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
     return {"simulation_method": backend.simulation_method(circuit)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from qgen.backends.qnn import QuantumBackend
+from qgen.backends.base import QuantumBackend
 from qgen.config import RunConfig
 from qgen.data import LoadedData
 from qgen.diffusion.ddpm import GaussianDiffusion

@@ -1,4 +1,4 @@
-"""Simulate a few qubits of a (fake) IBM device with their own noise, instead of all 127.
+"""Sample bits on a few qubits of a (fake) IBM device with their own noise, instead of all 127.
 
 ``AerSimulator.from_backend(FakeBrisbane())`` builds and carries noise for every qubit and coupler.
 The entropy circuit has no two-qubit gates, so the qubits it uses are independent: we transpile on the
@@ -9,7 +9,7 @@ plus depolarizing + thermal-relaxation errors on their single-qubit gates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +17,8 @@ from qiskit import QuantumCircuit, transpile
 from qiskit.providers import BackendV2
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
 
+from qgen.backends.bit_sampling import BitSampling, EntropyCircuit, SamplerFactory, aer_sampler_factory
 from qgen.errors import QgenError
-from qgen.noise.circuits import hadamard_circuit
-from qgen.noise.seeds import SeedChain
-from qgen.noise.source import QuantumBitSource, SamplerFactory, aer_sampler_factory
 
 _SKIPPED = {"barrier", "delay"}
 _NOISY_GATES = ("sx", "x")
@@ -66,14 +64,14 @@ class ReducedDevice:
             else "matrix_product_state"
         return aer_sampler_factory(method=method, noise_model=self.noise_model)
 
-    def source(self, seeds: SeedChain | None = None, **kwargs) -> QuantumBitSource:
-        return QuantumBitSource(self.sampler_factory(), [self.circuit],
-                                backend_name=f"aer:{self.backend_name}[{','.join(map(str, self.physical_qubits))}]",
-                                seeds=seeds or SeedChain(), **kwargs)
+    def bit_sampling(self) -> BitSampling:
+        """The reduced circuit and its sampler; device noise biases the bits, so they need extraction."""
+        return BitSampling(self.sampler_factory(), (self.circuit,),
+                           name=f"aer:{self.backend_name}[{','.join(map(str, self.physical_qubits))}]",
+                           needs_extraction=True)
 
 
-def reduce_device(backend: BackendV2, qubits: Sequence[int],
-                  build_circuit: Callable[[int], QuantumCircuit] = hadamard_circuit,
+def reduce_device(backend: BackendV2, qubits: Sequence[int], build_circuit: EntropyCircuit,
                   thermal: bool = True) -> ReducedDevice:
     """Noise model + circuit for ``build_circuit(len(qubits))`` placed on ``qubits`` of ``backend``.
 

@@ -1,7 +1,8 @@
 """A source of raw quantum bits: an injected ``BaseSamplerV2`` plus already-transpiled circuits.
 
 Nothing here knows about Aer: the same class drives an ideal Aer sampler, Aer with a device noise
-model, or IBM hardware through ``qiskit_ibm_runtime`` — only the sampler factory differs.
+model, or IBM hardware through ``qiskit_ibm_runtime`` — only the sampler factory differs, and the
+backend supplies it (``QuantumBackend.bit_sampling``, see ``qgen.backends.bit_sampling``).
 Simulators get a fresh seed per job (see ``seeds.py``); hardware ignores it.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,37 +18,16 @@ import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives import BaseSamplerV2
 
+from qgen.backends.bit_sampling import BitSampling, SamplerFactory, fixed_sampler
 from qgen.errors import QgenError
 from qgen.noise.bits import bitarray_to_bits
 from qgen.noise.seeds import SeedChain
 
-#: Builds the sampler for one job from that job's seed (``None`` when no seed applies).
-SamplerFactory = Callable[[int | None], BaseSamplerV2]
 #: A circuit, or (circuit, parameter values) as a Sampler V2 pub accepts it.
 PubLike = QuantumCircuit | tuple[QuantumCircuit, Sequence[float]]
 
 #: IBM backends' usual per-job shot limit; also keeps one simulated job's memory bounded.
 DEFAULT_MAX_SHOTS_PER_JOB = 100_000
-
-
-def aer_sampler_factory(method: str = "matrix_product_state", noise_model: Any = None,
-                        **backend_options: Any) -> SamplerFactory:
-    """Aer ``SamplerV2`` per job with that job's seed. MPS keeps 127-qubit product states cheap."""
-    from qiskit_aer.primitives import SamplerV2  # only simulator users pay for the import
-
-    options = {"method": method, **backend_options}
-    if noise_model is not None:
-        options["noise_model"] = noise_model
-
-    def make(seed: int | None) -> BaseSamplerV2:
-        return SamplerV2(seed=seed, options={"backend_options": dict(options)})
-
-    return make
-
-
-def fixed_sampler(sampler: BaseSamplerV2) -> SamplerFactory:
-    """Wrap a ready sampler (e.g. the runtime's sampler on hardware), which has no seed to set."""
-    return lambda seed: sampler
 
 
 @dataclass(frozen=True)
@@ -107,6 +87,12 @@ class QuantumBitSource:
                      **kwargs: Any) -> QuantumBitSource:
         """A ready sampler without per-job seeds, e.g. ``qiskit_ibm_runtime.SamplerV2(backend)``."""
         return cls(fixed_sampler(sampler), pubs, backend_name=backend_name, seeded=False, **kwargs)
+
+    @classmethod
+    def from_bit_sampling(cls, sampling: BitSampling, **kwargs: Any) -> QuantumBitSource:
+        """The source for what a backend offers (its sampler and entropy circuits)."""
+        return cls(sampling.sampler_factory, list(sampling.circuits), backend_name=sampling.name,
+                   seeded=sampling.seeded, **kwargs)
 
     @property
     def bits_per_shot(self) -> int:
