@@ -9,17 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qgen.config import load_run_config
 from qgen.data import DataConfig, default_data_root, load_dataset, to_uint8_pixels
 from qgen.errors import QgenError
-from qgen.rundir import default_runs_root, resolve_run
-
-
-def latest_samples(run_dir: Path) -> Path:
-    files = sorted(run_dir.glob("samples-*.npz"), key=lambda p: p.stat().st_mtime)
-    if not files:
-        raise QgenError(f"{run_dir} has no samples-*.npz yet; run: qgen sample --run {run_dir}")
-    return files[-1]
+from qgen.rundir import RunDir, default_runs_root
 
 
 def _image_keys(images: torch.Tensor) -> list[bytes]:
@@ -45,11 +37,16 @@ def heldout_images(data_cfg: DataConfig, train: torch.Tensor, limit: int, seed: 
 
 def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None = None,
                  heldout_limit: int = 1000, seed: int = 0) -> tuple[dict, Path]:
+    found = RunDir.resolve(run, runs_dir or default_runs_root())
+    with found.lock():  # metrics.json is written into the run: not while it trains or samples
+        return _evaluate_locked(found, samples=samples, heldout_limit=heldout_limit, seed=seed)
+
+
+def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, seed: int) -> tuple[dict, Path]:
     from qgen.metrics import evaluate_samples, get_feature_net, write_metrics_json
 
-    run_dir = resolve_run(run, runs_dir or default_runs_root())
-    cfg = load_run_config(run_dir / "config.toml")
-    samples_path = Path(samples) if samples else latest_samples(run_dir)
+    cfg = run.config()
+    samples_path = Path(samples) if samples else run.latest_samples()
     try:
         with np.load(samples_path) as npz:
             generated = torch.from_numpy(npz["samples"]).float()
@@ -64,9 +61,9 @@ def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None
     classes = cfg.data.classes
     metrics = evaluate_samples(generated, train.images, heldout, feature_net=net,
                                intended_class=classes[0] if classes and len(classes) == 1 else None, seed=seed)
-    metrics["run"] = str(run_dir)
+    metrics["run"] = str(run.path)
     metrics["samples_file"] = samples_path.name
     metrics["heldout_source"] = origin
-    out = run_dir / "metrics.json"
+    out = run.metrics_path
     write_metrics_json(out, metrics)
     return metrics, out

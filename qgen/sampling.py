@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ import torch
 from tqdm import tqdm
 
 from qgen.backends.registry import load_backend
-from qgen.config import load_run_config
 from qgen.data import to_uint8_pixels
 from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.samplers import (
@@ -22,13 +20,11 @@ from qgen.diffusion.samplers import (
     noise_draws,
 )
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_bytes
 from qgen.models.build import build_model
 from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
-from qgen.rundir import append_to_manifest, default_runs_root, resolve_run, timestamp
+from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
-from qgen.training.checkpoint import EMA, LAST, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -58,9 +54,9 @@ class SampleRequest:
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
                        local: bool = False):
-    cfg = load_run_config(run_dir / "config.toml")
+    cfg = RunDir(run_dir).config()
     backend = load_backend(backend_name or cfg.backend, backends_file, local=local)
-    ckpt = load_checkpoint(run_dir / (EMA if weights == "ema" else LAST))
+    ckpt = RunDir(run_dir).load_checkpoint(weights)  # "ema" or "last"
     model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend)
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -69,7 +65,14 @@ def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, ba
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
                show_progress: bool = True, local: bool = False) -> dict:
-    run_dir = resolve_run(run, runs_dir or default_runs_root())
+    found = RunDir.resolve(run, runs_dir or default_runs_root())
+    with found.lock():  # one writer at a time: never while the run trains
+        return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local)
+
+
+def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | None, show_progress: bool,
+                   local: bool) -> dict:
+    run_dir = run.path
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
@@ -91,7 +94,8 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
             out.append(ddim_sample(model, diffusion, shape, noise, steps=req.steps, eta=req.eta, progress=bar.update))
     bar.close()
     images = torch.cat(out)
-    stem = f"samples-{req.sampler}{req.steps if req.sampler == 'ddim' else cfg.diffusion.T}-{backend.spec.name}-{timestamp()}"
+    files = run.new_samples_file(f"{req.sampler}{req.steps if req.sampler == 'ddim' else cfg.diffusion.T}",
+                                 backend.spec.name)
     meta = {
         "request": asdict(req),
         "backend": to_dict(backend.spec) | {"local": local},
@@ -99,15 +103,13 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
         "noise": noise.provenance() if hasattr(noise, "provenance") else {"kind": req.noise},
         "noise_draws": noise_draws(req.sampler, req.steps, cfg.diffusion.T, req.eta),
     }
-    buf = io.BytesIO()
     u8 = to_uint8_pixels(images).numpy()
-    np.savez_compressed(buf, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))
-    npz, png = run_dir / f"{stem}.npz", run_dir / f"{stem}.png"
-    atomic_write_bytes(npz, buf.getvalue())
+    run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))
+    npz, png = files.npz, files.png
     save_image_grid(images, png)
     # the run's manifest lists every sample set with its backend and noise provenance (bits, job IDs)
-    append_to_manifest(run_dir, "samples", {"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
-                                            "checkpoint_step": ckpt["step"]})
+    run.append_to_manifest("samples", {"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
+                                       "checkpoint_step": ckpt["step"]})
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 
@@ -128,7 +130,7 @@ def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleReques
     from qgen.backends.budget import ShotBudget
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    ShotBudget.load(run_dir, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
+    ShotBudget.load(RunDir(run_dir).budget_path, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
 
 
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
@@ -136,12 +138,12 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     """What ``qgen sample`` would do, without building primitives or spending shots."""
     from qgen.noise import plan_bits
 
-    run_dir = resolve_run(run, runs_dir or default_runs_root())
-    cfg = load_run_config(run_dir / "config.toml")
+    run_dir = RunDir.resolve(run, runs_dir or default_runs_root())
+    cfg = run_dir.config()
     backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
     spec = backend.spec
     req.validate(cfg.diffusion.T)
-    channels = load_checkpoint(run_dir / (EMA if req.weights == "ema" else LAST))["channels"]
+    channels = run_dir.load_checkpoint(req.weights)["channels"]
     steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
     chunks = -(-req.n // req.batch_size)
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
@@ -156,7 +158,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
 
             job_plan = _estimator_plan(cfg, spec, req)
             limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
-            budget = ShotBudget.load(run_dir, spec.name, limit)
+            budget = ShotBudget.load(run_dir.budget_path, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
         lines.append(line)
     if req.noise in ("quantum", "mixed"):

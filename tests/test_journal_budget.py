@@ -14,6 +14,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qgen.backends.budget import MAX_EXECUTIONS_PER_JOB, ShotBudget, plan, pub_cost
 from qgen.backends.journal import JobJournal, submit_or_resume
 from qgen.errors import QgenError
+from qgen.rundir import RunDir
 
 JOB_META = {"kind": "sampler", "backend": "fake_brisbane", "pub_shapes": [(4,), (2, 3)], "shots": 100}
 
@@ -42,6 +43,11 @@ class FakeJob:
         return self._result
 
 
+def journal_in(run_dir: Path) -> JobJournal:
+    run = RunDir(run_dir)
+    return JobJournal(run.journal_path, run.job_results_dir)
+
+
 def journal_lines(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]
 
@@ -57,7 +63,7 @@ def sampler_result(shots: int = 16) -> object:
 
 
 def test_journal_line_is_on_disk_before_anyone_waits(tmp_path: Path) -> None:
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     seen: list[dict] = []
 
     def inspect_journal(job: FakeJob) -> None:  # runs inside job.result(), i.e. while "waiting"
@@ -82,12 +88,12 @@ def test_crash_after_the_result_is_stored_resumes_without_resubmitting(tmp_path:
         submits.append("submit")
         return FakeJob("job-b", original)
 
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     job = submit()
     journal.record(job, key="step-2", **JOB_META)
     journal.store_result(job.job_id(), job.result())
     # -- crash here: mark_done never ran --
-    resumed = JobJournal(tmp_path)
+    resumed = journal_in(tmp_path)
     assert [entry.job_id for entry in resumed.pending()] == ["job-b"]
     result = submit_or_resume(resumed, "step-2", submit, **JOB_META)
     assert submits == ["submit"]  # no second submission
@@ -117,19 +123,19 @@ def test_crash_while_waiting_on_hardware_retrieves_the_job_from_the_service(tmp_
             return FakeJob(job_id, original)
 
     with pytest.raises(Crash):
-        submit_or_resume(JobJournal(tmp_path), "step-3", submit, **JOB_META)
+        submit_or_resume(journal_in(tmp_path), "step-3", submit, **JOB_META)
     service = Service()
-    result = submit_or_resume(JobJournal(tmp_path), "step-3", submit, service=service, **JOB_META)
+    result = submit_or_resume(journal_in(tmp_path), "step-3", submit, service=service, **JOB_META)
     assert submits == ["submit"] and service.looked_up == ["job-c"]
     assert result[0].data.meas.get_counts() == original[0].data.meas.get_counts()
-    assert JobJournal(tmp_path).pending() == []
+    assert journal_in(tmp_path).pending() == []
     # and once stored, a further resume needs neither the service nor a submission
-    assert submit_or_resume(JobJournal(tmp_path), "step-3", submit, **JOB_META) is not None
+    assert submit_or_resume(journal_in(tmp_path), "step-3", submit, **JOB_META) is not None
     assert submits == ["submit"] and service.looked_up == ["job-c"]
 
 
 def test_a_failed_hardware_job_is_resubmitted(tmp_path: Path) -> None:
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     journal.record(FakeJob("job-x", None), key="step-4", **JOB_META)
 
     class FailedJob(FakeJob):
@@ -154,7 +160,7 @@ def test_a_failed_hardware_job_is_resubmitted(tmp_path: Path) -> None:
 
 def test_a_local_job_lost_mid_wait_is_resubmitted(tmp_path: Path) -> None:
     """Local fake jobs live in this process only: if it dies before the result is stored, resubmit."""
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     journal.record(FakeJob("job-local", None), key="step-5", **JOB_META)
     submits: list[str] = []
 
@@ -167,7 +173,7 @@ def test_a_local_job_lost_mid_wait_is_resubmitted(tmp_path: Path) -> None:
 
 
 def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Path) -> None:
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     circuit = QuantumCircuit(2)
     circuit.h(0)
     circuit.cx(0, 1)
@@ -181,7 +187,7 @@ def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Pat
 
 
 def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
-    journal = JobJournal(tmp_path)
+    journal = journal_in(tmp_path)
     journal.record(FakeJob("job-d", None), key="k", **JOB_META)
     with open(tmp_path / "jobs.jsonl", "a") as handle:
         handle.write('{"job_id": "job-e", "sta')  # the write a crash interrupted
@@ -190,7 +196,7 @@ def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
 
 def test_mark_done_of_an_unknown_job_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(QgenError, match="never recorded"):
-        JobJournal(tmp_path).mark_done("nope")
+        journal_in(tmp_path).mark_done("nope")
 
 
 # ------------------------------------------------------------------------------------------- budget
@@ -215,13 +221,14 @@ def test_budget_counts_what_was_already_spent() -> None:
 
 
 def test_budget_persists_per_backend_in_the_run_dir(tmp_path: Path) -> None:
-    budget = ShotBudget.load(tmp_path, "ibm_fez", limit=1000)
+    budget_file = RunDir(tmp_path).budget_path
+    budget = ShotBudget.load(budget_file, "ibm_fez", limit=1000)
     budget.charge(300)
-    budget.save(tmp_path, "ibm_fez")
-    ShotBudget(limit=50, spent=7).save(tmp_path, "ibm_kingston")
-    again = ShotBudget.load(tmp_path, "ibm_fez", limit=2000)  # a raised limit takes effect on resume
+    budget.save(budget_file, "ibm_fez")
+    ShotBudget(limit=50, spent=7).save(budget_file, "ibm_kingston")
+    again = ShotBudget.load(budget_file, "ibm_fez", limit=2000)  # a raised limit takes effect on resume
     assert (again.spent, again.limit, again.remaining) == (300, 2000, 1700)
-    assert ShotBudget.load(tmp_path, "ibm_kingston", limit=50).spent == 7
+    assert ShotBudget.load(budget_file, "ibm_kingston", limit=50).spent == 7
     assert json.loads((tmp_path / "budget.json").read_text())["ibm_fez"] == {"limit": 1000, "spent": 300}
 
 

@@ -30,7 +30,6 @@ from qgen.fileio import atomic_write_text
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 SECONDS_PER_EXECUTION = 250e-6
 SECONDS_PER_JOB = 2.0
-BUDGET_NAME = "budget.json"
 
 
 @dataclass(frozen=True)
@@ -203,23 +202,22 @@ class ShotBudget:
     def charge(self, executions: int) -> None:
         self.spent += executions
 
-    # Persistence: run_dir/budget.json = {backend: {"limit": ..., "spent": ...}}. The limit in force is
+    # Persistence: the run's budget file = {backend: {"limit": ..., "spent": ...}}. The limit in force is
     # the configured one (so raising shot_budget takes effect on resume); what was spent is remembered.
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike[str], backend: str, limit: int | None) -> ShotBudget:
-        stored = _read_budgets(Path(run_dir)).get(backend, {})
+    def load(cls, path: str | os.PathLike[str], backend: str, limit: int | None) -> ShotBudget:
+        stored = _read_budgets(Path(path)).get(backend, {})
         return cls(limit=limit, spent=int(stored.get("spent", 0)))
 
-    def save(self, run_dir: str | os.PathLike[str], backend: str) -> None:
-        run_dir = Path(run_dir)
-        budgets = _read_budgets(run_dir)
+    def save(self, path: str | os.PathLike[str], backend: str) -> None:
+        path = Path(path)
+        budgets = _read_budgets(path)
         budgets[backend] = {"limit": self.limit, "spent": self.spent}
-        atomic_write_text(run_dir / BUDGET_NAME, json.dumps(budgets, indent=2))
+        atomic_write_text(path, json.dumps(budgets, indent=2))
 
 
-def _read_budgets(run_dir: Path) -> dict[str, dict[str, Any]]:
-    path = run_dir / BUDGET_NAME
+def _read_budgets(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:

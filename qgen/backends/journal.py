@@ -1,10 +1,11 @@
 """A crash-safe journal of submitted primitive jobs, so an interrupted run resumes instead of resubmitting.
 
-``run_dir/jobs.jsonl`` is append-only: one ``submitted`` line per job, written and fsynced *before*
-anyone waits on the job (a crash while waiting still leaves the job id on disk), then one ``done`` line
-when its result is safe. The latest line per job id wins. Results are also stored next to the journal
-(``run_dir/job_results/JOB_ID.json``, qiskit-ibm-runtime's JSON encoding) because local fake jobs can
-never be fetched again from a service, and a stored result spares a network round trip on hardware.
+The journal file (``jobs.jsonl`` in the run directory, named by ``RunDir``) is append-only: one
+``submitted`` line per job, written and fsynced *before* anyone waits on the job (a crash while
+waiting still leaves the job id on disk), then one ``done`` line when its result is safe. The latest
+line per job id wins. Results are also stored next to the journal (``JOB_ID.json`` in the results
+folder, qiskit-ibm-runtime's JSON encoding) because local fake jobs can never be fetched again from a
+service, and a stored result spares a network round trip on hardware.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from typing import Any
 from qgen.errors import QgenError
 from qgen.fileio import atomic_write_text
 
-JOURNAL_NAME = "jobs.jsonl"
-RESULTS_DIR = "job_results"
 SUBMITTED = "submitted"
 DONE = "done"
 # qiskit-ibm-runtime's RuntimeJobV2.status() strings for jobs that will never produce a result
@@ -43,12 +42,11 @@ class JournalEntry:
 
 
 class JobJournal:
-    """``run_dir/jobs.jsonl``: which jobs this run submitted, and which of them are done."""
+    """The run's job journal: which jobs this run submitted, and which of them are done."""
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / JOURNAL_NAME
-        self.results_dir = self.run_dir / RESULTS_DIR
+    def __init__(self, path: str | os.PathLike[str], results_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.results_dir = Path(results_dir)
 
     # ------------------------------------------------------------------ writing
 
@@ -180,14 +178,14 @@ class JobJournal:
         return self.results_dir / f"{job_id}.json"
 
     def _append(self, line: dict[str, Any]) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         with open(self.path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         if created:  # the new directory entry must survive a crash too
-            _fsync_dir(self.run_dir)
+            _fsync_dir(self.path.parent)
 
 
 def submit_or_resume(

@@ -48,13 +48,18 @@ class _Journaled:
         self.spec = spec
         self.journal: JobJournal | None = None
         self.budget: ShotBudget | None = None
+        self.budget_path: Path | None = None
         self._circuit_digests: dict[int, str] = {}
 
     def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
-        """Journal into ``run_dir``; the budget is the run's (persisted in budget.json)."""
+        """Journal into ``run_dir``; the budget is the run's (persisted in its budget file)."""
+        from qgen.rundir import RunDir
+
+        run = RunDir(run_dir)
         limit = shot_budget if shot_budget is not None else self.spec.shot_budget
-        self.journal = JobJournal(run_dir)
-        self.budget = ShotBudget.load(run_dir, self.spec.name, limit)
+        self.journal = JobJournal(run.journal_path, run.job_results_dir)
+        self.budget_path = run.budget_path
+        self.budget = ShotBudget.load(self.budget_path, self.spec.name, limit)
 
     def _digest(self, circuit) -> str:
         """The circuit's content, stable across processes: OpenQASM 3 names parameters, while QPY
@@ -79,7 +84,7 @@ class _Journaled:
         entry = self.journal.find(key)
         if previous is None:
             self.budget.charge(job_plan.executions)
-            self.budget.save(self.journal.run_dir, self.spec.name)
+            self.budget.save(self.budget_path, self.spec.name)
         return CompletedJob(result, entry.job_id if entry else "")
 
 

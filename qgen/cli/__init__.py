@@ -11,10 +11,16 @@ import click
 from qgen import __version__
 from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 from qgen.errors import QgenError
+from qgen.rundir.layout import SAMPLES_GLOB
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does
     raise KeyboardInterrupt
+
+
+def _to_stderr(line: str) -> None:
+    """The reporter the CLI hands to library code: its progress lines go to stderr."""
+    click.echo(line, err=True)
 
 
 def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
@@ -141,7 +147,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                        show_progress=not no_progress, local=local)
+                        show_progress=not no_progress, local=local, report=_to_stderr)
         return
     from qgen.config import DiffusionConfig, RunConfig, TrainConfig
     from qgen.data import DataConfig
@@ -161,7 +167,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg,
                     diffusion=DiffusionConfig(schedule=schedule, T=T, **_mixing(mix)), train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
-                   show_progress=not no_progress, local=local)
+                   show_progress=not no_progress, local=local, report=_to_stderr)
 
 
 @cli.command()
@@ -227,7 +233,7 @@ def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit
               help="also write the report as JSON")
 def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -> None:
     """Statistical checks of quantum noise bits, raw and after extraction."""
-    from qgen.noise.report_cmd import run_noise_report
+    from qgen.cli.noise_report import run_noise_report
 
     ok = run_noise_report(backend, backends_file, gaussians=gaussians, seed=seed, local=local, json_out=json_out)
     if not ok:
@@ -237,7 +243,7 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @cli.command()
 @click.option("--run", "run", required=True, help="run name or path")
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="samples .npz (default: the run's newest samples-*.npz)")
+              help=f"samples .npz (default: the run's newest {SAMPLES_GLOB})")
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
 @click.option("--seed", type=int, default=0, show_default=True)
 @runs_option

@@ -11,7 +11,7 @@ from qgen.experiment.pairing import compare_arms
 from qgen.experiment.summary import MAIN_METRICS
 from qgen.experiment.tables import comparison_cells, fmt, fmt_p, metric_table, paired_table
 from qgen.experiment.verdict import Verdict
-from qgen.rundir import read_json
+from qgen.rundir import RunDir
 from qgen.tomlconfig import atomic_write_bytes
 
 # Below this many training steps the numbers say whether the pipeline works, not whether the claim holds.
@@ -71,7 +71,7 @@ def _data_notes(out: Path, rows: list[dict]) -> list[str]:
         if row["dataset"] in notes or not row.get("run_dir"):
             continue
         try:
-            source = read_json(Path(out) / row["run_dir"] / "manifest.json").get("data_source", {})
+            source = RunDir(Path(out) / row["run_dir"]).manifest().get("data_source", {})
         except Exception:
             continue
         notes[row["dataset"]] = source.get("note")

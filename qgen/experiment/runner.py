@@ -23,7 +23,7 @@ from qgen.errors import QgenError
 from qgen.experiment.cells import Cell, run_config, sample_request
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.state import ExperimentState
-from qgen.rundir import read_json
+from qgen.rundir import RunDir
 
 CELL_METRICS = "metrics.json"
 RUNS_SUBDIR = "run"
@@ -56,17 +56,16 @@ def cell_is_done(out: Path, cell: Cell) -> bool:
 def find_run_dir(cell_dir: Path) -> Path | None:
     """The cell's run folder (the newest if an earlier crash left several); hidden staging folders ignored."""
     runs = [p for p in (cell_dir / RUNS_SUBDIR).glob("*")
-            if p.is_dir() and not p.name.startswith(".") and (p / "config.toml").is_file()]
+            if p.is_dir() and not p.name.startswith(".") and RunDir.is_run(p)]
     return max(runs, key=lambda p: p.name) if runs else None
 
 
 def checkpoint_step(run_dir: Path) -> int | None:
-    from qgen.training.checkpoint import LAST, load_checkpoint
-
-    if not (run_dir / LAST).is_file():
+    run = RunDir(run_dir)
+    if not run.has_checkpoint("last"):
         return None
     try:
-        return int(load_checkpoint(run_dir / LAST)["step"])
+        return int(run.load_checkpoint("last")["step"])
     except Exception:  # a torn checkpoint is as good as none: restart the cell
         return None
 
@@ -137,11 +136,11 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: Ru
         "run_dir": str(run_dir.relative_to(opts.out)),
         "samples_file": str(Path(samples["npz"]).relative_to(opts.out)),
         "train_wall_seconds": record["train_wall_seconds"],
-        "train_step_seconds": loss_csv_seconds(run_dir / "loss.csv"),
+        "train_step_seconds": RunDir(run_dir).loss_log().total_seconds(),
         "trainings": record["trainings"],
         "sample_seconds": round(sample_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
-        "parameters": read_json(run_dir / "manifest.json").get("parameters"),
+        "parameters": RunDir(run_dir).manifest().get("parameters"),
     }
     # written last: its presence is what marks the cell as done
     write_metrics_json(cell_dir / CELL_METRICS, metrics)
@@ -162,7 +161,8 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: 
     if run_dir is not None and step is None:
         # killed before its first checkpoint: nothing worth keeping, and a clean start is reproducible
         opts.log(f"qgen experiment: {cell.id}: removing {run_dir.name} (no checkpoint), restarting")
-        shutil.rmtree(run_dir)
+        with RunDir(run_dir).lock():  # refused while another process still writes into it
+            shutil.rmtree(run_dir)
         run_dir = None
     if run_dir is not None and step >= cfg.train.steps:
         return run_dir  # trained; an earlier invocation stopped during sampling or evaluation
@@ -173,11 +173,12 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: 
     try:
         if run_dir is None:
             run_dir = start_training(run_config(cfg, cell), runs_dir=cell_dir / RUNS_SUBDIR, epochs=None,
-                                     backends_file=opts.backends_file, show_progress=opts.show_progress)
+                                     backends_file=opts.backends_file, show_progress=opts.show_progress,
+                                     report=opts.log)
         else:
             opts.log(f"qgen experiment: {cell.id}: resuming {run_dir.name} at step {step}")
             run_dir = resume_training(str(run_dir), runs_dir=None, steps=None, backends_file=opts.backends_file,
-                                      show_progress=opts.show_progress)
+                                      show_progress=opts.show_progress, report=opts.log)
     finally:
         # counted on interrupts too, so the recorded cost of a resumed cell is its whole cost
         state.add_train_time(cell.id, time.perf_counter() - t0)
@@ -187,13 +188,3 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: 
         raise QgenError(f"training of {cell.id} produced no run folder")
     return run_dir
 
-
-def loss_csv_seconds(path: Path) -> float | None:
-    """Sum of per-step compute seconds in loss.csv: the training cost without start-up, across resumes."""
-    import csv
-
-    try:
-        with open(path) as fh:
-            return round(sum(float(row["seconds"]) for row in csv.DictReader(fh)), 3)
-    except (OSError, KeyError, ValueError):
-        return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qgen.rundir import write_json
+from qgen.fileio import write_json
 
 STATE_FILE = "state.json"
 CELL_STATUSES = ("pending", "training", "sampling", "evaluating", "done", "failed", "interrupted")

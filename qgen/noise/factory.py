@@ -50,7 +50,9 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
 
 def pool_dir(run_dir: Path, backend) -> Path:
     """One pool per run and backend: bits of different devices (and extractors) never share a stream."""
-    return Path(run_dir) / "noise" / backend.spec.name
+    from qgen.rundir import RunDir
+
+    return RunDir(run_dir).noise_pool_dir(backend.spec.name)
 
 
 

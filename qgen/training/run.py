@@ -1,33 +1,34 @@
-"""Starting and resuming training runs: validate everything first, then create the run dir."""
+"""Starting and resuming training runs: validate everything first, then create the run dir.
+
+Both hold the run's lock while they write into it. What they have to say (the run directory,
+progress at the end) goes to a ``report`` callback: the CLI prints it, other callers log or drop it.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-
-import click
-import tomli_w
 
 from qgen.backends.artifacts import default_circuits_root, write_prepared_artifacts
 from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import load_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
-from qgen.config import RunConfig, load_run_config, save_run_config
+from qgen.config import RunConfig
 from qgen.data import load_dataset
 from qgen.errors import QgenError
 from qgen.noise.schedule_plot import plot_schedule
-from qgen.rundir import (
-    base_manifest,
-    create_run_dir,
-    default_runs_root,
-    resolve_run,
-    timestamp,
-)
+from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
-from qgen.training.trainer import Trainer, loss_csv_header
+from qgen.training.trainer import Trainer
+
+Reporter = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    pass
 
 
 def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
@@ -43,7 +44,7 @@ def _run_name(cfg: RunConfig) -> str:
 
 
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
-                   show_progress: bool = True, local: bool = False) -> Path:
+                   show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
     backend = load_backend(cfg.backend, backends_file, local=local)
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
@@ -70,28 +71,36 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         "noise": {"train": cfg.train.noise},
         "parameters": _parameter_counts(trainer),
     }
-    run_dir = create_run_dir(root, name, {"loss.csv": loss_csv_header(),
-                                          "config.toml": tomli_w.dumps(to_dict(cfg)).encode(),
-                                          "manifest.json": (json.dumps(manifest, indent=2, default=str) + "\n").encode()})
-    try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
-        trainer.run_dir = run_dir
-        backend.attach_run_dir(run_dir)
-        if trainer.noise is None:
-            trainer.noise = make_noise(cfg, run_dir, backend)
-        plot_schedule(cfg.diffusion.make_schedule(), cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None,
-                      run_dir / "schedule.png")
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    click.echo(f"qgen: run directory {run_dir}", err=True)
-    _train(trainer, show_progress)
+    run = RunDir.create(root, name, config=cfg, manifest=manifest)
+    run_dir = run.path
+    with run.lock():
+        try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
+            trainer.run_dir = run_dir
+            backend.attach_run_dir(run_dir)
+            if trainer.noise is None:
+                trainer.noise = make_noise(cfg, run_dir, backend)
+            plot_schedule(cfg.diffusion.make_schedule(),
+                          cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None, run.path_for("schedule_png"))
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        report(f"qgen: run directory {run_dir}")
+        _train(trainer, show_progress, report)
     return run_dir
 
 
 def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
-                    show_progress: bool = True, local: bool = False) -> Path:
-    run_dir = resolve_run(run, runs_dir or default_runs_root())
-    cfg = load_run_config(run_dir / "config.toml")
+                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
+    found = RunDir.resolve(run, runs_dir or default_runs_root())
+    with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
+        return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
+                              local=local, report=report)
+
+
+def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
+                   local: bool, report: Reporter) -> Path:
+    run_dir = run.path
+    cfg = run.config()
     backend = load_backend(cfg.backend, backends_file, local=local)
     backend.attach_run_dir(run_dir)
     if steps is not None:
@@ -104,9 +113,9 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
     if steps is not None:
-        save_run_config(cfg, run_dir / "config.toml")
-    click.echo(f"qgen: resuming {run_dir} at step {trainer.step}", err=True)
-    _train(trainer, show_progress)
+        run.save_config(cfg)
+    report(f"qgen: resuming {run_dir} at step {trainer.step}")
+    _train(trainer, show_progress, report)
     return run_dir
 
 
@@ -149,14 +158,14 @@ def _simulation_method(cfg: RunConfig, backend: QuantumBackend) -> dict:
     return {"simulation_method": backend.simulation_method(circuit)}
 
 
-def _train(trainer: Trainer, show_progress: bool) -> None:
+def _train(trainer: Trainer, show_progress: bool, report: Reporter) -> None:
     try:
         trainer.train(show_progress=show_progress)
     except KeyboardInterrupt:
-        click.echo(f"qgen: interrupted at step {trainer.step}; checkpoint saved. Resume with: "
-                   f"qgen train --resume {trainer.run_dir}", err=True)
+        report(f"qgen: interrupted at step {trainer.step}; checkpoint saved. Resume with: "
+               f"qgen train --resume {trainer.run_dir}")
         raise
-    click.echo(f"qgen: finished {trainer.step} steps in {trainer.run_dir}", err=True)
+    report(f"qgen: finished {trainer.step} steps in {trainer.run_dir}")
 
 
 def _parameter_counts(trainer: Trainer) -> dict:

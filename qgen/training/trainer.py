@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import signal
 import threading
@@ -21,12 +20,8 @@ from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.samplers import ddim_sample
 from qgen.models.build import build_model
 from qgen.plots import save_image_grid, save_loss_plot
-from qgen.rundir import update_manifest
-from qgen.training.checkpoint import EMA as EMA_FILE
-from qgen.training.checkpoint import LAST, load_checkpoint, save_checkpoint
+from qgen.rundir import RunDir
 from qgen.training.ema import EMA
-
-LOSS_FIELDS = ("step", "loss", "seconds")
 
 
 class BatchOrder:
@@ -75,6 +70,10 @@ class Trainer:
         self.order = BatchOrder(len(self.data.images), torch.Generator().manual_seed(tc.seed + 1))
         self.step = 0
 
+    @property
+    def run(self) -> RunDir:
+        return RunDir(self.run_dir)
+
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
@@ -89,12 +88,11 @@ class Trainer:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / LAST, self.state_dict())
-        save_checkpoint(self.run_dir / EMA_FILE,
-                        {"step": self.step, "model": self.ema.shadow, "channels": self.data.channels})
+        self.run.save_checkpoint("last", self.state_dict())
+        self.run.save_checkpoint("ema", {"step": self.step, "model": self.ema.shadow, "channels": self.data.channels})
 
     def restore(self) -> None:
-        state = load_checkpoint(self.run_dir / LAST)
+        state = self.run.load_checkpoint("last")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
@@ -103,24 +101,22 @@ class Trainer:
         if state.get("noise") is not None and hasattr(self.noise, "load_state_dict"):
             self.noise.load_state_dict(state["noise"])
         self.step = state["step"]
-        _truncate_loss_csv(self.run_dir / "loss.csv", self.step)
+        self.run.loss_log().truncate(self.step)
 
     # -- loop ----------------------------------------------------------------------------------
     def train(self, show_progress: bool = True) -> None:
         tc = self.cfg.train
-        loss_path = self.run_dir / "loss.csv"
-        update_manifest(self.run_dir, status="running", steps_done=self.step, steps_planned=tc.steps)
+        loss_log = self.run.loss_log()
+        self.run.update_manifest(status="running", steps_done=self.step, steps_planned=tc.steps)
         self.model.train()
         bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
                    disable=not show_progress, dynamic_ncols=True)
         try:
-            with open(loss_path, "a", newline="") as fh, _stop_between_steps() as stop_requested:
-                writer = csv.writer(fh)
+            with loss_log.appender() as log_row, _stop_between_steps() as stop_requested:
                 while self.step < tc.steps:
                     t0 = time.perf_counter()
                     loss = self.train_step()
-                    writer.writerow([self.step + 1, f"{loss:.6f}", f"{time.perf_counter() - t0:.4f}"])
-                    fh.flush()
+                    log_row(self.step + 1, loss, time.perf_counter() - t0)
                     self.step += 1  # after the row: a hard stop never leaves a step without its log line
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}")
@@ -130,16 +126,16 @@ class Trainer:
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.save()
-            update_manifest(self.run_dir, status="interrupted", steps_done=self.step,
-                            noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
+            self.run.update_manifest(status="interrupted", steps_done=self.step,
+                                     noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
             raise
         finally:
             bar.close()
         self.save()
-        save_loss_plot(loss_path, self.run_dir / "loss.png")
+        save_loss_plot(loss_log.path, self.run.path_for("loss_png"))
         self.write_samples_grid()
-        update_manifest(self.run_dir, status="finished", steps_done=self.step,
-                        noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
+        self.run.update_manifest(status="finished", steps_done=self.step,
+                                 noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
 
     def train_step(self) -> float:
         idx = self.order.next(self.cfg.train.batch_size)
@@ -166,7 +162,7 @@ class Trainer:
             x = ddim_sample(self.model, self.diffusion, shape, ClassicalNoise(tc.seed + 2),
                             steps=min(tc.sample_steps, self.diffusion.T))
         self.model.train()
-        save_image_grid(x, self.run_dir / "samples.png")
+        save_image_grid(x, self.run.path_for("samples_png"))
 
 
 @contextmanager
@@ -193,20 +189,3 @@ def _stop_between_steps():
         for sig, old in previous.items():
             signal.signal(sig, old)
 
-
-def _truncate_loss_csv(path: Path, step: int) -> None:
-    """Drop loss rows logged after the checkpoint we resume from (they will be redone)."""
-    if not path.is_file():
-        return
-    with open(path) as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1:]
-    kept = [r for r in body if int(r[0]) <= step]
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(kept)
-
-
-def loss_csv_header() -> bytes:
-    return (",".join(LOSS_FIELDS) + "\n").encode()

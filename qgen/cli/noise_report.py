@@ -1,4 +1,4 @@
-"""``qgen noise-report``: fetch bits from a backend and test them, raw and after extraction."""
+"""``qgen noise-report`` (CLI): fetch bits from a backend and test them, raw and after extraction."""
 
 from __future__ import annotations
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import torch
-
 from qgen.errors import QgenError
 from qgen.fileio import atomic_write_bytes
 
-LAST = "checkpoint-last.pt"
-EMA = "checkpoint-ema.pt"
-
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    import torch  # only the commands that touch checkpoints pay for importing torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict:
+    import torch
+
     if not path.is_file():
         raise QgenError(f"no checkpoint at {path}: the run has not saved one yet")
     try:
