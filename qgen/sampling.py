@@ -15,13 +15,8 @@ from qgen.backends.qnn import QuantumBackend
 from qgen.backends.spec import get_backend
 from qgen.config import load_run_config
 from qgen.data import to_uint8_pixels
-from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.samplers import (
-    ddim_sample,
-    ddim_timesteps,
-    ddpm_sample,
-    noise_draws,
-)
+from qgen.diffusion.pipeline import batch_sizes, sample
+from qgen.diffusion.schedulers import Scheduler, make_scheduler, scheduler_class
 from qgen.errors import QgenError
 from qgen.fileio import atomic_write_bytes
 from qgen.models.build import build_model
@@ -51,10 +46,11 @@ class SampleRequest:
             raise QgenError(f"--n must be >= 1, got {self.n}")
         if self.batch_size < 1:
             raise QgenError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.sampler == "ddim":
-            ddim_timesteps(T, self.steps)
-            if self.eta < 0:
-                raise QgenError(f"--eta must be >= 0, got {self.eta}")
+        scheduler_class(self.sampler).check_options(T, self.steps, eta=self.eta)
+
+    def make_scheduler(self, schedule) -> Scheduler:
+        """The request's sampler over ``schedule``, timesteps set (DDPM ignores steps and eta)."""
+        return make_scheduler(self.sampler, schedule, steps=self.steps, eta=self.eta)
 
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
@@ -76,20 +72,14 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     backend.attach_run_dir(run_dir, req.shot_budget)
     if backend.spec.kind == "ibm" and cfg.model.kind == "quantum":
         _check_budget_before_sampling(run_dir, cfg, backend, req)
-    diffusion = GaussianDiffusion(cfg.diffusion.make_schedule())
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget)
     channels = ckpt["channels"]
-    per_batch = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
-    bar = tqdm(total=per_batch * len(chunks), desc=f"{req.sampler}", unit="step", disable=not show_progress)
-    out = []
-    for size in chunks:
-        shape = (size, channels, 28, 28)
-        if req.sampler == "ddpm":
-            out.append(ddpm_sample(model, diffusion, shape, noise, progress=bar.update))
-        else:
-            out.append(ddim_sample(model, diffusion, shape, noise, steps=req.steps, eta=req.eta, progress=bar.update))
+    chunks = batch_sizes(req.n, req.batch_size)
+    bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
+               disable=not show_progress)
+    out = [sample(model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
     bar.close()
     images = torch.cat(out)
     stem = f"samples-{req.sampler}{req.steps if req.sampler == 'ddim' else cfg.diffusion.T}-{backend.spec.name}-{timestamp()}"
@@ -97,8 +87,9 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
         "request": asdict(req),
         "backend": to_dict(backend.spec) | {"local": local},
         "checkpoint_step": ckpt["step"],
-        "noise": noise.provenance() if hasattr(noise, "provenance") else {"kind": req.noise},
-        "noise_draws": noise_draws(req.sampler, req.steps, cfg.diffusion.T, req.eta),
+        "noise": noise.provenance(),
+        "noise_draws": scheduler.noise_draws(),
+        "scheduler": scheduler.describe(),
     }
     buf = io.BytesIO()
     u8 = to_uint8_pixels(images).numpy()
@@ -112,13 +103,13 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 
-def _estimator_plan(cfg, spec, req: SampleRequest):
+def _estimator_plan(cfg, spec, req: SampleRequest, scheduler: Scheduler):
     """Every estimator job the quantum layer will send: each model call is its own job (the next
     call's inputs depend on its result) holding one PUB per observable."""
     from qgen.backends.budget import JobPlan, plan_for_spec
 
-    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
+    steps = scheduler.model_calls()
+    chunks = batch_sizes(req.n, req.batch_size)
     shots = _shots_per_binding(spec)
     per_call = [plan_for_spec([(size, shots)] * cfg.model.qubits, spec) for size in chunks]
     return JobPlan(jobs=tuple(job for p in per_call for job in p.jobs) * steps,
@@ -134,7 +125,8 @@ def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleReques
     from qgen.backends.budget import ShotBudget
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    ShotBudget.load(run_dir, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    ShotBudget.load(run_dir, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req, scheduler))
 
 
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
@@ -147,8 +139,9 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     spec = get_backend(req.backend or cfg.backend, backends_file)
     req.validate(cfg.diffusion.T)
     channels = load_checkpoint(run_dir / (EMA if req.weights == "ema" else LAST))["channels"]
-    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = -(-req.n // req.batch_size)
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    steps = scheduler.model_calls()  # per batch; the scheduler's count, never recomputed here
+    chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
     if cfg.model.kind == "quantum":
@@ -159,7 +152,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         if spec.kind == "ibm":
             from qgen.backends.budget import ShotBudget
 
-            job_plan = _estimator_plan(cfg, spec, req)
+            job_plan = _estimator_plan(cfg, spec, req, scheduler)
             limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
             budget = ShotBudget.load(run_dir, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
@@ -168,9 +161,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         from qgen.noise.factory import source_shape
 
         width, extraction_yield = source_shape(QuantumBackend(spec, local=local))
-        budget = plan_bits(req.n, channels, steps=steps if req.sampler == "ddpm" else req.steps,
-                           sampler=req.sampler, eta=req.eta, qubits_per_shot=width,
-                           extraction_yield=extraction_yield)
+        budget = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
         lines.append(f"quantum noise{' (upper bound: mixed draws quantum bits only where λ(t) > 0)' if req.noise == 'mixed' else ''}: {budget.summary()}")
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")

@@ -16,7 +16,7 @@ from scipy import stats
 
 from qgen.errors import QgenError
 from qgen.experiment.cells import expand_cells, run_config
-from qgen.experiment.cli import experiment_command
+from qgen.cli.experiment import experiment_command
 from qgen.experiment.config import experiment_from_dict, load_experiment_config, save_experiment_config
 from qgen.experiment.presets import full_preset, smoke_preset
 from qgen.experiment.report import report_markdown
