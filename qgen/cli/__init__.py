@@ -45,7 +45,7 @@ class _LazyGroup(click.Group):
     """Commands that live in their own packages are imported only when asked for.
 
     ``qgen --version`` and the light commands then never import the experiment package (which
-    pulls in torch, qiskit and the samplers: ~2 s on this CPU).
+    pulls in torch, qiskit and the schedulers: ~2 s on this CPU).
     """
 
     lazy = {"experiment": ("qgen.cli.experiment", "experiment_command")}
