@@ -50,7 +50,8 @@ class GaussianDiffusion:
                 + self.extract(self.sqrt_one_minus_abar, t, x0.ndim) * eps)
 
     def predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return (xt - self.extract(self.sqrt_one_minus_abar, t, xt.ndim) * eps) / self.extract(self.sqrt_abar, t, xt.ndim)
+        return ((xt - self.extract(self.sqrt_one_minus_abar, t, xt.ndim) * eps)
+                / self.extract(self.sqrt_abar, t, xt.ndim))
 
     def posterior_mean(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Mean of q(x_{t-1} | x_t, x_0)."""

@@ -65,7 +65,7 @@ class Trainer:
     cfg: RunConfig
     data: LoadedData
     backend: QuantumBackend
-    noise: NoiseSource     # the forward-process ε
+    noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
