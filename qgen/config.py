@@ -17,18 +17,26 @@ NOISE_KINDS = ("classical", "quantum", "mixed")
 class DiffusionConfig:
     schedule: str = "linear"
     T: int = 1000
+    # the schedule's own parameters ([diffusion.schedule_params] shift = -1.65); after construction it
+    # holds every parameter, defaults filled in, so config.toml reproduces the schedule exactly
+    schedule_params: dict = field(default_factory=dict)
     # λ(t), the weight of quantum noise when noise = "mixed": lam_min + (lam_max - lam_min) * (1 - ᾱ_t)^power
     mix_lam_min: float = 0.0
     mix_lam_max: float = 1.0
     mix_power: float = 1.0
 
     def __post_init__(self) -> None:
-        self.mixing()  # validates schedule name, T and the mixing weights early, with one clear error
+        from qgen.diffusion.schedules import make_schedule, schedule_params
+
+        # validates schedule name, T and parameters early, with one clear error
+        resolved = schedule_params(make_schedule(self.schedule, self.T, **self.schedule_params))
+        object.__setattr__(self, "schedule_params", resolved)
+        self.mixing()  # validates the mixing weights
 
     def make_schedule(self):
         from qgen.diffusion.schedules import make_schedule
 
-        return make_schedule(self.schedule, self.T)
+        return make_schedule(self.schedule, self.T, **self.schedule_params)
 
     def mixing(self):
         from qgen.diffusion.schedules import NoiseMixing

@@ -12,13 +12,9 @@ from tqdm import tqdm
 
 from qgen.backends.registry import load_backend
 from qgen.data import to_uint8_pixels
-from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.samplers import (
-    ddim_sample,
-    ddim_timesteps,
-    ddpm_sample,
-    noise_draws,
-)
+from qgen.diffusion.pipeline import batch_sizes, sample
+from qgen.diffusion.samplers import make_scheduler, scheduler_class
+from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
 from qgen.models.build import build_model
 from qgen.noise.factory import make_noise_source
@@ -46,10 +42,11 @@ class SampleRequest:
             raise QgenError(f"--n must be >= 1, got {self.n}")
         if self.batch_size < 1:
             raise QgenError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.sampler == "ddim":
-            ddim_timesteps(T, self.steps)
-            if self.eta < 0:
-                raise QgenError(f"--eta must be >= 0, got {self.eta}")
+        scheduler_class(self.sampler).check_options(T, self.steps, eta=self.eta)
+
+    def make_scheduler(self, schedule) -> Scheduler:
+        """The request's sampler over ``schedule``, timesteps set (DDPM ignores steps and eta)."""
+        return make_scheduler(self.sampler, schedule, steps=self.steps, eta=self.eta)
 
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
@@ -78,20 +75,14 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     backend.attach_run_dir(run_dir, req.shot_budget)
     if backend.spends_shots and cfg.model.kind == "quantum":
         _check_budget_before_sampling(run_dir, cfg, backend, req)
-    diffusion = GaussianDiffusion(cfg.diffusion.make_schedule())
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget)
     channels = ckpt["channels"]
-    per_batch = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
-    bar = tqdm(total=per_batch * len(chunks), desc=f"{req.sampler}", unit="step", disable=not show_progress)
-    out = []
-    for size in chunks:
-        shape = (size, channels, 28, 28)
-        if req.sampler == "ddpm":
-            out.append(ddpm_sample(model, diffusion, shape, noise, progress=bar.update))
-        else:
-            out.append(ddim_sample(model, diffusion, shape, noise, steps=req.steps, eta=req.eta, progress=bar.update))
+    chunks = batch_sizes(req.n, req.batch_size)
+    bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
+               disable=not show_progress)
+    out = [sample(model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
     bar.close()
     images = torch.cat(out)
     files = run.new_samples_file(f"{req.sampler}{req.steps if req.sampler == 'ddim' else cfg.diffusion.T}",
@@ -100,8 +91,9 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
         "request": asdict(req),
         "backend": to_dict(backend.spec) | {"local": local},
         "checkpoint_step": ckpt["step"],
-        "noise": noise.provenance() if hasattr(noise, "provenance") else {"kind": req.noise},
-        "noise_draws": noise_draws(req.sampler, req.steps, cfg.diffusion.T, req.eta),
+        "noise": noise.provenance(),
+        "noise_draws": scheduler.noise_draws(),
+        "scheduler": scheduler.describe(),
     }
     u8 = to_uint8_pixels(images).numpy()
     run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))
@@ -113,13 +105,13 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 
-def _estimator_plan(cfg, spec, req: SampleRequest):
+def _estimator_plan(cfg, spec, req: SampleRequest, scheduler: Scheduler):
     """Every estimator job the quantum layer will send: each model call is its own job (the next
     call's inputs depend on its result) holding one PUB per observable."""
     from qgen.backends.budget import JobPlan, plan_for_spec
 
-    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = [min(req.batch_size, req.n - i) for i in range(0, req.n, req.batch_size)]
+    steps = scheduler.model_calls()
+    chunks = batch_sizes(req.n, req.batch_size)
     shots = spec.shots_per_binding
     per_call = [plan_for_spec([(size, shots)] * cfg.model.qubits, spec) for size in chunks]
     return JobPlan(jobs=tuple(job for p in per_call for job in p.jobs) * steps,
@@ -130,7 +122,9 @@ def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleReques
     from qgen.backends.budget import ShotBudget
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    ShotBudget.load(RunDir(run_dir).budget_path, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req))
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    ShotBudget.load(RunDir(run_dir).budget_path, backend.spec.name, limit).check(
+        _estimator_plan(cfg, backend.spec, req, scheduler))
 
 
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
@@ -144,8 +138,9 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     spec = backend.spec
     req.validate(cfg.diffusion.T)
     channels = run_dir.load_checkpoint(req.weights)["channels"]
-    steps = cfg.diffusion.T if req.sampler == "ddpm" else len(ddim_timesteps(cfg.diffusion.T, req.steps))
-    chunks = -(-req.n // req.batch_size)
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    steps = scheduler.model_calls()  # per batch; the scheduler's count, never recomputed here
+    chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
     if cfg.model.kind == "quantum":
@@ -156,7 +151,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         if backend.spends_shots:
             from qgen.backends.budget import ShotBudget
 
-            job_plan = _estimator_plan(cfg, spec, req)
+            job_plan = _estimator_plan(cfg, spec, req, scheduler)
             limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
             budget = ShotBudget.load(run_dir.budget_path, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
@@ -165,9 +160,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         from qgen.noise.factory import source_shape
 
         width, extraction_yield = source_shape(backend)
-        budget = plan_bits(req.n, channels, steps=steps if req.sampler == "ddpm" else req.steps,
-                           sampler=req.sampler, eta=req.eta, qubits_per_shot=width,
-                           extraction_yield=extraction_yield)
+        budget = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
         lines.append(f"quantum noise{' (upper bound: mixed draws quantum bits only where λ(t) > 0)' if req.noise == 'mixed' else ''}: {budget.summary()}")
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")

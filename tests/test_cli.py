@@ -172,10 +172,10 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(tmp_path: Path, env: dic
 
 def test_version_imports_neither_torch_nor_the_experiment_package(env: dict) -> None:
     code = ("import sys; from qgen import cli; cli.main(['--version']); "
-            "print('torch' in sys.modules, 'qgen.experiment.cli' in sys.modules)")
+            "print('torch' in sys.modules, 'qgen.cli.experiment' in sys.modules, 'qgen.experiment' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split()[-2:] == ["False", "False"], res.stdout
+    assert res.stdout.split()[-3:] == ["False", "False", "False"], res.stdout
 
 
 def test_version_and_info(env: dict) -> None:

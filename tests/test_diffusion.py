@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample, noise_draws
+from qgen.diffusion.pipeline import batch_sizes, sample
+from qgen.diffusion.samplers import SCHEDULERS, make_scheduler
+from qgen.diffusion.schedulers import DDIMScheduler, DDPMScheduler, ddim_timesteps
 from qgen.diffusion.schedules import make_schedule
+from qgen.errors import QgenError
+from qgen.noise_protocol import NoiseSourceBase
+
+REFERENCE = Path(__file__).parent / "data" / "sampler_reference.pt"
 
 
-class CountingNoise:
+def ddim_sample(model, d, shape, noise, steps=50, eta=0.0):
+    return sample(model, make_scheduler("ddim", d.schedule, steps=steps, eta=eta), shape, noise)
+
+
+def ddpm_sample(model, d, shape, noise):
+    return sample(model, make_scheduler("ddpm", d.schedule), shape, noise)
+
+
+def noise_draws(sampler, steps, T, eta):
+    return make_scheduler(sampler, make_schedule("linear", T), steps=steps, eta=eta).noise_draws()
+
+
+class CountingNoise(NoiseSourceBase):
     def __init__(self, seed: int = 0):
         self.g = torch.Generator().manual_seed(seed)
         self.calls = 0
@@ -61,7 +82,7 @@ def test_ddim_eta0_draws_noise_only_for_x_T() -> None:
         assert noise.calls == noise_draws("ddim", steps, 100, eta)
     noise = CountingNoise()
     ddpm_sample(oracle, d, (1, 1, 28, 28), noise)
-    assert noise.calls == noise_draws("ddpm", 0, 100, 0.0) == 100
+    assert noise.calls == noise_draws("ddpm", None, 100, 0.0) == 100
     assert noise_draws("ddim", 10, 100, 0.0) == 1
 
 
@@ -80,3 +101,66 @@ def test_training_loss_is_small_for_oracle_and_large_for_zero() -> None:
     zero_loss = d.training_loss(lambda x, t: torch.zeros_like(x), x0, CountingNoise(), g)
     assert oracle_loss < 1e-8
     assert 0.9 < zero_loss < 1.1
+
+
+class Wobbly(torch.nn.Module):
+    """A fixed, nonlinear stand-in for a trained ε-model (as in tests/data/make_sampler_reference.py)."""
+
+    def forward(self, x, t):
+        return 0.3 * torch.sin(3 * x) + 0.001 * t.float().view(-1, 1, 1, 1) * x.flip(-1)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_new_loop_matches_recorded_outputs_of_the_old_samplers(schedule) -> None:
+    # recorded with the pre-scheduler ddpm_sample/ddim_sample: the refactor must be bit-identical
+    from qgen.noise.sources import ClassicalNoise
+
+    reference = torch.load(REFERENCE)
+    s, shape = make_schedule(schedule, 40), (2, 1, 28, 28)
+    runs = {"ddpm": DDPMScheduler(s), "ddim_eta0": DDIMScheduler(s), "ddim_eta0.5": DDIMScheduler(s, eta=0.5),
+            "ddim_full_eta1": DDIMScheduler(s, eta=1.0)}
+    runs["ddim_eta0"].set_timesteps(9)
+    runs["ddim_eta0.5"].set_timesteps(9)
+    runs["ddim_full_eta1"].set_timesteps(40)
+    for key, scheduler in runs.items():
+        assert torch.equal(sample(Wobbly(), scheduler, shape, ClassicalNoise(7)), reference[f"{schedule}/{key}"]), key
+
+
+def test_schedulers_report_calls_draws_and_options() -> None:
+    s = make_schedule("linear", 100)
+    assert set(SCHEDULERS) == {"ddpm", "ddim", "dpm", "unipc"}
+    ddpm = make_scheduler("ddpm", s, steps=7, eta=0.3)  # DDPM visits every step and reads no eta
+    assert ddpm.model_calls() == 100 and ddpm.noise_draws() == 100 and ddpm.timesteps[0] == 99
+    ddim = make_scheduler("ddim", s, steps=10, eta=0.5)
+    assert ddim.model_calls() == 10 and ddim.noise_draws() == 10
+    assert ddim.describe()["eta"] == 0.5 and ddim.describe()["schedule"]["name"] == "linear"
+    with pytest.raises(QgenError, match="unknown sampler 'euler'; choose one of ddpm, ddim"):
+        make_scheduler("euler", s)
+    with pytest.raises(QgenError, match="--eta must be >= 0"):
+        make_scheduler("ddim", s, steps=10, eta=-1)
+    with pytest.raises(QgenError, match="--steps must be between 1 and T=100"):
+        DDIMScheduler.check_options(100, 101)
+    assert batch_sizes(10, 4) == [4, 4, 2] and batch_sizes(3, 64) == [3]
+
+
+def test_timestep_aware_noise_is_told_each_draws_timestep() -> None:
+    class Recording(NoiseSourceBase):
+        def __init__(self):
+            self.g, self.ts = torch.Generator().manual_seed(0), []
+
+        def at(self, t):
+            self.ts.append(int(t))
+            return self
+
+        def randn(self, shape, *, dtype=torch.float32, device="cpu"):
+            return torch.randn(shape, generator=self.g, dtype=dtype)
+
+    s = make_schedule("linear", 20)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    noise = Recording()
+    sample(zero, make_scheduler("ddpm", s), (1, 1, 4, 4), noise)
+    assert noise.ts == [19, *range(18, -1, -1)]
+    noise = Recording()
+    scheduler = make_scheduler("ddim", s, steps=5, eta=1.0)
+    sample(zero, scheduler, (1, 1, 4, 4), noise)
+    assert noise.ts == scheduler.timesteps

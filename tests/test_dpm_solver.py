@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.dpm_solver import MultistepSolverScheduler
-from qgen.diffusion.samplers import ddim_sample, ddim_timesteps
+from qgen.diffusion.dpm_solver import FirstOrderDPMSolverScheduler
+from qgen.diffusion.pipeline import sample
+from qgen.diffusion.samplers import SCHEDULERS, make_scheduler
+from qgen.diffusion.schedulers import ddim_timesteps
 from qgen.diffusion.schedules import make_schedule
 from qgen.errors import QgenError
 from qgen.noise import ClassicalNoise
@@ -27,13 +28,6 @@ class GaussianDataEps(torch.nn.Module):
         return (1 - a).sqrt() * (x - a.sqrt() * MU) / (a * S**2 + 1 - a)
 
 
-def _solve(scheduler, model, x):
-    for t in scheduler.timesteps:
-        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
-        x = scheduler.step(eps, t, x)
-    return x
-
-
 @pytest.mark.parametrize("solver", ["dpm", "unipc"])
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_solver_reaches_the_data_distribution_and_beats_ddim_at_equal_calls(solver, schedule):
@@ -41,14 +35,11 @@ def test_solver_reaches_the_data_distribution_and_beats_ddim_at_equal_calls(solv
     gets there in fewer model calls than DDIM (a first-order solver of the same ODE)."""
     sched = make_schedule(schedule, 1000)
     model = GaussianDataEps(sched.alphas_cumprod)
-    diffusion = GaussianDiffusion(sched)
     for steps, tolerance in ((50, 0.01), (10, None)):
-        scheduler = MultistepSolverScheduler(sched.betas, solver)
-        scheduler.set_timesteps(steps)
+        scheduler = make_scheduler(solver, sched, steps=steps)
         assert len(scheduler.timesteps) == steps and scheduler.timesteps[0] == 999
-        x = torch.randn(5000, 1, 2, 2, generator=torch.Generator().manual_seed(0))
-        out = _solve(scheduler, model, x)
-        ddim = ddim_sample(model, diffusion, (5000, 1, 2, 2), ClassicalNoise(0), steps=steps)
+        out = sample(model, scheduler, (5000, 1, 2, 2), ClassicalNoise(0))
+        ddim = sample(model, make_scheduler("ddim", sched, steps=steps), (5000, 1, 2, 2), ClassicalNoise(0))
         assert float(out.mean()) == pytest.approx(MU, abs=0.01)
         if tolerance is not None:
             assert float(out.std()) == pytest.approx(S, abs=tolerance)
@@ -58,24 +49,22 @@ def test_solver_reaches_the_data_distribution_and_beats_ddim_at_equal_calls(solv
 def test_first_order_dpm_solver_is_ddim_on_the_same_timesteps():
     """DPM-Solver++(1) is DDIM (Lu et al. 2022, §3.3): checks betas, clipping and timestep conventions."""
     sched = make_schedule("linear", 200)
-    diffusion = GaussianDiffusion(sched)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 16), torch.nn.Tanh(),
                                 torch.nn.Unflatten(1, (1, 4, 4)))
     wrapped = lambda x, t: 2.0 * model(x) + 1e-3 * t.view(-1, 1, 1, 1)  # noqa: E731 - big ε so clipping acts
-    ref = ddim_sample(wrapped, diffusion, (8, 1, 4, 4), ClassicalNoise(3), steps=12)
-    scheduler = MultistepSolverScheduler(sched.betas, "dpm", order=1)
+    ref = sample(wrapped, make_scheduler("ddim", sched, steps=12), (8, 1, 4, 4), ClassicalNoise(3))
+    scheduler = FirstOrderDPMSolverScheduler(sched)
     scheduler.set_timesteps(12, timesteps=ddim_timesteps(200, 12))
-    x = ClassicalNoise(3).randn((8, 1, 4, 4))
-    with torch.no_grad():
-        out = _solve(scheduler, wrapped, x)
+    out = sample(wrapped, scheduler, (8, 1, 4, 4), ClassicalNoise(3))
     torch.testing.assert_close(out, ref, atol=2e-5, rtol=0)
 
 
-def test_solver_draws_noise_only_for_x_T_and_rejects_bad_arguments():
-    scheduler = MultistepSolverScheduler(make_schedule("linear", 100).betas)
-    assert scheduler.noise_draws() == 1
+def test_solvers_are_registered_draw_noise_only_for_x_T_and_reject_bad_steps():
+    assert {"dpm", "unipc"} <= set(SCHEDULERS)
+    scheduler = make_scheduler("dpm", make_schedule("linear", 100), steps=10)
+    assert scheduler.noise_draws() == 1 and scheduler.model_calls() == 10
     with pytest.raises(QgenError):
         scheduler.set_timesteps(0)
     with pytest.raises(QgenError):
-        MultistepSolverScheduler(make_schedule("linear", 100).betas, "euler")
+        SCHEDULERS["unipc"].check_options(100, 101)

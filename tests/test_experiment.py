@@ -16,7 +16,7 @@ from scipy import stats
 
 from qgen.errors import QgenError
 from qgen.experiment.cells import expand_cells, run_config
-from qgen.experiment.cli import experiment_command
+from qgen.cli.experiment import experiment_command
 from qgen.experiment.config import experiment_from_dict, load_experiment_config, save_experiment_config
 from qgen.experiment.presets import full_preset, smoke_preset
 from qgen.experiment.report import report_markdown
@@ -270,3 +270,44 @@ def test_run_without_checkpoint_is_restarted(tmp_path, monkeypatch):
     assert len(runs) == 1 and (runs[0] / "checkpoint-last.pt").is_file()
     assert json.loads((runs[0] / "manifest.json").read_text())["status"] == "finished"
     assert (tmp_path / "cells" / cells[0].id / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("path", ["docs/results/mnist-c3.toml", "docs/results/mnist-all.toml",
+                                  "docs/results/mnist-c3/experiment.toml", "docs/results/mnist-all/experiment.toml"])
+def test_committed_experiment_files_of_the_old_layout_keep_their_meaning(path, tmp_path):
+    # [model] T/schedule and [sampling] heldout_limit were the layout before the base RunConfig
+    cfg = load_experiment_config(REPO / path)
+    assert cfg.diffusion.T == 500 and cfg.diffusion.schedule == "linear" and cfg.heldout_limit == 400
+    assert cfg.model.widths == (16, 32, 32) and cfg.model.qubits == 8 and cfg.model.layers == 2
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.train.ema_decay, cfg.train.checkpoint_every) \
+        == (600, 16, 1e-3, 0.995, 100)
+    assert (cfg.sampling.n, cfg.sampling.steps, cfg.sampling.batch_size, cfg.sampling.sampler, cfg.sampling.eta) \
+        == (128, 50, 64, "ddim", 0.0)
+    cell = expand_cells(cfg)[0]
+    run = run_config(cfg, cell)
+    assert run.model.kind == cell.arm.model_kind and run.train.seed == cell.seed and run.train.noise == cell.arm.noise
+    assert run.train.sample_n == 16 and run.train.sample_steps == 50 and run.diffusion.T == 500
+    save_experiment_config(cfg, tmp_path / "new.toml")  # written in the new layout, read back the same
+    assert load_experiment_config(tmp_path / "new.toml") == cfg
+    assert "heldout_limit" not in (tmp_path / "new.toml").read_text().split("[sampling]")[1]
+
+
+def test_experiment_defaults_are_the_base_run_and_cells_cannot_be_overridden_in_the_file():
+    from qgen.experiment.cells import sample_request
+    from qgen.experiment.config import EXPERIMENT_RUN, EXPERIMENT_SAMPLING
+
+    cfg = experiment_from_dict({"datasets": TINY["datasets"]})
+    assert cfg.model == EXPERIMENT_RUN.model and cfg.train == EXPERIMENT_RUN.train
+    assert cfg.diffusion.T == 500 and cfg.model.widths == (16, 32, 32) and cfg.train.ema_decay == 0.995
+    assert cfg.sampling == EXPERIMENT_SAMPLING and cfg.heldout_limit == 1000
+    request = sample_request(cfg, expand_cells(cfg)[0])
+    assert request.seed == 1000 and request.n == 256 and request.sampler == "ddim"
+    cosine = experiment_from_dict({"datasets": TINY["datasets"], "diffusion": {"schedule": "cosine"}})
+    assert cosine.diffusion.make_schedule().describe()["name"] == "cosine"
+    for table, key in (("model", "kind"), ("train", "seed"), ("train", "noise"), ("sampling", "noise")):
+        with pytest.raises(QgenError, match=f"{table}.{key} is set per cell"):
+            experiment_from_dict({**TINY, table: {key: 1}})
+    with pytest.raises(QgenError, match="both given"):
+        experiment_from_dict({**TINY, "diffusion": {"T": 20}})
+    with pytest.raises(QgenError, match="unknown key 'bogus'"):
+        experiment_from_dict({**TINY, "bogus": 1})

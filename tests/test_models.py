@@ -66,3 +66,10 @@ def test_quantum_gate_trains_circuit_weights_and_projection() -> None:
     circuit_grad = model.gate.middle.qnn.weight.grad
     assert circuit_grad is not None and circuit_grad.abs().min() > 0, "every circuit weight must get gradient"
     assert model.gate.squeeze.weight.grad.abs().sum() > 0, "input gradients must reach the projection"
+
+
+def test_model_config_builds_its_ansatz_spec():
+    from qgen.circuits import AnsatzSpec
+    from qgen.models.config import ModelConfig
+
+    assert ModelConfig(qubits=4, layers=2, entanglement="ring").ansatz == AnsatzSpec(4, 2, "ring")

@@ -9,7 +9,8 @@ import pytest
 import torch
 from qiskit.primitives import BitArray
 
-from qgen.diffusion.schedules import NoiseMixing
+from qgen.diffusion.samplers import make_scheduler
+from qgen.diffusion.schedules import NoiseMixing, make_schedule
 from qgen.errors import QgenError
 from qgen.noise import (
     BITS_PER_GAUSSIAN,
@@ -33,7 +34,6 @@ from qgen.noise import (
     hadamard_circuit,
     noise_report,
     nominal_yield,
-    plan_bits,
     ry_circuit,
     ry_one_probability,
 )
@@ -192,6 +192,14 @@ def test_pool_refuses_to_mix_bits_from_different_extractors(tmp_path):
 
 
 # ------------------------------------------------------------------ budget planning
+def plan_bits(n, channels, size=28, steps=1000, sampler="ddpm", eta=0.0, **kwargs):
+    # the draw count is the scheduler's: a T=steps schedule visits exactly ``steps`` timesteps
+    from qgen.noise import plan_bits as plan
+
+    return plan(n, channels, make_scheduler(sampler, make_schedule("linear", steps), steps=steps, eta=eta), size,
+                **kwargs)
+
+
 def test_plan_bits_ddim_eta0_needs_only_x_T_while_ddpm_needs_every_step():
     ddim = plan_bits(16, 1, 28, steps=1000, sampler="ddim", eta=0.0)
     ddpm = plan_bits(16, 1, 28, steps=1000, sampler="ddpm")

@@ -109,3 +109,23 @@ def test_plot_schedule_writes_a_png(tmp_path):
     path = plot_schedule(schedule, NoiseMixing(T=200, schedule=schedule), tmp_path / "schedule.png",
                          compare=(CosineSchedule(T=200),))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_schedule_params_are_set_validated_saved_and_old_configs_still_load(tmp_path):
+    from qgen.config import DiffusionConfig, RunConfig, load_run_config, save_run_config
+
+    cfg = DiffusionConfig(schedule="shifted_cosine", T=100, schedule_params={"shift": -1})
+    assert cfg.make_schedule() == ShiftedCosineSchedule(T=100, shift=-1.0)
+    assert cfg.schedule_params == {"max_beta": 0.999, "s": 0.008, "shift": -1.0}  # every parameter, for reproduction
+    with pytest.raises(QgenError, match="unknown key 'beta_end'; valid keys: max_beta, s, shift"):
+        DiffusionConfig(schedule="shifted_cosine", schedule_params={"beta_end": 0.02})
+    with pytest.raises(QgenError, match="must be a number"):
+        DiffusionConfig(schedule_params={"beta_end": "high"})
+    save_run_config(RunConfig(name="r", diffusion=cfg), tmp_path / "config.toml")
+    assert "[diffusion.schedule_params]" in (tmp_path / "config.toml").read_text()
+    assert load_run_config(tmp_path / "config.toml").diffusion.make_schedule() == cfg.make_schedule()
+    # a config.toml written before schedule_params existed
+    (tmp_path / "old.toml").write_text('name = "r"\n[diffusion]\nschedule = "tailored"\nT = 100\n')
+    old = load_run_config(tmp_path / "old.toml").diffusion.make_schedule()
+    assert old == make_schedule("tailored", 100)
+    assert torch.equal(old.betas, make_schedule("tailored", 100).betas)

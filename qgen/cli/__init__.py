@@ -52,10 +52,10 @@ class _LazyGroup(click.Group):
     """Commands that live in their own packages are imported only when asked for.
 
     ``qgen --version`` and the light commands then never import the experiment package (which
-    pulls in torch, qiskit and the samplers: ~2 s on this CPU).
+    pulls in torch, qiskit and the schedulers: ~2 s on this CPU).
     """
 
-    lazy = {"experiment": ("qgen.experiment.cli", "experiment_command")}
+    lazy = {"experiment": ("qgen.cli.experiment", "experiment_command")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -67,6 +67,23 @@ class _LazyGroup(click.Group):
             module, attr = self.lazy[name]
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
+
+
+class _SamplerChoice(click.Choice):
+    """The samplers of ``qgen.diffusion.samplers.SCHEDULERS``, read only when needed (that imports torch)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from qgen.diffusion.samplers import SCHEDULERS
+
+        return tuple(SCHEDULERS)
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns; the registry is the one list
+        pass
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,7 +192,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 @click.option("--backend", default=None, help="backend for the quantum layer (default: the run's)")
 @backends_option
 @click.option("--n", "n", type=POSITIVE_INT, default=64, show_default=True, help="number of samples")
-@click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default="ddim", show_default=True)
+@click.option("--sampler", type=_SamplerChoice(), default="ddim", show_default=True)
 @click.option("--steps", type=POSITIVE_INT, default=50, show_default=True, help="DDIM steps")
 @click.option("--eta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
 @click.option("--seed", type=int, default=0, show_default=True)

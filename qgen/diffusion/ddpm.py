@@ -1,32 +1,26 @@
 """Gaussian diffusion (Ho et al. 2020): forward process and the ε-prediction training loss.
 
-Noise is drawn from a ``NoiseSource`` (anything with ``randn(shape, dtype=, device=)``) so that
-classical pseudo-random and quantum-generated noise are interchangeable.
+Noise is drawn from a ``qgen.noise_protocol.NoiseSource`` so that classical pseudo-random and
+quantum-generated noise are interchangeable. The reverse process (sampling) lives in the
+schedulers (``qgen.diffusion.schedulers``), which read the posterior terms precomputed here.
 """
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import torch
 from torch import nn
 
 from qgen.diffusion.schedules import NoiseSchedule
+from qgen.noise_protocol import NoiseSource
 
 
-class NoiseLike(Protocol):
-    def randn(self, shape, *, dtype=torch.float32, device="cpu") -> torch.Tensor: ...
-
-
-def draw_noise(noise: NoiseLike, shape: tuple[int, ...], t, dtype=torch.float32) -> torch.Tensor:
+def draw_noise(noise: NoiseSource, shape: tuple[int, ...], t, dtype=torch.float32) -> torch.Tensor:
     """ε for timestep(s) ``t``: timestep-aware sources (quantum/classical mixing) get told ``t``."""
-    if hasattr(noise, "at"):
-        return noise.at(t).randn(shape, dtype=dtype)
-    return noise.randn(shape, dtype=dtype)
+    return noise.at(t).randn(shape, dtype=dtype)
 
 
 class GaussianDiffusion:
-    """Precomputed schedule terms; pure functions of (x0, t, ε)."""
+    """Precomputed schedule terms (float32); pure functions of (x0, t, ε)."""
 
     def __init__(self, schedule: NoiseSchedule):
         self.schedule = schedule
@@ -47,20 +41,31 @@ class GaussianDiffusion:
         self.coef_xt = ((1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)).float()
 
     @staticmethod
-    def _at(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+    def extract(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """``values[t]`` shaped to broadcast over a batch of ``ndim``-dimensional tensors."""
         return values.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return self._at(self.sqrt_abar, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_abar, t, x0.ndim) * eps
+        return (self.extract(self.sqrt_abar, t, x0.ndim) * x0
+                + self.extract(self.sqrt_one_minus_abar, t, x0.ndim) * eps)
 
     def predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return (xt - self._at(self.sqrt_one_minus_abar, t, xt.ndim) * eps) / self._at(self.sqrt_abar, t, xt.ndim)
+        return ((xt - self.extract(self.sqrt_one_minus_abar, t, xt.ndim) * eps)
+                / self.extract(self.sqrt_abar, t, xt.ndim))
+
+    def posterior_mean(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean of q(x_{t-1} | x_t, x_0)."""
+        return self.extract(self.coef_x0, t, xt.ndim) * x0 + self.extract(self.coef_xt, t, xt.ndim) * xt
+
+    def posterior_std(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """Standard deviation of q(x_{t-1} | x_t, x_0), from the clipped log variance."""
+        return torch.exp(0.5 * self.extract(self.posterior_log_var, t, ndim))
 
     def training_loss(
         self,
         model: nn.Module,
         x0: torch.Tensor,
-        noise: NoiseLike,
+        noise: NoiseSource,
         generator: torch.Generator,
     ) -> torch.Tensor:
         """MSE between the true and predicted ε at uniformly drawn timesteps."""

@@ -21,54 +21,76 @@ from __future__ import annotations
 
 import torch
 
+from qgen.diffusion.schedulers import Scheduler
+from qgen.diffusion.schedules import NoiseSchedule
 from qgen.errors import QgenError
+from qgen.noise_protocol import NoiseSource
 
-SOLVERS = ("dpm", "unipc")
 
+class MultistepSolverScheduler(Scheduler):
+    """A diffusers multistep ODE solver behind qgen's scheduler interface."""
 
-class MultistepSolverScheduler:
-    """A diffusers multistep scheduler behind qgen's scheduler calls (set_timesteps / timesteps / step)."""
+    solver = "dpm"
+    order = 2
 
-    def __init__(self, betas: torch.Tensor, solver: str = "dpm", order: int = 2) -> None:
-        if solver not in SOLVERS:
-            raise QgenError(f"unknown few-step solver {solver!r}; choose one of {', '.join(SOLVERS)}")
-        if order not in (1, 2, 3):
-            raise QgenError(f"solver order must be 1, 2 or 3, got {order}")
-        self.solver, self.order = solver, order
-        self.T = len(betas)
-        common = dict(num_train_timesteps=self.T, trained_betas=betas.double().numpy(), solver_order=order,
-                      prediction_type="epsilon", thresholding=True, sample_max_value=1.0,
-                      timestep_spacing="trailing")
-        if solver == "dpm":
-            from diffusers import DPMSolverMultistepScheduler
+    def __init__(self, schedule: NoiseSchedule) -> None:
+        super().__init__(schedule)
+        common = dict(num_train_timesteps=self.T, trained_betas=schedule.betas.double().numpy(),
+                      solver_order=self.order, prediction_type="epsilon", thresholding=True,
+                      sample_max_value=1.0, timestep_spacing="trailing", lower_order_final=True,
+                      final_sigmas_type="zero")
+        self._inner = self._make(common)
 
-            self._inner = DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_type="midpoint",
-                                                      lower_order_final=True, final_sigmas_type="zero", **common)
-        else:
-            from diffusers import UniPCMultistepScheduler
+    def _make(self, common: dict):
+        raise NotImplementedError
 
-            self._inner = UniPCMultistepScheduler(predict_x0=True, lower_order_final=True,
-                                                  final_sigmas_type="zero", **common)
-        self._timesteps: list[int] = []
+    @classmethod
+    def check_options(cls, T: int, steps: int | None, **_) -> None:
+        if steps is None or not 1 <= steps <= T:
+            raise QgenError(f"--steps must be between 1 and T={T}, got {steps}")
 
-    def set_timesteps(self, steps: int, timesteps: list[int] | None = None) -> None:
+    def set_timesteps(self, steps: int | None, timesteps: list[int] | None = None) -> None:
         """``steps`` model calls on the trailing grid, or exactly the given descending ``timesteps``."""
         if timesteps is not None:
             self._inner.set_timesteps(timesteps=list(timesteps))
         else:
-            if not 1 <= steps <= self.T:
-                raise QgenError(f"--steps must be between 1 and T={self.T}, got {steps}")
+            self.check_options(self.T, steps)
             self._inner.set_timesteps(steps)
-        self._timesteps = [int(t) for t in self._inner.timesteps]
-
-    @property
-    def timesteps(self) -> list[int]:
-        return list(self._timesteps)
+        self.timesteps = [int(t) for t in self._inner.timesteps]
 
     def noise_draws(self) -> int:
-        """Full-size noise tensors one sampling run draws: x_T only (the solvers are deterministic)."""
+        """x_T only: the solvers are deterministic given it (the fewest quantum bits of any sampler)."""
         return 1
 
-    def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, noise=None) -> torch.Tensor:  # noqa: ARG002
-        # ``noise`` is part of the scheduler call for stochastic samplers; these ODE solvers use none.
+    def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, noise: NoiseSource | None = None) -> torch.Tensor:
+        # ``noise`` belongs to the scheduler call for stochastic samplers; these ODE solvers use none
         return self._inner.step(eps, int(t), x, return_dict=False)[0]
+
+
+class DPMSolverScheduler(MultistepSolverScheduler):
+    """DPM-Solver++(2M) (Lu et al. 2022), data prediction, midpoint second-order update."""
+
+    name = "dpm"
+
+    def _make(self, common: dict):
+        from diffusers import DPMSolverMultistepScheduler
+
+        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_type="midpoint", **common)
+
+
+class FirstOrderDPMSolverScheduler(DPMSolverScheduler):
+    """DPM-Solver++(1): the same solver at first order, which is DDIM (eta = 0) -- kept for tests."""
+
+    name = "dpm1"
+    order = 1
+
+
+class UniPCScheduler(MultistepSolverScheduler):
+    """UniPC (Zhao et al. 2023): a predictor-corrector of order 2 on the same ODE."""
+
+    name = "unipc"
+
+    def _make(self, common: dict):
+        from diffusers import UniPCMultistepScheduler
+
+        return UniPCMultistepScheduler(predict_x0=True, **common)

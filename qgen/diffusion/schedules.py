@@ -193,6 +193,16 @@ SCHEDULES: dict[str, type[NoiseSchedule]] = {
 }
 
 
+def parameter_names(cls: type[NoiseSchedule]) -> tuple[str, ...]:
+    """The parameters a schedule class takes besides T (``[diffusion.schedule_params]`` keys)."""
+    return tuple(sorted(k for k in cls.__dataclass_fields__ if k != "T"))
+
+
+def schedule_params(schedule: NoiseSchedule) -> dict:
+    """Every parameter of ``schedule`` besides T, defaults included: enough to rebuild it exactly."""
+    return {k: getattr(schedule, k) for k in parameter_names(type(schedule))}
+
+
 def make_schedule(name: str, T: int = 1000, **params) -> NoiseSchedule:
     """Build a schedule by name; unknown names or parameters give one clear error."""
     try:
@@ -201,7 +211,11 @@ def make_schedule(name: str, T: int = 1000, **params) -> NoiseSchedule:
         raise QgenError(
             f"unknown noise schedule {name!r}; choose one of {', '.join(sorted(SCHEDULES))}"
         ) from None
-    try:
-        return cls(T=T, **params)
-    except TypeError as exc:
-        raise QgenError(f"bad parameters for schedule {name!r}: {exc}") from None
+    valid = parameter_names(cls)
+    for key, value in params.items():
+        if key not in valid:
+            raise QgenError(f"bad parameters for schedule {name!r}: unknown key {key!r}; valid keys: "
+                            f"{', '.join(valid)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QgenError(f"bad parameters for schedule {name!r}: {key} must be a number, got {value!r}")
+    return cls(T=T, **{k: float(v) for k, v in params.items()})

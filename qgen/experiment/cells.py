@@ -7,14 +7,13 @@ cells of different arms with the same (dataset, N, seed) train on the same image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qgen.config import DiffusionConfig, RunConfig, TrainConfig
+from qgen.config import RunConfig
 from qgen.data import DataConfig
 from qgen.experiment.arms import ARMS, Arm
 from qgen.experiment.config import DatasetSpec, ExperimentConfig
-from qgen.models.config import ModelConfig
 from qgen.sampling import SampleRequest
 
 
@@ -46,24 +45,21 @@ def expand_cells(cfg: ExperimentConfig) -> list[Cell]:
 
 
 def run_config(cfg: ExperimentConfig, cell: Cell) -> RunConfig:
-    m, t = cfg.model, cfg.train
-    return RunConfig(
+    """The experiment's base run with what the cell decides: data, seed, and the arm's gate, backend, noise."""
+    base = cfg.run
+    return replace(
+        base,
         name=cell.id,
-        backend=cell.arm.backend or cfg.backend,
+        backend=cell.arm.backend or base.backend,
         data=DataConfig(dataset=cell.dataset.dataset, root=cell.dataset.root, classes=cell.dataset.classes,
                         n_train=cell.n, seed=cell.seed, download=cell.dataset.download),
-        model=ModelConfig(kind=cell.arm.model_kind, widths=m.widths, time_dim=m.time_dim, groups=m.groups,
-                          qubits=m.qubits, layers=m.layers, entanglement=m.entanglement),
-        diffusion=DiffusionConfig(schedule=m.schedule, T=m.T),
-        train=TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, ema_decay=t.ema_decay, seed=cell.seed,
-                          checkpoint_every=t.checkpoint_every, noise=cell.arm.noise,
-                          # the end-of-training grid is only a glance; the evaluated samples come later
-                          sample_n=16, sample_steps=min(cfg.sampling.steps, m.T)),
+        model=replace(base.model, kind=cell.arm.model_kind),
+        # the end-of-training grid is only a glance; the evaluated samples come later
+        train=replace(base.train, seed=cell.seed, noise=cell.arm.noise,
+                      sample_steps=min(cfg.sampling.steps, base.diffusion.T)),
     )
 
 
 def sample_request(cfg: ExperimentConfig, cell: Cell) -> SampleRequest:
-    s = cfg.sampling
     # offset the sampling seed from the training seed so sampling noise is not the training noise
-    return SampleRequest(n=s.n, sampler="ddim", steps=s.steps, eta=0.0, seed=1000 + cell.seed,
-                         noise=cell.arm.noise, weights="ema", batch_size=s.batch_size)
+    return replace(cfg.sampling, seed=1000 + cell.seed, noise=cell.arm.noise)

@@ -1,19 +1,24 @@
-"""ExperimentConfig: the whole grid and the shared training/sampling settings, loaded strictly from TOML.
+"""ExperimentConfig: the whole grid, a base ``RunConfig`` and a ``SampleRequest``, loaded strictly from TOML.
 
-Every arm of a cell uses the same [model], [train] and [sampling] tables; only the arm decides
-the gate, backend and noise (qgen.experiment.arms). Unknown keys and bad values are one-line
-QgenErrors, like every other qgen config.
+Every arm of a cell uses the same [model], [diffusion], [train] and [sampling] tables (the tables of
+a run's config.toml and the fields of ``qgen sample``); only the arm decides the gate, backend and
+noise (qgen.experiment.arms), and the cell the data and seeds (qgen.experiment.cells). Files of the
+earlier layout ([model] T/schedule, [sampling] heldout_limit) load with the same meaning. Unknown
+keys and bad values are one-line QgenErrors, like every other qgen config.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import qgen
+from qgen.config import DiffusionConfig, RunConfig, TrainConfig
 from qgen.errors import QgenError
 from qgen.experiment.arms import ARMS
 from qgen.models.config import ModelConfig
+from qgen.sampling import SampleRequest
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
 SHARED_DATA_DIR = Path(qgen.__file__).resolve().parents[1].parent / "shared" / "data"
@@ -37,58 +42,20 @@ class DatasetSpec:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """The U-Net and gate shape shared by all arms (the arm picks ModelConfig.kind)."""
+# The experiment's own defaults, in one place: smaller than a plain ``qgen train`` run (it trains
+# hundreds of cells on a CPU) with a slower-moving EMA. An experiment TOML's [model], [diffusion]
+# and [train] tables override these; the arm and the cell then set model kind, backend, noise, seeds.
+EXPERIMENT_RUN = RunConfig(
+    name="experiment",
+    model=ModelConfig(widths=(16, 32, 32), layers=2),
+    diffusion=DiffusionConfig(T=500),
+    train=TrainConfig(steps=1000, ema_decay=0.995, checkpoint_every=100),
+)
+EXPERIMENT_SAMPLING = SampleRequest(n=256, steps=50, batch_size=64)
 
-    widths: tuple[int, ...] = (16, 32, 32)
-    qubits: int = 8
-    layers: int = 2
-    entanglement: str = "linear"
-    groups: int = 8
-    time_dim: int = 128
-    schedule: str = "linear"
-    T: int = 500
-
-    def __post_init__(self) -> None:
-        ModelConfig(kind="plain", widths=self.widths, groups=self.groups, qubits=self.qubits,
-                    layers=self.layers, entanglement=self.entanglement)  # validates early
-        if self.qubits < 1 or self.layers < 1:
-            raise QgenError(f"model.qubits and model.layers must be >= 1, got {self.qubits}, {self.layers}")
-        from qgen.config import DiffusionConfig
-
-        DiffusionConfig(schedule=self.schedule, T=self.T)  # validates the schedule name and T
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Identical for every arm: the comparison is only fair with the same budget."""
-
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 1e-3
-    ema_decay: float = 0.995
-    checkpoint_every: int = 100
-
-    def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise QgenError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    n: int = 256
-    steps: int = 50            # DDIM steps
-    batch_size: int = 64
-    heldout_limit: int = 1000  # most held-out real images the metrics compare with
-
-    def __post_init__(self) -> None:
-        if self.n < 4:
-            raise QgenError(f"sampling.n must be >= 4 (precision/recall need k+1 samples), got {self.n}")
-        for key in ("steps", "batch_size", "heldout_limit"):
-            if getattr(self, key) < 1:
-                raise QgenError(f"sampling.{key} must be >= 1, got {getattr(self, key)}")
+RUN_TABLES = ("model", "diffusion", "train")
+# set per cell (by the arm or the seed), so an experiment file may not set them
+CELL_KEYS = {"model": ("kind",), "train": ("seed", "noise", "sample_steps"), "sampling": ("seed", "noise", "backend")}
 
 
 @dataclass(frozen=True)
@@ -98,13 +65,13 @@ class ExperimentConfig:
     sizes: tuple[int, ...] = (10, 25, 50, 100)
     seeds: tuple[int, ...] = (0, 1, 2)
     claim_max_n: int = 99       # the claim is about "< 100 images": sizes above this are context only
-    backend: str = "statevector"
+    heldout_limit: int = 1000   # most held-out real images the metrics compare with
     datasets: tuple[DatasetSpec, ...] = ()
-    model: ModelSettings = field(default_factory=ModelSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    run: RunConfig = EXPERIMENT_RUN              # every cell's run, before the arm's and cell's overrides
+    sampling: SampleRequest = EXPERIMENT_SAMPLING  # every cell's samples, before the cell's seed and noise
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "run", replace(self.run, name=self.name))  # the run name is the cell's anyway
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown:
             raise QgenError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
@@ -116,11 +83,39 @@ class ExperimentConfig:
                 raise QgenError(f"experiment {key} has duplicates: {list(values)}")
         if any(n < 1 for n in self.sizes):
             raise QgenError(f"sizes must be positive numbers of images, got {list(self.sizes)}")
-        if self.sampling.steps > self.model.T:
-            raise QgenError(f"sampling.steps ({self.sampling.steps}) cannot exceed model.T ({self.model.T})")
+        if self.model.qubits < 1 or self.model.layers < 1:
+            raise QgenError(f"model.qubits and model.layers must be >= 1, got {self.model.qubits}, {self.model.layers}")
+        s = self.sampling
+        if s.n < 4:
+            raise QgenError(f"sampling.n must be >= 4 (precision/recall need k+1 samples), got {s.n}")
+        for key in ("steps", "batch_size"):
+            if getattr(s, key) < 1:
+                raise QgenError(f"sampling.{key} must be >= 1, got {getattr(s, key)}")
+        if self.heldout_limit < 1:
+            raise QgenError(f"heldout_limit must be >= 1, got {self.heldout_limit}")
+        if s.steps > self.diffusion.T:
+            raise QgenError(f"sampling.steps ({s.steps}) cannot exceed model.T ([diffusion] T = {self.diffusion.T})")
+        s.validate(self.diffusion.T)
         labels = [d.label for d in self.datasets]
         if len(set(labels)) != len(labels):
             raise QgenError(f"dataset labels must be unique, got {labels}")
+
+    # the base run's parts, for the readers of the grid (report, estimates, runner)
+    @property
+    def backend(self) -> str:
+        return self.run.backend
+
+    @property
+    def model(self) -> ModelConfig:
+        return self.run.model
+
+    @property
+    def diffusion(self) -> DiffusionConfig:
+        return self.run.diffusion
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.run.train
 
 
 def load_experiment_config(path: Path) -> ExperimentConfig:
@@ -128,8 +123,53 @@ def load_experiment_config(path: Path) -> ExperimentConfig:
 
 
 def experiment_from_dict(data: dict) -> ExperimentConfig:
+    """An experiment from its TOML tables: grid keys at the top, the base run and sampling in tables."""
+    data = translate_old_layout(data)
+    top = {k: v for k, v in data.items() if k not in (*RUN_TABLES, "backend", "sampling")}
+    allowed = sorted({f.name for f in dataclasses.fields(ExperimentConfig)} - {"run"} | {*RUN_TABLES, "backend"})
+    unknown = sorted(set(top) - set(allowed))
+    if unknown:
+        raise QgenError(f"unknown key '{unknown[0]}'; allowed keys: {', '.join(allowed)}")
+    for table, keys in CELL_KEYS.items():
+        given = [k for k in keys if k in data.get(table, {})]
+        if given:
+            raise QgenError(f"{table}.{given[0]} is set per cell (by the arm or the seed); remove it from the "
+                            "experiment file")
+    run = base_run({k: data[k] for k in RUN_TABLES if k in data}, data.get("backend"))
+    sampling = from_dict(SampleRequest, {**to_dict(EXPERIMENT_SAMPLING), **data.get("sampling", {})}, "sampling")
     # TOML writes the dataset list as [[datasets]] tables; from_dict handles tuple[DatasetSpec, ...]
-    return from_dict(ExperimentConfig, data)
+    grid = from_dict(ExperimentConfig, top)
+    return replace(grid, run=run, sampling=sampling)
+
+
+def base_run(tables: dict, backend: str | None = None) -> RunConfig:
+    """``EXPERIMENT_RUN`` with the given [model]/[diffusion]/[train] values (same keys as a run's config.toml)."""
+    merged = to_dict(EXPERIMENT_RUN)
+    if backend is not None:
+        merged["backend"] = backend
+    for table, values in tables.items():
+        if not isinstance(values, dict):
+            raise QgenError(f"{table}: expected a table, got {type(values).__name__}")
+        if table == "diffusion" and "schedule" in values and "schedule_params" not in values:
+            merged[table].pop("schedule_params")  # the base's parameters belong to the base's schedule
+        merged[table] = {**merged[table], **values}
+    return from_dict(RunConfig, merged)
+
+
+def translate_old_layout(data: dict) -> dict:
+    """Files written before the base RunConfig: [model] held T and schedule, [sampling] heldout_limit."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    model, diffusion, sampling = data.get("model", {}), data.get("diffusion", {}), data.get("sampling", {})
+    moved = [k for k in ("schedule", "T") if isinstance(model, dict) and k in model]
+    for key in moved:
+        if isinstance(diffusion, dict) and key in diffusion:
+            raise QgenError(f"model.{key} and diffusion.{key} both given; keep only diffusion.{key}")
+        data.setdefault("diffusion", {})[key] = model.pop(key)
+    if isinstance(sampling, dict) and "heldout_limit" in sampling:
+        if "heldout_limit" in data:
+            raise QgenError("sampling.heldout_limit and heldout_limit both given; keep only heldout_limit")
+        data["heldout_limit"] = sampling.pop("heldout_limit")
+    return data
 
 
 def save_experiment_config(cfg: ExperimentConfig, path: Path) -> None:
@@ -137,7 +177,13 @@ def save_experiment_config(cfg: ExperimentConfig, path: Path) -> None:
 
 
 def to_dict_deep(cfg: ExperimentConfig) -> dict:
-    """to_dict, plus the tuple of dataset tables (to_dict leaves dataclasses inside tuples alone)."""
-    out = to_dict(cfg)
+    """The TOML tables of an experiment: grid keys, [[datasets]], the base run's tables and [sampling]."""
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("run", "sampling", "datasets")}
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    out["backend"] = cfg.backend
     out["datasets"] = [to_dict(d) for d in cfg.datasets]
+    run = to_dict(cfg.run)
+    for table in RUN_TABLES:
+        out[table] = {k: v for k, v in run[table].items() if k not in CELL_KEYS.get(table, ())}
+    out["sampling"] = {k: v for k, v in to_dict(cfg.sampling).items() if k not in CELL_KEYS["sampling"]}
     return out

@@ -5,17 +5,17 @@ Both use the same code path and write every output file; they differ only in siz
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from qgen.data import default_data_root
 from qgen.errors import QgenError
 from qgen.experiment.config import (
+    EXPERIMENT_SAMPLING,
     SHARED_DATA_DIR,
     DatasetSpec,
     ExperimentConfig,
-    ModelSettings,
-    SamplingSettings,
-    TrainSettings,
+    base_run,
 )
 
 PNEUMONIA_SUBSET = SHARED_DATA_DIR / "pneumoniamnist_subset.npz"
@@ -46,10 +46,14 @@ def smoke_preset() -> ExperimentConfig:
         sizes=(10,),
         seeds=(0, 1),
         datasets=(DatasetSpec("mnist-c3", "mnist", classes=(3,)),),
-        model=ModelSettings(widths=(8, 8, 8), qubits=4, layers=1, T=50),
-        # ema_decay 0.9: with 30 steps a slow EMA would still be the random initialisation
-        train=TrainSettings(steps=30, batch_size=8, lr=2e-3, ema_decay=0.9, checkpoint_every=10),
-        sampling=SamplingSettings(n=16, steps=10, batch_size=16, heldout_limit=200),
+        run=base_run({
+            "model": {"widths": (8, 8, 8), "qubits": 4, "layers": 1},
+            "diffusion": {"T": 50},
+            # ema_decay 0.9: with 30 steps a slow EMA would still be the random initialisation
+            "train": {"steps": 30, "batch_size": 8, "lr": 2e-3, "ema_decay": 0.9, "checkpoint_every": 10},
+        }),
+        sampling=replace(EXPERIMENT_SAMPLING, n=16, steps=10, batch_size=16),
+        heldout_limit=200,
     )
 
 
@@ -65,9 +69,10 @@ def full_preset() -> ExperimentConfig:
             DatasetSpec("mnist-all", "mnist"),
             *medmnist_datasets(),
         ),
-        model=ModelSettings(widths=(16, 32, 32), qubits=8, layers=2, T=500),
-        train=TrainSettings(steps=1200, batch_size=16, lr=1e-3, ema_decay=0.995, checkpoint_every=100),
-        sampling=SamplingSettings(n=256, steps=50, batch_size=64, heldout_limit=1000),
+        # the experiment's base run and sampling, trained a little longer
+        run=base_run({"train": {"steps": 1200}}),
+        sampling=EXPERIMENT_SAMPLING,
+        heldout_limit=1000,
     )
 
 

@@ -142,9 +142,10 @@ def report_markdown(cfg: ExperimentConfig, rows: list[dict], verdict: Verdict, *
         "(a seed fixes the image subset and the initialisation, shared by all arms).",
         f"- Training (identical for all arms): {cfg.train.steps} steps, batch {cfg.train.batch_size}, AdamW lr "
         f"{cfg.train.lr}, EMA {cfg.train.ema_decay}; U-Net widths {list(cfg.model.widths)}, {cfg.model.qubits} "
-        f"qubits × {cfg.model.layers} layers ({cfg.model.entanglement}), T = {cfg.model.T} ({cfg.model.schedule}).",
-        f"- Sampling: {cfg.sampling.n} DDIM samples per cell ({cfg.sampling.steps} steps, η = 0, EMA weights); "
-        f"metrics against up to {cfg.sampling.heldout_limit} held-out real images.",
+        f"qubits × {cfg.model.layers} layers ({cfg.model.entanglement}), T = {cfg.diffusion.T} ({cfg.diffusion.schedule}).",
+        f"- Sampling: {cfg.sampling.n} {cfg.sampling.sampler.upper()} samples per cell ({cfg.sampling.steps} steps, "
+        f"η = {cfg.sampling.eta:g}, {cfg.sampling.weights.upper()} weights); "
+        f"metrics against up to {cfg.heldout_limit} held-out real images.",
         f"- {_parameter_line(rows)}",
         f"- Cells finished: {n_done} of {n_cells}.",
         "",

@@ -126,7 +126,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: Ru
 
     state.update_cell(cell.id, status="evaluating", sample_seconds=round(sample_seconds, 3))
     t0 = time.perf_counter()
-    metrics, _ = evaluate_run(str(run_dir), samples=samples["npz"], heldout_limit=cfg.sampling.heldout_limit,
+    metrics, _ = evaluate_run(str(run_dir), samples=samples["npz"], heldout_limit=cfg.heldout_limit,
                               seed=EVALUATION_SEED)
     eval_seconds = time.perf_counter() - t0
 

@@ -31,13 +31,13 @@ def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
 
     from qgen.backends.base import QuantumBackend, initial_weights
     from qgen.backends.registry import backend_for
-    from qgen.circuits import AnsatzSpec, build_ansatz
+    from qgen.circuits import build_ansatz
 
     if backend is None:
         raise ValueError("a quantum model needs a backend")
     if not isinstance(backend, QuantumBackend):
         backend = backend_for(backend)
-    circuit = build_ansatz(AnsatzSpec(cfg.qubits, cfg.layers, cfg.entanglement))
+    circuit = build_ansatz(cfg.ansatz)
     qnn = backend.make_qnn(circuit)
     return TorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))
 

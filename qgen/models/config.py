@@ -27,3 +27,10 @@ class ModelConfig:
         for w in self.widths:
             if w < 1 or w % self.groups:
                 raise QgenError(f"each width must be a positive multiple of groups={self.groups}, got {w}")
+
+    @property
+    def ansatz(self):
+        """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement)."""
+        from qgen.circuits import AnsatzSpec  # qiskit: only when a circuit is wanted
+
+        return AnsatzSpec(self.qubits, self.layers, self.entanglement)

@@ -2,7 +2,7 @@
 
 from qgen.backends.bit_sampling import aer_sampler_factory, fixed_sampler
 from qgen.noise.bit_source import BitBatch, QuantumBitSource
-from qgen.noise.budget import NoiseBudget, noise_draws, plan_bits
+from qgen.noise.budget import NoiseBudget, plan_bits
 from qgen.noise.circuits import (
     chunk_widths,
     chunked_hadamard_circuits,
@@ -31,6 +31,6 @@ __all__ = [
     "SeedChain", "ToeplitzExtractor", "VonNeumannExtractor", "aer_sampler_factory",
     "bits_to_gaussians", "bits_to_uniforms", "chunk_widths", "chunked_hadamard_circuits",
     "default_extractors", "extract", "fixed_sampler", "format_report", "hadamard_circuit",
-    "noise_draws", "noise_report", "nominal_yield", "plan_bits", "ry_circuit", "ry_one_probability",
+    "noise_report", "nominal_yield", "plan_bits", "ry_circuit", "ry_one_probability",
     "uniforms_to_gaussians",
 ]

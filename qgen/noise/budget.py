@@ -1,34 +1,21 @@
-"""How many quantum bits, shots and jobs a sampling run needs — before spending any of them."""
+"""How many quantum bits, shots and jobs a sampling run needs — before spending any of them.
+
+How many noise tensors a run draws is the scheduler's answer (``Scheduler.noise_draws``); this
+module only turns draws into Gaussians, bits, shots and jobs.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from qgen.errors import QgenError
 from qgen.noise.convert import BITS_PER_GAUSSIAN
 from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
 
-SAMPLERS = ("ddpm", "ddim")
-
-
-def noise_draws(steps: int, sampler: str, eta: float = 0.0) -> int:
-    """Number of full-image Gaussian draws per sample.
-
-    Both samplers draw x_T. DDPM then adds fresh noise at every step except the last (t=1 -> x_0 is
-    the posterior mean); DDIM does the same only when eta > 0 — eta = 0 is deterministic after x_T.
-    """
-    if sampler not in SAMPLERS:
-        raise QgenError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if steps < 1:
-        raise QgenError(f"steps must be >= 1, got {steps}")
-    if eta < 0:
-        raise QgenError(f"eta must be >= 0, got {eta}")
-    from qgen.diffusion.samplers import noise_draws as sampler_draws  # the samplers' own count
-
-    # DDPM runs all T=steps timesteps; DDIM visits exactly ``steps`` timesteps whatever T is
-    return sampler_draws(sampler, steps, steps, eta)
-
+if TYPE_CHECKING:
+    from qgen.diffusion.schedulers import Scheduler
 
 @dataclass(frozen=True)
 class NoiseBudget:
@@ -61,18 +48,21 @@ class NoiseBudget:
         return asdict(self)
 
 
-def plan_bits(n_samples: int, channels: int, size: int = 28, steps: int = 1000,
-              sampler: str = "ddpm", eta: float = 0.0, *, qubits_per_shot: int = 127,
+def plan_bits(n_samples: int, channels: int, scheduler: Scheduler, size: int = 28, *, qubits_per_shot: int = 127,
               max_shots_per_job: int = DEFAULT_MAX_SHOTS_PER_JOB, extraction_yield: float = 1.0,
               bits_per_gaussian: int = BITS_PER_GAUSSIAN) -> NoiseBudget:
-    """Plan the quantum noise of ``n_samples`` images (``extraction_yield`` e.g. 0.125 for VN+Toeplitz(0.5))."""
+    """Plan the quantum noise of ``n_samples`` images sampled with ``scheduler`` (timesteps set).
+
+    ``extraction_yield`` is e.g. 0.125 for VN+Toeplitz(0.5).
+    """
     for name, value in (("n_samples", n_samples), ("channels", channels), ("size", size),
                         ("qubits_per_shot", qubits_per_shot), ("max_shots_per_job", max_shots_per_job)):
         if value < 1:
             raise QgenError(f"{name} must be >= 1, got {value}")
     if not 0 < extraction_yield <= 1:
         raise QgenError(f"extraction_yield must be in (0, 1], got {extraction_yield}")
-    draws = noise_draws(steps, sampler, eta)
+    draws = scheduler.noise_draws()
+    steps, sampler, eta = scheduler.model_calls(), scheduler.name, float(scheduler.describe().get("eta", 0.0))
     gaussians = n_samples * channels * size * size * draws
     bits = gaussians * bits_per_gaussian
     raw_bits = math.ceil(bits / extraction_yield)

@@ -8,10 +8,10 @@ import torch
 
 from qgen.diffusion.schedules import NoiseMixing
 from qgen.errors import QgenError
-from qgen.noise.sources import NoiseSource
+from qgen.noise_protocol import NoiseSource, NoiseSourceBase
 
 
-class MixedNoise:
+class MixedNoise(NoiseSourceBase):
     """eps = sqrt(lam(t)) eps_quantum + sqrt(1 - lam(t)) eps_classical.
 
     Needs the timestep: call ``randn(shape, t=...)`` or ``at(t).randn(shape)`` (the latter satisfies
@@ -47,7 +47,7 @@ class MixedNoise:
                 "quantum": self.quantum.provenance(), "classical": self.classical.provenance()}
 
 
-class _MixedAt:
+class _MixedAt(NoiseSourceBase):
     """A ``MixedNoise`` bound to one timestep (or one timestep per batch element)."""
 
     def __init__(self, mixed: MixedNoise, t: torch.Tensor | int) -> None:
@@ -58,6 +58,9 @@ class _MixedAt:
     def randn(self, shape: Sequence[int], *, dtype: torch.dtype = torch.float32,
               device: str | torch.device = "cpu") -> torch.Tensor:
         return self.mixed.randn(shape, dtype=dtype, device=device, t=self.t)
+
+    def at(self, t: torch.Tensor | int) -> NoiseSource:
+        return self.mixed.at(t)
 
     def provenance(self) -> dict:
         return self.mixed.provenance()

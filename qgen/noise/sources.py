@@ -1,28 +1,24 @@
-"""The torch-facing noise interface that the diffusion samplers draw epsilon from."""
+"""The noise sources the diffusion code draws ε from: seeded pseudo-random and quantum-generated.
+
+Both implement ``qgen.noise_protocol.NoiseSource`` (re-exported here); the protocol itself lives
+outside ``qgen.noise`` so that ``qgen.diffusion`` can name it without the quantum machinery.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 import torch
 
 from qgen.noise.convert import BITS_PER_GAUSSIAN, bits_to_gaussians
 from qgen.noise.pool import EntropyPool
+from qgen.noise_protocol import NoiseSource, NoiseSourceBase
+
+__all__ = ["ClassicalNoise", "NoiseSource", "NoiseSourceBase", "QuantumNoise"]
 
 
-@runtime_checkable
-class NoiseSource(Protocol):
-    name: str
-
-    def randn(self, shape: Sequence[int], *, dtype: torch.dtype = torch.float32,
-              device: str | torch.device = "cpu") -> torch.Tensor: ...
-
-    def provenance(self) -> dict: ...
-
-
-class ClassicalNoise:
+class ClassicalNoise(NoiseSourceBase):
     """Pseudo-random N(0, 1) from a seeded CPU ``torch.Generator``.
 
     Drawing on the CPU and then moving keeps a seed's numbers identical on every device.
@@ -54,8 +50,11 @@ class ClassicalNoise:
         self.drawn = state["drawn"]
 
 
-class QuantumNoise:
-    """N(0, 1) built from the entropy pool's quantum bits (24 bits each); never falls back to PRNG."""
+class QuantumNoise(NoiseSourceBase):
+    """N(0, 1) built from the entropy pool's quantum bits (24 bits each); never falls back to PRNG.
+
+    Stateless for checkpoints: the pool keeps its own position on disk.
+    """
 
     name = "quantum"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from qgen.backends.artifacts import default_circuits_root, write_prepared_artifacts
 from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import load_backend
-from qgen.circuits import AnsatzSpec, build_ansatz
+from qgen.circuits import build_ansatz
 from qgen.config import RunConfig
 from qgen.data import load_dataset
 from qgen.errors import QgenError
@@ -69,6 +69,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         "circuits": write_run_circuits(cfg, backend),
         "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
         "noise": {"train": cfg.train.noise},
+        "schedule": cfg.diffusion.make_schedule().describe(),
         "parameters": _parameter_counts(trainer),
     }
     run = RunDir.create(root, name, config=cfg, manifest=manifest)
@@ -145,7 +146,7 @@ def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
     """Write the bottleneck circuit as the backend receives it into circuits/; return the paths."""
     if cfg.model.kind != "quantum":
         return []
-    circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
+    circuit = build_ansatz(cfg.model.ansatz)
     out = write_prepared_artifacts(backend, backend.prepare(circuit), default_circuits_root())
     return [str(out.resolve())]
 
@@ -154,7 +155,7 @@ def _simulation_method(cfg: RunConfig, backend: QuantumBackend) -> dict:
     """How the backend simulates the bottleneck (exact statevector / mps, or Aer's method)."""
     if cfg.model.kind != "quantum" or not backend.has_simulation_method:
         return {}
-    circuit = build_ansatz(AnsatzSpec(cfg.model.qubits, cfg.model.layers, cfg.model.entanglement))
+    circuit = build_ansatz(cfg.model.ansatz)
     return {"simulation_method": backend.simulation_method(circuit)}
 
 

@@ -17,8 +17,10 @@ from qgen.backends.base import QuantumBackend
 from qgen.config import RunConfig
 from qgen.data import LoadedData
 from qgen.diffusion.ddpm import GaussianDiffusion
-from qgen.diffusion.samplers import ddim_sample
+from qgen.diffusion.pipeline import sample
+from qgen.diffusion.schedulers import DDIMScheduler
 from qgen.models.build import build_model
+from qgen.noise_protocol import NoiseSource
 from qgen.plots import save_image_grid, save_loss_plot
 from qgen.rundir import RunDir
 from qgen.training.ema import EMA
@@ -58,7 +60,7 @@ class Trainer:
     cfg: RunConfig
     data: LoadedData
     backend: QuantumBackend
-    noise: object          # a NoiseSource for the forward-process ε
+    noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
@@ -83,7 +85,7 @@ class Trainer:
             "ema": self.ema.state_dict(),
             "generator": self.generator.get_state(),
             "order": self.order.state_dict(),
-            "noise": self.noise.state_dict() if hasattr(self.noise, "state_dict") else None,
+            "noise": self.noise.state_dict(),
             "channels": self.data.channels,
         }
 
@@ -98,7 +100,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.generator.set_state(state["generator"])
         self.order.load_state_dict(state["order"])
-        if state.get("noise") is not None and hasattr(self.noise, "load_state_dict"):
+        if state.get("noise") is not None:
             self.noise.load_state_dict(state["noise"])
         self.step = state["step"]
         self.run.loss_log().truncate(self.step)
@@ -127,7 +129,7 @@ class Trainer:
         except KeyboardInterrupt:
             self.save()
             self.run.update_manifest(status="interrupted", steps_done=self.step,
-                                     noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
+                                     noise_provenance=self.noise.provenance())
             raise
         finally:
             bar.close()
@@ -135,7 +137,7 @@ class Trainer:
         save_loss_plot(loss_log.path, self.run.path_for("loss_png"))
         self.write_samples_grid()
         self.run.update_manifest(status="finished", steps_done=self.step,
-                                 noise_provenance=self.noise.provenance() if hasattr(self.noise, "provenance") else None)
+                                 noise_provenance=self.noise.provenance())
 
     def train_step(self) -> float:
         idx = self.order.next(self.cfg.train.batch_size)
@@ -157,10 +159,11 @@ class Trainer:
 
         tc = self.cfg.train
         shape = (tc.sample_n, self.data.channels, 28, 28)
+        scheduler = DDIMScheduler(self.diffusion.schedule)
+        scheduler.set_timesteps(min(tc.sample_steps, self.diffusion.T))
         self.model.eval()
         with self.ema.applied_to(self.model):
-            x = ddim_sample(self.model, self.diffusion, shape, ClassicalNoise(tc.seed + 2),
-                            steps=min(tc.sample_steps, self.diffusion.T))
+            x = sample(self.model, scheduler, shape, ClassicalNoise(tc.seed + 2))
         self.model.train()
         save_image_grid(x, self.run.path_for("samples_png"))
 
