@@ -6,7 +6,7 @@
   of its batch rows x its observables, which becomes ``observables (O, 1, 1)`` x
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
 * ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
-  the vectorized state vector (``statevector.adjoint_jacobian``) or a written-out reverse pass
+  the vectorized state vector (``adjoint.adjoint_jacobian``) or a written-out reverse pass
   through the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
 """
 
@@ -35,10 +35,11 @@ from qiskit_machine_learning.gradients.utils import (
 )
 from qiskit_machine_learning.utils import circuit_cache_key
 
+from qgen.quantum.adjoint import adjoint_jacobian
 from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian
 from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
-from qgen.quantum.statevector import adjoint_jacobian, blas_threads
+from qgen.quantum.statevector import blas_threads
 
 # ---------------------------------------------------------------------------------------------
 # Shared: group the flat (circuit, observable, values) triples
