@@ -27,10 +27,9 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
 
 
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
-    from qiskit_machine_learning.connectors import TorchConnector
-
     from qgen.backends.qnn import QuantumBackend, initial_weights
     from qgen.circuits import AnsatzSpec, build_ansatz
+    from qgen.quantum.connector import VJPTorchConnector
 
     if backend is None:
         raise ValueError("a quantum model needs a backend")
@@ -38,7 +37,7 @@ def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
         backend = QuantumBackend(backend)
     circuit = build_ansatz(AnsatzSpec(cfg.qubits, cfg.layers, cfg.entanglement))
     qnn = backend.make_qnn(circuit)
-    return TorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))
+    return VJPTorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))
 
 
 def count_parameters(module: nn.Module) -> int:

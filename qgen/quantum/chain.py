@@ -568,3 +568,23 @@ def chain_jacobian(circuit: ChainCircuit, angles: np.ndarray, observables: Chain
         cotangents = _observable_cotangents(observables, obs_index, per_term, cdtype)
         reverse_pass(tape, cotangents, grads)
     return grads
+
+
+def chain_vjp(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObservables,
+              weights: np.ndarray, dtype=np.complex128) -> np.ndarray:
+    """Vector-Jacobian product ``sum_o weights[r, o] d<O_o>/d angle_g``: shape (R, G).
+
+    Like ``chain_jacobian`` but the reverse pass carries one cotangent per row, the
+    weights-combined readout cotangent, instead of one per observable.
+    """
+    cdtype = torch_dtype(dtype)
+    grads = np.zeros((angles.shape[0], 1, angles.shape[1]))
+    with torch.no_grad():
+        tape: list[_Record] = []
+        sites = simulate_chain(circuit, angles, cdtype, tape)
+        _, per_term = readout_cotangents(sites, observables.labels, cdtype)
+        # Pauli strings are Hermitian: <O> = sum_t Re(c_t) <P_t> (see _observable_cotangents).
+        term_weights = torch.as_tensor(weights @ observables.coeffs.real).to(cdtype)  # (R, T)
+        cotangents = [torch.einsum("rt,traib->raib", term_weights, g)[None] for g in per_term]
+        reverse_pass(tape, cotangents, grads)
+    return grads[:, 0]

@@ -272,13 +272,82 @@ def apply_op(state: np.ndarray, op, angles: np.ndarray, *, inverse: bool = False
         return np.multiply(state, phase, out=state if inverse else None)
     if isinstance(op, PermutationOp):
         return np.take(state, op.inverse if inverse else op.source, axis=-1)
-    gates = reversed(op.gates) if inverse else op.gates
-    for gate in gates:
-        m = gate_matrices(gate, angles)
-        if inverse:
-            m = m.conj().transpose(0, 2, 1)
-        state = apply_one_qubit(state, m, gate.qubit)
+    for block in layer_blocks(op, state.shape[-1].bit_length() - 1):
+        state = apply_block(state, block, block_matrix(block, angles, inverse=inverse))
     return state
+
+
+# A layer's gates commute (distinct qubits), so runs of BLOCK_QUBITS neighbouring qubits are applied
+# as one 2^k x 2^k Kronecker product: one matrix product per block instead of one strided pass per
+# qubit. Measured (16 qubits, one core): a strided single-qubit pass costs 2-100 ns/amplitude on
+# the low qubits (short inner runs), a fused block of 3 about 1-1.5 ns/amplitude.
+BLOCK_QUBITS = 3
+
+
+@dataclass(frozen=True)
+class LayerBlock:
+    start: int  # lowest qubit of the block
+    width: int  # qubits in the block (BLOCK_QUBITS, fewer at the top)
+    gates: tuple[GateRef, ...]  # gates of the layer on those qubits
+
+
+def layer_blocks(op: LayerOp, num_qubits: int) -> list[LayerBlock]:
+    """The layer's gates grouped by blocks of BLOCK_QUBITS consecutive qubits."""
+    blocks = []
+    for start in range(0, num_qubits, BLOCK_QUBITS):
+        width = min(BLOCK_QUBITS, num_qubits - start)
+        gates = tuple(g for g in op.gates if start <= g.qubit < start + width)
+        if gates:
+            blocks.append(LayerBlock(start, width, gates))
+    return blocks
+
+
+def block_matrix(block: LayerBlock, angles: np.ndarray, *, inverse: bool = False,
+                 replace: dict | None = None) -> np.ndarray:
+    """(R or 1, 2^w, 2^w) Kronecker product of the block's gates (identity where none).
+
+    ``replace`` maps a qubit to a 2x2 (R or 1) matrix used instead of its gate (generators).
+    """
+    by_qubit = {g.qubit: g for g in block.gates}
+    out = np.ones((1, 1, 1), dtype=complex)
+    for q in range(block.start, block.start + block.width):  # higher qubit = outer factor
+        if replace is not None and q in replace:
+            m = replace[q]
+        elif q in by_qubit:
+            m = gate_matrices(by_qubit[q], angles)
+            if inverse:
+                m = m.conj().transpose(0, 2, 1)
+        else:
+            m = np.eye(2, dtype=complex)[None]
+        rows = max(out.shape[0], m.shape[0])
+        d = out.shape[1]
+        out = np.einsum("rab,rcd->racbd", broadcast_rows(m, rows), broadcast_rows(out, rows)
+                        ).reshape(rows, 2 * d, 2 * d)
+    return out
+
+
+def apply_block(state: np.ndarray, block: LayerBlock, matrix: np.ndarray) -> np.ndarray:
+    """Apply a block matrix ((R or 1, d, d)) to states (R, ..., 2^n), out of place."""
+    rows, d, low = state.shape[0], 1 << block.width, 1 << block.start
+    if matrix.shape[0] == 1:
+        if not np.any(matrix.imag) and low > 1:
+            # Real (ry, h, ...): act on the interleaved re/im floats, a real GEMM.
+            real = np.ascontiguousarray(state).view(real_dtype(state.dtype))
+            out = np.matmul(matrix[0].real.astype(real.dtype), real.reshape(-1, d, 2 * low))
+            return out.reshape(real.shape).view(state.dtype).reshape(state.shape)
+        m = matrix[0].astype(state.dtype, copy=False)
+        if low == 1:  # lowest block: one GEMM over all amplitudes
+            return (state.reshape(-1, d) @ m.T).reshape(state.shape)
+        return np.matmul(m, state.reshape(-1, d, low)).reshape(state.shape)
+    m = matrix.astype(state.dtype, copy=False)
+    view = state.reshape(rows, -1, d, low)
+    out = np.empty_like(view)
+    for r in range(rows):  # per-row gates (input-dependent angles): one batched product per row
+        if low == 1:
+            np.matmul(view[r, :, :, 0], m[r].T, out=out[r, :, :, 0])
+        else:
+            np.matmul(m[r], view[r], out=out[r])
+    return out.reshape(state.shape)
 
 
 def simulate(compiled: CompiledCircuit, angles: np.ndarray, dtype=np.complex128) -> np.ndarray:
