@@ -14,10 +14,12 @@ Module map:
   programs (parameters -> gate angles), gate kinds and closed-form gate matrices/derivatives.
 * ``statevector``     - statevector compiler (fused prefix/diagonal/permutation/layer ops), kernels
   and compiled Pauli observables.
-* ``adjoint``         - reverse mode on statevector programs (adjoint Jacobian).
+* ``adjoint``         - reverse mode on statevector programs (adjoint Jacobian and VJP).
 * ``chain``           - untruncated MPS compiler, simulation and reverse pass.
 * ``exact_estimator`` - the estimator and the automatic method choice (``choose_method``).
-* ``gradients``       - the two ``BaseEstimatorGradient`` implementations above.
+* ``gradients``       - the two ``BaseEstimatorGradient`` implementations above (+ ``vjp``).
+* ``connector``       - ``VJPTorchConnector``: TorchConnector whose backward is one VJP on the exact
+  gradient (stock Jacobian path for every other gradient).
 """
 
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
