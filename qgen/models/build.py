@@ -27,11 +27,10 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
 
 
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
-    from qiskit_machine_learning.connectors import TorchConnector
-
     from qgen.backends.base import QuantumBackend, initial_weights
     from qgen.backends.registry import backend_for
     from qgen.circuits import build_ansatz
+    from qgen.quantum.connector import VJPTorchConnector
 
     if backend is None:
         raise ValueError("a quantum model needs a backend")
@@ -39,7 +38,7 @@ def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
         backend = backend_for(backend)
     circuit = build_ansatz(cfg.ansatz)
     qnn = backend.make_qnn(circuit)
-    return TorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))
+    return VJPTorchConnector(qnn, initial_weights=initial_weights(qnn.num_weights, seed))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,7 +14,7 @@ decomposition ``G = sum_s A_s (x) B_s``: ``A_s`` acts on ``lo``, ``B_s`` on ``hi
 than the statevector kernels.
 
 The contractions run in torch (batched small matrix products); the gate matrices and their
-derivatives are the statevector module's closed forms. The exact Jacobian is reverse mode written
+derivatives are ``gate_ir``'s closed forms (shared with the statevector kernels). The exact Jacobian is reverse mode written
 out: readout cotangents from environments, then one pass back through the steps carrying one
 cotangent per observable for every row at once.
 """
@@ -27,18 +27,18 @@ import numpy as np
 import torch
 from qiskit.circuit import QuantumCircuit
 
-from qgen.quantum.statevector import (
+from qgen.quantum.gate_ir import (
     DIAGONAL_GATES,
     LAYER_GATES,
+    AngleBuilder,
     AngleProgram,
     GateRef,
-    _AngleBuilder,
     gate_derivatives,
     gate_instructions,
     gate_matrices,
 )
 
-# Gates of the statevector path that are local enough for a chain (at most two qubits).
+# Gates of the gate IR that are local enough for a chain (at most two qubits).
 ONE_QUBIT_GATES = LAYER_GATES | {"rz", "p", "u1", "x", "z", "s", "sdg", "t", "tdg"}
 CONSTANT_TWO_QUBIT_GATES = {"cx", "cz", "swap"}
 PARAMETRIZED_TWO_QUBIT_GATES = {"rzz", "cp", "cu1", "crz"}
@@ -98,7 +98,7 @@ class ChainCircuit:
 def compile_chain(circuit: QuantumCircuit) -> ChainCircuit:
     """Translate ``circuit`` into chain steps; raises ``UnsupportedOperationError``."""
     n = circuit.num_qubits
-    builder = _AngleBuilder(circuit)
+    builder = AngleBuilder(circuit)
     steps: list = []
     pending: list[list[GateRef]] = [[] for _ in range(n)]
 
@@ -170,7 +170,7 @@ def _plan_bonds(n: int, steps: list) -> tuple[tuple[int, ...], float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Gate matrices (numpy, per row: the statevector module's definitions) and their derivatives
+# Gate matrices (numpy, per row: gate_ir's definitions) and their derivatives
 # ---------------------------------------------------------------------------------------------
 
 # The 4 basis states of a two-qubit gate in qiskit order (index = b0 + 2 b1, b0 = qubits[0]).
@@ -287,7 +287,7 @@ def reverse_pass(tape: list[_Record], cotangents: list[torch.Tensor], grads: np.
 
     Accumulates ``grads[r, k, g] += d f_k / d angle_g`` (real angles: 2 Re <cotangent, d site>).
     Written out rather than left to autograd: no graph, and every matrix derivative is the
-    statevector module's closed form.
+    gate IR's closed form.
     """
     for record in reversed(tape):
         step = record.step
@@ -568,3 +568,23 @@ def chain_jacobian(circuit: ChainCircuit, angles: np.ndarray, observables: Chain
         cotangents = _observable_cotangents(observables, obs_index, per_term, cdtype)
         reverse_pass(tape, cotangents, grads)
     return grads
+
+
+def chain_vjp(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObservables,
+              weights: np.ndarray, dtype=np.complex128) -> np.ndarray:
+    """Vector-Jacobian product ``sum_o weights[r, o] d<O_o>/d angle_g``: shape (R, G).
+
+    Like ``chain_jacobian`` but the reverse pass carries one cotangent per row, the
+    weights-combined readout cotangent, instead of one per observable.
+    """
+    cdtype = torch_dtype(dtype)
+    grads = np.zeros((angles.shape[0], 1, angles.shape[1]))
+    with torch.no_grad():
+        tape: list[_Record] = []
+        sites = simulate_chain(circuit, angles, cdtype, tape)
+        _, per_term = readout_cotangents(sites, observables.labels, cdtype)
+        # Pauli strings are Hermitian: <O> = sum_t Re(c_t) <P_t> (see _observable_cotangents).
+        term_weights = torch.as_tensor(weights @ observables.coeffs.real).to(cdtype)  # (R, T)
+        cotangents = [torch.einsum("rt,traib->raib", term_weights, g)[None] for g in per_term]
+        reverse_pass(tape, cotangents, grads)
+    return grads[:, 0]

@@ -27,10 +27,10 @@ from qiskit.providers import Options
 from qiskit.quantum_info import SparsePauliOp
 
 from qgen.quantum import chain
+from qgen.quantum.gate_ir import UnsupportedOperationError
 from qgen.quantum.statevector import (
     CompiledCircuit,
     CompiledObservable,
-    UnsupportedOperationError,
     blas_threads,
     compile_circuit,
     compile_observable,

@@ -6,8 +6,10 @@
   of its batch rows x its observables, which becomes ``observables (O, 1, 1)`` x
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
 * ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
-  the vectorized state vector (``statevector.adjoint_jacobian``) or a written-out reverse pass
+  the vectorized state vector (``adjoint.adjoint_jacobian``) or a written-out reverse pass
   through the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
+  ``ExactEstimatorGradient.vjp`` gives the Jacobian already contracted with per-row cotangents
+  (one reverse sweep per row instead of one per observable), for ``connector.VJPTorchConnector``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from qiskit_machine_learning.gradients.utils import (
 )
 from qiskit_machine_learning.utils import circuit_cache_key
 
-from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian
+from qgen.quantum.adjoint import adjoint_jacobian, adjoint_vjp
+from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian, chain_vjp
 from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
-from qgen.quantum.statevector import adjoint_jacobian, blas_threads
+from qgen.quantum.statevector import blas_threads
 
 # ---------------------------------------------------------------------------------------------
 # Shared: group the flat (circuit, observable, values) triples
@@ -536,6 +539,43 @@ class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
         else:
             param_grads = np.einsum("rkg,rpg->rkp", angle_grads, jac)
         return param_grads[pick]
+
+    def vjp(self, circuit: QuantumCircuit, observables: Sequence[BaseOperator],
+            parameter_values: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+        """``sum_k cotangents[r, k] d<observables[k]>(values[r]) / d params``: shape (R, P).
+
+        ``parameter_values`` (R, P) and the result follow ``circuit.parameters``; ``cotangents``
+        is (R, K) for the K observables (Pauli sums). Equal to contracting the Jacobian that
+        ``run`` returns with the cotangents, but each row costs one reverse sweep with the
+        weighted observable ``sum_k g_rk O_k`` instead of K sweeps.
+        """
+        estimator: VectorizedStatevectorEstimator = self._estimator  # type: ignore[assignment]
+        rows = np.asarray(parameter_values, dtype=float).reshape(-1, circuit.num_parameters)
+        weights = np.asarray(cotangents, dtype=float).reshape(rows.shape[0], len(observables))
+        for i, observable in enumerate(observables):
+            if observable.num_qubits != circuit.num_qubits:
+                raise ValueError(
+                    f"The number of qubits of the circuit ({circuit.num_qubits}) does not match "
+                    f"the number of qubits of the {i}-th observable ({observable.num_qubits}).")
+        compiled = estimator.compiled_circuit(circuit)
+        prepared = [estimator.compiled_observable(o) for o in observables]
+        if isinstance(compiled, ChainCircuit):
+            vjp, readouts = chain_vjp, ChainObservables.from_terms([o.terms() for o in prepared])
+            per_chunk = chain_rows_per_chunk(compiled)
+        else:
+            vjp, readouts = adjoint_vjp, [o.dense() for o in prepared]
+            per_chunk = max(1, self.max_amplitudes // (compiled.dim * 2))
+        with blas_threads(estimator.blas_threads):
+            angles = compiled.angles.values(rows)
+            angle_grads = np.concatenate([
+                vjp(compiled, angles[s:s + per_chunk], readouts, weights[s:s + per_chunk],
+                    estimator.dtype)
+                for s in range(0, len(rows), per_chunk)
+            ]) if len(rows) else np.zeros((0, compiled.angles.num_angles))  # (R, G)
+            jac = compiled.angles.jacobian(rows)
+            if jac.ndim == 2:
+                return angle_grads @ jac.T
+            return np.einsum("rg,rpg->rp", angle_grads, jac)
 
 
 __all__ = ["BatchedParamShiftEstimatorGradient", "ExactEstimatorGradient"]
