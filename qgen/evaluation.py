@@ -1,38 +1,40 @@
-"""``qgen evaluate``: metrics of a run's samples against its training images and held-out images."""
+"""``qgen evaluate``: a run's samples scored against the held-out *test* images, read against baselines.
+
+Every number comes with the two baselines that say what it means (qgen.metrics.baselines): the
+real-data floor (fresh real images scored the same way) and the memorizer (the training images
+replayed). The test images are the test part of the held-out split (qgen.data.heldout); training
+only ever looks at the validation part, so a checkpoint chosen on validation FLD is scored here
+on images it was not chosen on.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from qgen.data import DataConfig, default_data_root, load_dataset, to_uint8_pixels
+from qgen.data import DataConfig, LoadedData, default_data_root, load_dataset
+from qgen.data.heldout import HeldOut, check_enough, heldout_split, limit_images
 from qgen.errors import QgenError
 from qgen.rundir import RunDir, default_runs_root
 
 
-def _image_keys(images: torch.Tensor) -> list[bytes]:
-    u8 = to_uint8_pixels(images).numpy()
-    return [hashlib.sha1(img.tobytes()).digest() for img in u8]
+def feature_net_for(data_cfg: DataConfig, seed: int = 0):
+    """The feature net for a dataset: trained once on its full labelled train split, then cached."""
+    from qgen.metrics import get_feature_net
+
+    reference = load_dataset(replace(data_cfg, classes=None, n_train=None, split="train"))
+    return get_feature_net(reference.images, reference.labels, default_data_root(data_cfg.root) / "feature_nets",
+                           channels=reference.channels, n_classes=int(reference.labels.max()) + 1, seed=seed)
 
 
-def heldout_images(data_cfg: DataConfig, train: torch.Tensor, limit: int, seed: int) -> tuple[torch.Tensor, str]:
-    """Real images the model never saw: the test split when there is one, else the rest of the train split."""
-    try:
-        pool, origin = load_dataset(replace(data_cfg, split="test", n_train=None)).images, "test split"
-    except QgenError:
-        pool, origin = load_dataset(replace(data_cfg, n_train=None)).images, "train split minus training images"
-    seen = set(_image_keys(train))
-    keep = [i for i, k in enumerate(_image_keys(pool)) if k not in seen]
-    if len(keep) < 2:
-        raise QgenError(f"no held-out images left for {data_cfg.dataset} (all {len(pool)} were used for training)")
-    rng = np.random.default_rng(seed)
-    if len(keep) > limit:
-        keep = sorted(rng.choice(keep, size=limit, replace=False).tolist())
-    return pool[keep], origin
+def heldout_for(data_cfg: DataConfig, train: LoadedData) -> HeldOut:
+    held = heldout_split(data_cfg, train.images)
+    check_enough(held.validation, "validation", data_cfg.dataset)
+    check_enough(held.test, "test", data_cfg.dataset)
+    return held
 
 
 def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None = None,
@@ -43,7 +45,7 @@ def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None
 
 
 def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, seed: int) -> tuple[dict, Path]:
-    from qgen.metrics import evaluate_samples, get_feature_net, write_metrics_json
+    from qgen.metrics import evaluate_samples, write_metrics_json
 
     cfg = run.config()
     samples_path = Path(samples) if samples else run.latest_samples()
@@ -53,17 +55,34 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     except (OSError, KeyError, ValueError) as exc:
         raise QgenError(f"cannot read samples from {samples_path}: {exc}") from None
     train = load_dataset(cfg.data)
-    heldout, origin = heldout_images(cfg.data, train.images, heldout_limit, seed)
-    reference = load_dataset(replace(cfg.data, classes=None, n_train=None, split="train"))
-    net = get_feature_net(reference.images, reference.labels,
-                          default_data_root(cfg.data.root) / "feature_nets",
-                          channels=reference.channels, n_classes=int(reference.labels.max()) + 1, seed=seed)
+    held = heldout_for(cfg.data, train)
+    test = limit_images(held.test, heldout_limit, seed)
+    net = feature_net_for(cfg.data, seed)
     classes = cfg.data.classes
-    metrics = evaluate_samples(generated, train.images, heldout, feature_net=net,
+    metrics = evaluate_samples(generated, train.images, test, feature_net=net,
                                intended_class=classes[0] if classes and len(classes) == 1 else None, seed=seed)
+    metrics["baselines"] = baselines_block(metrics, net, train.images, held.validation, test, len(generated), seed)
     metrics["run"] = str(run.path)
     metrics["samples_file"] = samples_path.name
-    metrics["heldout_source"] = origin
+    metrics["heldout_source"] = f"test part of the held-out images ({held.origin})"
+    metrics["heldout_sizes"] = held.sizes()
     out = run.metrics_path
     write_metrics_json(out, metrics)
     return metrics, out
+
+
+def baselines_block(metrics: dict, net, train: torch.Tensor, pool: torch.Tensor, reference: torch.Tensor,
+                    n_samples: int, seed: int) -> dict:
+    """FLD and copy fraction next to the floor (real ``pool`` images, disjoint from ``reference``) and
+    the memorizer (``train`` replayed), all at the samples' size against the same reference."""
+    from qgen.metrics.baselines import memorizer, read_against_baselines, real_floor
+    from qgen.metrics.feature_net import extract_features
+
+    key = net.frechet_metric_name
+    if metrics[key].get("value") is None or n_samples < 2:
+        return {"metric": key, "reason": "no FLD to read against baselines (needs at least 2 samples)"}
+    ref = extract_features(net, reference)
+    floor = real_floor(extract_features(net, pool), ref, n_samples, seed=seed)
+    memorized = memorizer(extract_features(net, train), ref, n_samples, seed=seed)
+    copy = metrics["memorization"]["features"]["fraction_flagged_as_copies"]
+    return {"metric": key, **read_against_baselines(metrics[key]["value"], copy, floor, memorized)}

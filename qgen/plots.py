@@ -64,3 +64,24 @@ def save_loss_plot(loss_csv: Path, path: Path) -> None:
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_quality_plot(rows: list[dict], path: Path) -> None:
+    """Validation FLD against the step, with the floor and memorizer baselines as lines."""
+    if not rows:
+        return
+    steps = np.array([int(r["step"]) for r in rows])
+    fld = np.array([float(r["fld"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, fld, marker="o", ms=3, lw=1.5, label="validation FLD (EMA)")
+    ax.axhline(float(rows[-1]["memorizer"]), color="tab:red", ls="--", lw=1, label="memorizer (training images)")
+    ax.axhline(float(rows[-1]["floor"]), color="tab:green", ls="--", lw=1, label="real-data floor")
+    ax.set_xlabel("step")
+    ax.set_ylabel("FLD")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

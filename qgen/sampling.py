@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from qgen.backends.registry import load_backend
 from qgen.data import to_uint8_pixels
+from qgen.diffusion.objectives import EpsModel
 from qgen.diffusion.pipeline import batch_sizes, sample
 from qgen.diffusion.samplers import make_scheduler, scheduler_class
 from qgen.diffusion.schedulers import Scheduler
@@ -82,11 +83,11 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     chunks = batch_sizes(req.n, req.batch_size)
     bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
                disable=not show_progress)
-    out = [sample(model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
+    eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
+    out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
     bar.close()
     images = torch.cat(out)
-    files = run.new_samples_file(f"{req.sampler}{req.steps if req.sampler == 'ddim' else cfg.diffusion.T}",
-                                 backend.spec.name)
+    files = run.new_samples_file(f"{req.sampler}{scheduler.model_calls()}", backend.spec.name)
     meta = {
         "request": asdict(req),
         "backend": to_dict(backend.spec) | {"local": local},
@@ -156,6 +157,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
             budget = ShotBudget.load(run_dir.budget_path, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
         lines.append(line)
+    lines.append(sampler_comparison(cfg, req, chunks))
     if req.noise in ("quantum", "mixed"):
         from qgen.noise.factory import source_shape
 
@@ -166,3 +168,17 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
     lines.append("dry run: nothing was submitted")
     return lines
+
+
+def sampler_comparison(cfg, req: SampleRequest, chunks: int) -> str:
+    """Model calls of every sampler at this request's steps: on hardware each call is one estimator
+    job per batch, so this is what choosing the sampler costs (DDPM ignores --steps)."""
+    from qgen.diffusion.samplers import SCHEDULERS
+
+    schedule = cfg.diffusion.make_schedule()
+    parts = []
+    for name in SCHEDULERS:
+        calls = replace(req, sampler=name).make_scheduler(schedule).model_calls()
+        parts.append(f"{name} {calls * chunks}")
+    what = "estimator jobs" if cfg.model.kind == "quantum" else "model calls"
+    return f"{what} per sampler at --steps {req.steps}: {', '.join(parts)} (chosen: {req.sampler})"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from qgen import __version__
-from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
+from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, FiniteFloat
 from qgen.errors import QgenError
 from qgen.rundir.layout import SAMPLES_GLOB
 
@@ -133,19 +133,34 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--no-download", is_flag=True, help="never try to download datasets")
 @click.option("--model", "model_kind", type=click.Choice(["quantum", "classical", "plain"]), default="quantum",
               show_default=True)
-@click.option("--qubits", type=POSITIVE_INT, default=8, show_default=True)
-@click.option("--layers", type=POSITIVE_INT, default=3, show_default=True)
+@click.option("--qubits", type=int, default=8, show_default=True)
+@click.option("--layers", type=int, default=3, show_default=True)
 @click.option("--entanglement", default="linear", show_default=True, help="linear, ring or full")
 @click.option("--widths", default="32,64,64", show_default=True, help="U-Net channels at 28,14,7 px")
-@click.option("--schedule", default="linear", show_default=True,
-              help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored")
-@click.option("--timesteps", "T", type=click.IntRange(min=2), default=1000, show_default=True, help="diffusion steps T")
+@click.option("--schedule", default=None,
+              help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored (default: the recipe's)")
+@click.option("--timesteps", "T", type=click.IntRange(min=2), default=None, help="diffusion steps T (default 1000)")
+@click.option("--prediction", type=click.Choice(["eps", "v"]), default=None, help="what the network predicts")
+@click.option("--loss-weighting", type=click.Choice(["uniform", "min_snr"]), default=None,
+              help="per-timestep loss weights (min_snr: min-SNR-γ, Hang et al. 2023)")
+@click.option("--min-snr-gamma", type=POSITIVE_FLOAT, default=None, help="γ of min_snr (default 5)")
 @click.option("--mix", "mix", default="0,1,1", show_default=True,
               help="--noise mixed: λ(t) = lam_min + (lam_max - lam_min)(1 - ᾱ_t)^power, given as lam_min,lam_max,power")
-@click.option("--steps", type=POSITIVE_INT, default=None, help="optimizer steps (default 200)")
+@click.option("--steps", type=POSITIVE_INT, default=None, help="optimizer steps (default: the recipe's, 2000)")
 @click.option("--epochs", type=POSITIVE_INT, default=None, help="alternative to --steps: passes over the training set")
-@click.option("--batch-size", type=POSITIVE_INT, default=16, show_default=True)
-@click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True)
+@click.option("--batch-size", type=POSITIVE_INT, default=None, help="images per step (default 16)")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate (default 2e-3)")
+@click.option("--lr-warmup", type=NON_NEGATIVE_INT, default=None, help="linear warm-up steps (default 100)")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
+              help="after the warm-up (default cosine decay to 0 at the last step)")
+@click.option("--ema-decay", type=FiniteFloat(min=0.0), default=None, help="EMA decay cap (default 0.9999)")
+@click.option("--ema-power", type=NON_NEGATIVE_FLOAT, default=None,
+              help="EMA warm-up 1-(1+n)^-power (default 0.75; 0: the (1+n)/(10+n) warm-up)")
+@click.option("--augment-shift", type=click.IntRange(0, 7), default=None,
+              help="random translations of up to this many pixels (default 0)")
+@click.option("--eval-every", type=NON_NEGATIVE_INT, default=None,
+              help="validation FLD every K steps into metrics.csv (default: ~10 per run, none under 400 steps; 0: off)")
+@click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 128)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")
@@ -156,8 +171,9 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
-          qubits, layers, entanglement, widths, schedule, T, mix, steps, epochs, batch_size, lr, seed, noise,
-          checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
+          qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
+          epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen.training.run import resume_training, start_training
 
@@ -166,9 +182,10 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
                         show_progress=not no_progress, local=local, report=_to_stderr)
         return
-    from qgen.config import DiffusionConfig, RunConfig, TrainConfig
+    from qgen.config import RunConfig
     from qgen.data import DataConfig
     from qgen.models.config import ModelConfig
+    from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
 
     if classes is not None and single_class is not None:
         raise QgenError("give either --classes or --class, not both")
@@ -179,10 +196,14 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                           download=not no_download)
     model_cfg = ModelConfig(kind=model_kind, widths=_int_list(widths, "--widths"), qubits=qubits,
                             layers=layers, entanglement=entanglement)
-    train_cfg = TrainConfig(steps=steps or 200, batch_size=batch_size, lr=lr, seed=seed, noise=noise,
-                            checkpoint_every=checkpoint_every)
-    cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg,
-                    diffusion=DiffusionConfig(schedule=schedule, T=T, **_mixing(mix)), train=train_cfg)
+    train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
+                                    lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
+                                    augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
+                                    seed=seed, noise=noise, checkpoint_every=checkpoint_every)
+    diffusion_cfg = recipe_diffusion_config(schedule=schedule, T=T, prediction=prediction,
+                                            loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma, **_mixing(mix))
+    cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg, diffusion=diffusion_cfg,
+                    train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
                    show_progress=not no_progress, local=local, report=_to_stderr)
 
@@ -198,7 +219,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="source of x_T and per-step noise (mixed: λ(t) of the run's schedule)")
-@click.option("--weights", type=click.Choice(["ema", "last"]), default="ema", show_default=True)
+@click.option("--weights", type=click.Choice(["ema", "last", "best"]), default="ema", show_default=True,
+              help="EMA weights at the end, the raw last weights, or the EMA weights with the best validation FLD")
 @click.option("--batch-size", type=POSITIVE_INT, default=64, show_default=True, help="samples per model call")
 @click.option("--shot-budget", type=NON_NEGATIVE_INT, default=None, help="most shots this command may spend (default: backends.toml)")
 @click.option("--reuse-noise", is_flag=True, help="replay the run's quantum noise pool from its start")
@@ -279,6 +301,13 @@ def evaluate(run, samples, heldout, seed, runs_dir) -> None:
                f"{mem['fraction_flagged_as_copies']:.0%} flagged as copies, {mem['fraction_closer_to_train']:.0%} "
                f"closer to train (n_samples={mem['n_samples']}, {mem['n_train_reference']} train / "
                f"{mem['n_heldout_reference']} held-out)")
+    base = metrics.get("baselines", {})
+    if "floor" in base:
+        floor, mem = base["floor"], base["memorizer"]
+        click.echo(f"read against baselines (same sizes): real-data floor {floor['mean']:.2f} ± {floor['sd']:.2f}, "
+                   f"memorizer {mem['mean']:.2f} ± {mem['sd']:.2f}; {key.upper()}/floor {base['fld_over_floor']:.2f}, "
+                   f"{key.upper()}/memorizer {base['fld_over_memorizer']:.2f}, copy fraction "
+                   f"{base['copy_fraction']:.0%} (features) -> {base['reading']}")
     click.echo(f"wrote {out}")
 
 

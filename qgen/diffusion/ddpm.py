@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from qgen.diffusion.objectives import Objective
 from qgen.diffusion.schedules import NoiseSchedule
 from qgen.noise_protocol import NoiseSource
 
@@ -67,9 +68,12 @@ class GaussianDiffusion:
         x0: torch.Tensor,
         noise: NoiseSource,
         generator: torch.Generator,
+        objective: Objective | None = None,
     ) -> torch.Tensor:
-        """MSE between the true and predicted ε at uniformly drawn timesteps."""
+        """The objective's loss at uniformly drawn timesteps (default: plain ε-MSE, Ho et al. 2020)."""
         t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
         eps = draw_noise(noise, tuple(x0.shape), t, dtype=x0.dtype)
         xt = self.q_sample(x0, t, eps)
-        return nn.functional.mse_loss(model(xt, t), eps)
+        if objective is None or objective == Objective():
+            return nn.functional.mse_loss(model(xt, t), eps)  # the original loss, bit for bit
+        return objective.loss(model(xt, t), x0, eps, self.alphas_cumprod.to(t.device)[t])

@@ -2,9 +2,11 @@
 
     config.toml            the RunConfig (written at creation; rewritten when --steps extends a resume)
     manifest.json          provenance and progress (status, steps, sample sets)
-    checkpoint-last.pt     full training state; checkpoint-ema.pt: the EMA weights for sampling
+    checkpoint-last.pt     full training state; checkpoint-ema.pt: the EMA weights for sampling;
+    checkpoint-best.pt     the EMA weights with the best validation FLD so far (when evaluated)
     loss.csv               step, loss, seconds (one row per optimizer step)
-    loss.png, samples.png, schedule.png
+    metrics.csv            in-training quality: validation FLD, copy fraction, baselines (qgen.training.quality)
+    loss.png, samples.png, schedule.png, quality.png
     samples-<tag>-<backend>-<time>.npz (+ .png grid)
     metrics.json           ``qgen evaluate``
     noise/<backend>/       the quantum noise pool of each backend
@@ -30,12 +32,15 @@ from qgen.errors import QgenError
 from qgen.fileio import atomic_write_bytes, read_json, write_json
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
+from qgen.rundir.quality_log import QualityLog
 
 CONFIG = "config.toml"
 MANIFEST = "manifest.json"
-CHECKPOINTS = {"last": "checkpoint-last.pt", "ema": "checkpoint-ema.pt"}
+CHECKPOINTS = {"last": "checkpoint-last.pt", "ema": "checkpoint-ema.pt", "best": "checkpoint-best.pt"}
 LOSS_CSV = "loss.csv"
-PLOTS = {"loss_png": "loss.png", "samples_png": "samples.png", "schedule_png": "schedule.png"}
+PLOTS = {"loss_png": "loss.png", "samples_png": "samples.png", "schedule_png": "schedule.png",
+         "quality_png": "quality.png"}
+QUALITY_CSV = "metrics.csv"
 SAMPLES_PREFIX = "samples-"
 SAMPLES_GLOB = f"{SAMPLES_PREFIX}*.npz"
 METRICS = "metrics.json"
@@ -183,6 +188,9 @@ class RunDir:
 
     def loss_log(self) -> LossLog:
         return LossLog(self.path / LOSS_CSV)
+
+    def quality_log(self) -> QualityLog:
+        return QualityLog(self.path / QUALITY_CSV)
 
     # -- plots, samples, metrics ---------------------------------------------------------------
     def path_for(self, plot: str) -> Path:

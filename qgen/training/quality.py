@@ -14,8 +14,6 @@ is the test-set evaluation.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +23,6 @@ from qgen.metrics.baselines import Baseline, memorizer, reading, real_floor
 from qgen.metrics.feature_net import FeatureNet, extract_features
 from qgen.metrics.frechet import frechet_distance
 from qgen.metrics.memorization import memorization_scores
-
-METRICS_FIELDS = ("step", "fld", "copy_fraction", "floor", "memorizer", "reading", "seconds")
-
-#: draws images: (model, n) -> (n, C, 28, 28) in [-1, 1]
-SampleFn = Callable[[torch.nn.Module, int], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -41,19 +34,19 @@ class QualityRow:
     memorizer: float
     reading: str
     seconds: float
+    train_cpu_seconds: float = 0.0
 
     def as_row(self) -> list:
         return [self.step, f"{self.fld:.4f}", f"{self.copy_fraction:.4f}", f"{self.floor:.4f}",
-                f"{self.memorizer:.4f}", self.reading, f"{self.seconds:.3f}"]
+                f"{self.memorizer:.4f}", self.reading, f"{self.seconds:.3f}", f"{self.train_cpu_seconds:.2f}"]
 
 
 class QualityMonitor:
-    """Holds the validation features and baselines; ``evaluate(model, step)`` gives one QualityRow."""
+    """Holds the validation features and baselines; ``score(images, step)`` gives one QualityRow."""
 
     def __init__(self, feature_net: FeatureNet, train_images: torch.Tensor, validation_images: torch.Tensor,
-                 sample: SampleFn, *, n_samples: int = 128, seed: int = 0) -> None:
+                 *, n_samples: int = 128, seed: int = 0) -> None:
         self.net = feature_net
-        self.sample = sample
         self.seed = seed
         self.train_features = extract_features(feature_net, train_images)
         # the floor needs real images disjoint from the reference: half the validation images serve
@@ -63,24 +56,19 @@ class QualityMonitor:
         pool = extract_features(feature_net, validation_images[half:])
         # the floor draws without replacement, so fewer samples where the validation set is small
         self.n_samples = max(2, min(n_samples, len(pool)))
-        n_samples = self.n_samples
-        self.floor: Baseline = real_floor(pool, self.reference, n_samples, seed=seed)
-        self.memorizer: Baseline = memorizer(self.train_features, self.reference, n_samples, seed=seed)
+        self.floor: Baseline = real_floor(pool, self.reference, self.n_samples, seed=seed)
+        self.memorizer: Baseline = memorizer(self.train_features, self.reference, self.n_samples, seed=seed)
 
-    def evaluate(self, model: torch.nn.Module, step: int) -> QualityRow:
-        t0 = time.perf_counter()
-        was_training = model.training
-        model.eval()
-        try:
-            images = self.sample(model, self.n_samples)
-        finally:
-            model.train(was_training)
+    def score(self, images: torch.Tensor, step: int, seconds: float = 0.0) -> QualityRow:
+        """FLD and copy fraction of ``images`` (``n_samples`` of them) against the validation reference."""
         features = extract_features(self.net, images)
-        fld = frechet_distance(features, self.reference) if np.isfinite(features).all() else float("inf")
-        copy = memorization_scores(features, self.train_features, self.reference,
-                                   seed=self.seed)["fraction_flagged_as_copies"]
-        return QualityRow(step, fld, float(copy), self.floor.mean, self.memorizer.mean,
-                          reading(fld, copy, self.floor.mean, self.memorizer.mean), time.perf_counter() - t0)
+        if not np.isfinite(features).all():
+            return QualityRow(step, float("inf"), 0.0, self.floor.mean, self.memorizer.mean, "diverged", seconds)
+        fld = frechet_distance(features, self.reference)
+        copy = float(memorization_scores(features, self.train_features, self.reference,
+                                         seed=self.seed)["fraction_flagged_as_copies"])
+        return QualityRow(step, fld, copy, self.floor.mean, self.memorizer.mean,
+                          reading(fld, copy, self.floor.mean, self.memorizer.mean), seconds)
 
 
 def default_eval_every(steps: int) -> int | None:

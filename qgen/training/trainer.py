@@ -1,4 +1,10 @@
-"""DDPM training loop with atomic checkpoints, EMA, resumption and a samples grid at the end."""
+"""The training loop: the recipe's step (objective, lr schedule, augmentation, EMA), in-training
+quality, atomic checkpoints, resumption, and a preview grid at the end.
+
+Stopping is always clean: a signal is honoured between steps, a second one never saves a torn
+step, an error (a diverged loss, a full disk) marks the manifest ``failed`` and leaves the last
+checkpoint as it was.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,13 +23,19 @@ from qgen.backends.base import QuantumBackend
 from qgen.config import RunConfig
 from qgen.data import LoadedData
 from qgen.diffusion.ddpm import GaussianDiffusion
+from qgen.diffusion.objectives import EpsModel
 from qgen.diffusion.pipeline import sample
+from qgen.diffusion.samplers import make_scheduler
 from qgen.diffusion.schedulers import DDIMScheduler
+from qgen.errors import QgenError
 from qgen.models.build import build_model
 from qgen.noise_protocol import NoiseSource
-from qgen.plots import save_image_grid, save_loss_plot
+from qgen.plots import save_image_grid, save_loss_plot, save_quality_plot
 from qgen.rundir import RunDir
+from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
+from qgen.training.lr_schedule import lr_factor
+from qgen.training.quality import QualityMonitor, QualityRow
 
 
 class BatchOrder:
@@ -54,6 +66,14 @@ class BatchOrder:
         self.generator.set_state(state["generator"])
 
 
+class TrainingFailed(QgenError):
+    """Training stopped on an error; the manifest says ``failed`` and the last checkpoint is intact."""
+
+
+class _PreviewSkipped(Exception):
+    """A stop request arrived while the end-of-run preview grid was drawn."""
+
+
 @dataclass
 class Trainer:
     run_dir: Path
@@ -61,20 +81,29 @@ class Trainer:
     data: LoadedData
     backend: QuantumBackend
     noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
+    quality: QualityMonitor | None = None  # in-training validation FLD (train.eval_every > 0)
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
         self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend)
         self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule())
+        self.objective = self.cfg.diffusion.objective()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        self.ema = EMA(self.model, tc.ema_decay)
+        self.ema = EMA(self.model, tc.ema_decay, power=tc.ema_power or None)
         self.generator = torch.Generator().manual_seed(tc.seed)
         self.order = BatchOrder(len(self.data.images), torch.Generator().manual_seed(tc.seed + 1))
         self.step = 0
+        self.saved_step = 0       # the step the checkpoints on disk hold
+        self.best_fld = math.inf  # best validation FLD so far (checkpoint-best.pt holds its EMA weights)
+        self.cpu_seconds = 0.0    # process CPU time spent in training steps, across resumes
 
     @property
     def run(self) -> RunDir:
         return RunDir(self.run_dir)
+
+    def eps_model(self) -> torch.nn.Module:
+        """The model as samplers see it: an ε-predictor, whatever it was trained to predict."""
+        return EpsModel(self.model, self.objective, self.diffusion.alphas_cumprod)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -87,11 +116,15 @@ class Trainer:
             "order": self.order.state_dict(),
             "noise": self.noise.state_dict(),
             "channels": self.data.channels,
+            "best_fld": self.best_fld,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     def save(self) -> None:
         self.run.save_checkpoint("last", self.state_dict())
         self.run.save_checkpoint("ema", {"step": self.step, "model": self.ema.shadow, "channels": self.data.channels})
+        self.saved_step = self.step
+        self.run.update_manifest(steps_done=self.step)  # progress on record at every checkpoint
 
     def restore(self) -> None:
         state = self.run.load_checkpoint("last")
@@ -102,8 +135,11 @@ class Trainer:
         self.order.load_state_dict(state["order"])
         if state.get("noise") is not None:
             self.noise.load_state_dict(state["noise"])
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
+        self.best_fld = state.get("best_fld", math.inf)
+        self.cpu_seconds = state.get("cpu_seconds", 0.0)
         self.run.loss_log().truncate(self.step)
+        self.run.quality_log().truncate(self.step)
 
     # -- loop ----------------------------------------------------------------------------------
     def train(self, show_progress: bool = True) -> None:
@@ -113,82 +149,160 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
                    disable=not show_progress, dynamic_ncols=True)
+        signals = _StopRequests()
         try:
-            with loss_log.appender() as log_row, _stop_between_steps() as stop_requested:
-                while self.step < tc.steps:
-                    t0 = time.perf_counter()
-                    loss = self.train_step()
-                    log_row(self.step + 1, loss, time.perf_counter() - t0)
-                    self.step += 1  # after the row: a hard stop never leaves a step without its log line
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                    if self.step % tc.checkpoint_every == 0:
-                        self.save()
-                    if stop_requested():
-                        raise KeyboardInterrupt
+            with signals.installed():
+                with loss_log.appender() as log_row:
+                    while self.step < tc.steps:
+                        signals.in_step = True
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        loss = self.train_step()
+                        log_row(self.step + 1, loss, time.perf_counter() - t0)
+                        self.cpu_seconds += time.process_time() - c0
+                        self.step += 1  # after the row: a hard stop never leaves a step without its log line
+                        signals.in_step = False
+                        bar.update(1)
+                        postfix = {"loss": f"{loss:.4f}"}
+                        if self.quality is not None and tc.eval_every and self.step % tc.eval_every == 0:
+                            postfix["fld"] = f"{self.evaluate_quality().fld:.1f}"
+                        bar.set_postfix(postfix)
+                        if self.step % tc.checkpoint_every == 0:
+                            with signals.deferred():
+                                self.save()
+                        if signals.requested:
+                            raise KeyboardInterrupt
+                with signals.deferred():  # training is complete: from here on a signal only skips the preview
+                    self.save()
+                self.finish(signals)
         except KeyboardInterrupt:
-            self.save()
-            self.run.update_manifest(status="interrupted", steps_done=self.step,
+            # A second signal mid-step leaves a torn step (weights updated, counter not): never save
+            # that; the last checkpoint stays the truth and the resume redoes the step.
+            if not signals.in_step:
+                with signals.deferred():
+                    self.save()
+            self.run.update_manifest(status="interrupted", steps_done=self.saved_step,
                                      noise_provenance=self.noise.provenance())
             raise
+        except (QgenError, OSError) as exc:
+            message = str(exc) if isinstance(exc, QgenError) else f"{exc.strerror or exc} ({exc.filename or 'run directory'})"
+            self.run.update_manifest(status="failed", steps_done=self.saved_step, error=message,
+                                     failed_at_step=self.step + 1)
+            raise TrainingFailed(f"{message}; the run stopped at step {self.step + 1} and its last checkpoint "
+                                 f"(step {self.saved_step}) is intact") from None
         finally:
             bar.close()
-        self.save()
-        save_loss_plot(loss_log.path, self.run.path_for("loss_png"))
-        self.write_samples_grid()
-        self.run.update_manifest(status="finished", steps_done=self.step,
+
+    def finish(self, signals: _StopRequests) -> None:
+        """Plots, the preview grid and the manifest of a completed run; a stop request skips the grid."""
+        save_loss_plot(self.run.loss_log().path, self.run.path_for("loss_png"))
+        if self.quality is not None:
+            save_quality_plot(self.run.quality_log().rows(), self.run.path_for("quality_png"))
+        note = None
+        try:
+            self.write_samples_grid(stop=lambda: bool(signals.requested))
+        except _PreviewSkipped:
+            note = "preview grid (samples.png) skipped: interrupted after the last step"
+        self.run.update_manifest(status="finished", steps_done=self.step, preview_note=note,
                                  noise_provenance=self.noise.provenance())
 
     def train_step(self) -> float:
-        idx = self.order.next(self.cfg.train.batch_size)
-        x0 = self.data.images[idx]
-        loss = self.diffusion.training_loss(self.model, x0, self.noise, self.generator)
+        tc = self.cfg.train
+        for group in self.optimizer.param_groups:  # a pure function of the step: resumes bit-identically
+            group["lr"] = tc.lr * lr_factor(self.step, tc.steps, warmup=tc.lr_warmup, schedule=tc.lr_schedule,
+                                            final_fraction=tc.lr_final_fraction)
+        idx = self.order.next(tc.batch_size)
+        x0 = random_translate(self.data.images[idx], tc.augment_shift, self.generator)
+        loss = self.diffusion.training_loss(self.model, x0, self.noise, self.generator, self.objective)
+        value = loss.item()
+        if not math.isfinite(value):  # before the update: the weights and the EMA stay finite
+            raise QgenError(f"the loss became {value} at step {self.step + 1} (learning rate "
+                            f"{self.optimizer.param_groups[0]['lr']:g}); lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
         self.ema.update(self.model)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"loss became {value} at step {self.step + 1}")
         return value
 
-    def write_samples_grid(self) -> None:
+    def evaluate_quality(self) -> QualityRow:
+        """Validation FLD of the EMA weights now: logged, and kept as checkpoint-best.pt when best."""
+        from qgen.noise import ClassicalNoise
+
+        tc = self.cfg.train
+        t0 = time.perf_counter()
+        scheduler = make_scheduler(tc.eval_sampler, self.diffusion.schedule, steps=tc.eval_steps)
+        shape = (self.quality.n_samples, self.data.channels, 28, 28)
+        self.model.eval()
+        with self.ema.applied_to(self.model):
+            # the same x_T at every evaluation: differences between rows are the model's
+            images = sample(self.eps_model(), scheduler, shape, ClassicalNoise(tc.seed + 3))
+        self.model.train()
+        row = replace(self.quality.score(images, self.step, time.perf_counter() - t0),
+                      train_cpu_seconds=self.cpu_seconds)
+        self.run.quality_log().append(row.as_row())
+        if row.fld < self.best_fld:
+            self.best_fld = row.fld
+            self.run.save_checkpoint("best", {"step": self.step, "model": self.ema.shadow,
+                                              "channels": self.data.channels, "validation_fld": row.fld})
+        return row
+
+    def write_samples_grid(self, stop=lambda: False) -> None:
         from qgen.noise import ClassicalNoise
 
         tc = self.cfg.train
         shape = (tc.sample_n, self.data.channels, 28, 28)
         scheduler = DDIMScheduler(self.diffusion.schedule)
         scheduler.set_timesteps(min(tc.sample_steps, self.diffusion.T))
+
+        def progress(_: int) -> None:
+            if stop():
+                raise _PreviewSkipped
+
         self.model.eval()
-        with self.ema.applied_to(self.model):
-            x = sample(self.model, scheduler, shape, ClassicalNoise(tc.seed + 2))
-        self.model.train()
+        try:
+            with self.ema.applied_to(self.model):
+                x = sample(self.eps_model(), scheduler, shape, ClassicalNoise(tc.seed + 2), progress=progress)
+        finally:
+            self.model.train()
         save_image_grid(x, self.run.path_for("samples_png"))
 
 
-@contextmanager
-def _stop_between_steps():
-    """Turn Ctrl-C / SIGTERM into a request honoured after the current step is logged.
+class _StopRequests:
+    """Ctrl-C / SIGTERM as requests that the loop honours between steps.
 
-    A signal arriving mid-step would otherwise leave the step counter, the loss log and the
-    checkpoint disagreeing. A second signal stops at once (the last periodic checkpoint stays valid).
+    A first signal asks the loop to stop after the current step (which is then checkpointed). A
+    second one stops at once -- unless a checkpoint is being written (``deferred``: the pair of
+    checkpoint files must not end up from different steps); the loop then saves nothing from the
+    torn step. Outside the main thread (no signal handlers there) requests never arrive.
     """
-    requested: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
 
-    def handler(signum, frame):
-        if requested:
+    def __init__(self) -> None:
+        self.requested: list[int] = []
+        self.in_step = False
+        self._defer = 0
+
+    def _handler(self, signum, frame) -> None:
+        self.requested.append(signum)
+        if len(self.requested) > 1 and not self._defer:
             raise KeyboardInterrupt
-        requested.append(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: bool(requested)
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
+    @contextmanager
+    def deferred(self):
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
