@@ -75,4 +75,4 @@ def default_eval_every(steps: int) -> int | None:
     """A sensible interval: about 10 evaluations a run, none for runs of a few hundred steps."""
     if steps < 400:
         return None
-    return max(100, round(steps / 10, -2))
+    return max(100, int(round(steps / 10, -2)))

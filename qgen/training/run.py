@@ -38,14 +38,24 @@ def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
     return make_noise_source(cfg.train.noise, cfg.train.seed, run_dir, backend, mixing=cfg.diffusion.mixing())
 
 
-def make_quality_monitor(cfg: RunConfig, data):
+MIN_VALIDATION_IMAGES = 8
+
+
+def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet):
     """The in-training evaluator (validation images, feature net, baselines), or None when off."""
     if not cfg.train.eval_every:
         return None
-    from qgen.evaluation import feature_net_for, heldout_for
+    from qgen.evaluation import feature_net_for
     from qgen.training.quality import QualityMonitor
 
-    held = heldout_for(cfg.data, data)
+    from qgen.data.heldout import heldout_split
+
+    held = heldout_split(cfg.data, data.images)
+    if len(held.validation) < MIN_VALIDATION_IMAGES:
+        # e.g. every image of a split without a test part is a training image: nothing to validate on
+        report(f"qgen: no in-training evaluation: only {len(held.validation)} validation images are left "
+               f"after the {len(data.images)} training images (need {MIN_VALIDATION_IMAGES}); use --n-train")
+        return None
     return QualityMonitor(feature_net_for(cfg.data), data.images, held.validation,
                           n_samples=cfg.train.eval_samples, seed=cfg.train.seed)
 
@@ -69,7 +79,8 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
     noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
-    trainer = Trainer(Path("."), cfg, data, backend, noise, quality=make_quality_monitor(cfg, data))
+    trainer = Trainer(Path("."), cfg, data, backend, noise)  # builds the model: a bad model fails first
+    trainer.quality = make_quality_monitor(cfg, data, report)
     root = runs_dir or default_runs_root()
     manifest = base_manifest() | {
         "run": name,
@@ -120,7 +131,7 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
     noise = make_noise(cfg, run_dir, backend)
-    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data))
+    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report))
     trainer.restore()
     if trainer.step >= cfg.train.steps:
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
