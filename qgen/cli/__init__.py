@@ -115,8 +115,9 @@ def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
     from qgen.backends.registry import backend_for, load_backends
 
+    specs = load_backends(backends_file)  # before the header: a bad or empty file is one error line
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
-    for name, spec in load_backends(backends_file).items():
+    for name, spec in specs.items():
         d = backend_for(spec).describe()
         click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
                    f"{d['budget']:>10}  {d['credentials']}")
