@@ -164,6 +164,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
+        _refuse_options_fixed_on_resume(click.get_current_context())
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
                         show_progress=not no_progress, local=local, report=_to_stderr)
         return
@@ -186,6 +187,23 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                     diffusion=DiffusionConfig(schedule=schedule, T=T, **_mixing(mix)), train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
                    show_progress=not no_progress, local=local, report=_to_stderr)
+
+
+#: train options that --resume accepts: the rest are fixed by the run's config.toml.
+RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local"}
+
+
+def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
+    """--resume continues the run as its config.toml says; an option given with it would be ignored."""
+    from click.core import ParameterSource
+
+    given = [param for param in ctx.command.params
+             if param.name not in RESUME_OPTIONS
+             and ctx.get_parameter_source(param.name) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        names = ", ".join(param.opts[0] for param in given)
+        raise QgenError(f"{names} cannot change on --resume (the run's config.toml fixes them); only --steps "
+                        "may be given to train further. Start a new run to change them")
 
 
 @cli.command()
@@ -215,8 +233,11 @@ def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, wei
     req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
                         batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
     if dry_run:
-        for line in plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local):
+        plan = plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local)
+        for line in plan.lines:
             click.echo(line)
+        if plan.refusals:  # the plan is printed; exit non-zero because the real run would not start
+            raise QgenError(f"the real run would be refused: {'; '.join(plan.refusals)}")
         return
     out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress,
                      local=local)
