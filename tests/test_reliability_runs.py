@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from qgen.errors import QgenError
-from qgen.rundir import CheckpointWriteError, LossLog, RunDir
+from qgen.rundir import LossLog, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits", "4", "--layers", "1",
@@ -168,6 +168,8 @@ def test_run_directory_that_cannot_be_written_leaves_nothing(tmp_path: Path, mon
 
 
 def test_disk_full_at_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkeypatch) -> None:
+    from qgen.rundir import CheckpointWriteError
+
     rundir = RunDir(tmp_path)
     rundir.save_checkpoint("last", {"step": 4, "model": {}})
     before = rundir.checkpoint_path("last").read_bytes()
