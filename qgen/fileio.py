@@ -51,9 +51,12 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     nothing else writes there (the run lock). Returns what was removed."""
     removed = []
     for tmp in Path(folder).rglob(TEMP_GLOB):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+        try:
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone already, or not ours to delete: garbage that costs space, not correctness
+            continue
     return removed
 
 

@@ -71,7 +71,7 @@ def weights_to_load(run: RunDir, weights: str) -> str:
     said on stderr."""
     if weights == "ema" and not run.has_checkpoint("ema") and run.has_checkpoint("last"):
         logger.warning(f"qgen: {run.checkpoint_path('ema')} is missing; sampling with the last training "
-                       "weights (checkpoint-last.pt) instead")
+                       f"weights ({run.checkpoint_path('last').name}) instead")
         return "last"
     return weights
 

@@ -11,7 +11,7 @@ import click
 from qgen import __version__
 from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 from qgen.errors import QgenError
-from qgen.rundir.layout import SAMPLES_GLOB
+from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does
@@ -202,7 +202,7 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
              and ctx.get_parameter_source(param.name) not in (ParameterSource.DEFAULT, None)]
     if given:
         names = ", ".join(param.opts[0] for param in given)
-        raise QgenError(f"{names} cannot change on --resume (the run's config.toml fixes them); only --steps "
+        raise QgenError(f"{names} cannot change on --resume (the run's {CONFIG} fixes them); only --steps "
                         "may be given to train further. Start a new run to change them")
 
 

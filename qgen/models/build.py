@@ -49,7 +49,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def load_model_state(model: nn.Module, state: dict, source: str | Path) -> None:
-    """``model.load_state_dict(state)``, or one line saying that config.toml and the checkpoint
+    """``model.load_state_dict(state)``, or one line saying that the run's config and the checkpoint
     ``source`` disagree, with the first mismatching keys and shapes (a hand-edited config, a
     checkpoint from another run)."""
     mismatches = state_mismatches(model.state_dict(), state)
@@ -63,8 +63,10 @@ def load_model_state(model: nn.Module, state: dict, source: str | Path) -> None:
 
 
 def _disagree(source, detail: str) -> str:
-    return (f"{source} does not fit the model that config.toml describes (config.toml and the checkpoint "
-            f"disagree): {detail}. Restore the run's config.toml or use its own checkpoint")
+    from qgen.rundir.layout import CONFIG
+
+    return (f"{source} does not fit the model that {CONFIG} describes ({CONFIG} and the checkpoint "
+            f"disagree): {detail}. Restore the run's {CONFIG} or use its own checkpoint")
 
 
 def state_mismatches(expected: dict, found: dict) -> list[str]:
