@@ -187,6 +187,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(tmp_path: Path, monkey
     assert str(exc) == (f"could not write checkpoint {tmp_path / 'checkpoint-last.pt'} at step 8: No space left "
                         "on device; the previous checkpoint checkpoint-last.pt is intact; free space and resume "
                         "from it")
+    assert exc.manifest_fields() == {"status": "failed", "error": str(exc), "failed_at_step": 8}
     assert rundir.checkpoint_path("last").read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
 

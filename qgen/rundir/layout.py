@@ -70,6 +70,10 @@ class CheckpointWriteError(QgenError):
             keep = "no earlier checkpoint exists; free space and start the run again"
         super().__init__(f"could not write checkpoint {self.path}{at}: {reason}; {keep}")
 
+    def manifest_fields(self) -> dict:
+        """What the manifest records about the failure: ``run.update_manifest(**exc.manifest_fields())``."""
+        return {"status": "failed", "error": str(self), "failed_at_step": self.step}
+
 
 def _mkdir_or_explain(path: Path, what: str) -> None:
     """``path.mkdir(parents=True, exist_ok=True)``, or one line naming the path and the reason."""
