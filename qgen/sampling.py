@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,11 +18,13 @@ from qgen.diffusion.pipeline import batch_sizes, sample
 from qgen.diffusion.samplers import make_scheduler, scheduler_class
 from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
-from qgen.models.build import build_model
+from qgen.models.build import build_model, load_model_state
 from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,35 @@ class SampleRequest:
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
                        local: bool = False):
-    cfg = RunDir(run_dir).config()
+    """(config, backend, model, checkpoint); ``checkpoint["weights"]`` says which weights were loaded."""
+    run = RunDir(run_dir)
+    cfg = run.config()
     backend = load_backend(backend_name or cfg.backend, backends_file, local=local)
-    ckpt = RunDir(run_dir).load_checkpoint(weights)  # "ema" or "last"
+    weights = weights_to_load(run, weights)
+    ckpt = run.load_checkpoint(weights)  # "ema" or "last"
     model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend)
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], run.checkpoint_path(weights))
     model.eval()
-    return cfg, backend, model, ckpt
+    return cfg, backend, model, ckpt | {"weights": weights}
+
+
+def weights_to_load(run: RunDir, weights: str) -> str:
+    """``weights``, except that missing EMA weights (a kill while writing them) fall back to ``last``,
+    said on stderr."""
+    if weights == "ema" and not run.has_checkpoint("ema") and run.has_checkpoint("last"):
+        logger.warning(f"qgen: {run.checkpoint_path('ema')} is missing; sampling with the last training "
+                       f"weights ({run.checkpoint_path('last').name}) instead")
+        return "last"
+    return weights
+
+
+def check_finite(images: torch.Tensor, ckpt: dict, run: RunDir) -> None:
+    """Refuse to write samples that are not all finite numbers (a diverged model)."""
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise QgenError(f"sampling produced {bad:,} non-finite pixel values (NaN/inf) with the "
+                        f"{ckpt.get('weights', 'ema')} weights of {run.path} at step {ckpt.get('step')}: the model "
+                        "has diverged; nothing was written. Resume training from an earlier state or retrain")
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
@@ -87,11 +112,13 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
     bar.close()
     images = torch.cat(out)
+    check_finite(images, ckpt, run)
     files = run.new_samples_file(f"{req.sampler}{scheduler.model_calls()}", backend.spec.name)
     meta = {
         "request": asdict(req),
         "backend": to_dict(backend.spec) | {"local": local},
         "checkpoint_step": ckpt["step"],
+        "weights": ckpt["weights"],  # what was loaded (ema falls back to last when its file is missing)
         "noise": noise.provenance(),
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
@@ -102,7 +129,7 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     save_image_grid(images, png)
     # the run's manifest lists every sample set with its backend and noise provenance (bits, job IDs)
     run.append_to_manifest("samples", {"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
-                                       "checkpoint_step": ckpt["step"]})
+                                       "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]})
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
 
 
@@ -128,17 +155,29 @@ def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleReques
         _estimator_plan(cfg, backend.spec, req, scheduler))
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What ``qgen sample --dry-run`` prints, and why the real run would be refused (if it would)."""
+
+    lines: list[str]
+    refusals: list[str]
+
+    def __iter__(self):
+        return iter(self.lines)
+
+
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
-                  local: bool = False) -> list[str]:
+                  local: bool = False) -> SamplingPlan:
     """What ``qgen sample`` would do, without building primitives or spending shots."""
     from qgen.noise import plan_bits
 
+    refusals: list[str] = []
     run_dir = RunDir.resolve(run, runs_dir or default_runs_root())
     cfg = run_dir.config()
     backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
     spec = backend.spec
     req.validate(cfg.diffusion.T)
-    channels = run_dir.load_checkpoint(req.weights)["channels"]
+    channels = run_dir.load_checkpoint(weights_to_load(run_dir, req.weights))["channels"]
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     steps = scheduler.model_calls()  # per batch; the scheduler's count, never recomputed here
     chunks = len(batch_sizes(req.n, req.batch_size))
@@ -156,8 +195,15 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
             limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
             budget = ShotBudget.load(run_dir.budget_path, spec.name, limit)
             line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
+            refusals += _refusal(lambda: budget.check(job_plan))
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
+    if backend.spends_shots and spec.device:
+        from qgen.backends.devices import check_not_retired
+
+        retired = _refusal(lambda: check_not_retired(spec.device, allow_local=local))
+        lines += retired
+        refusals += retired
     if req.noise in ("quantum", "mixed"):
         from qgen.noise.factory import source_shape
 
@@ -167,7 +213,16 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
     lines.append("dry run: nothing was submitted")
-    return lines
+    return SamplingPlan(lines, refusals)
+
+
+def _refusal(check) -> list[str]:
+    """[the message] if ``check()`` refuses (raises QgenError), else []."""
+    try:
+        check()
+    except QgenError as exc:
+        return [str(exc)]
+    return []
 
 
 def sampler_comparison(cfg, req: SampleRequest, chunks: int) -> str:

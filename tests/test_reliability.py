@@ -111,3 +111,110 @@ def test_cli_rejects_bad_numbers_in_one_line(args, needle):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("qgen: error: ") and needle in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+# --------------------------------------------------------------------------------- backends.toml
+
+
+def _backends(tmp_path: Path, content: str | bytes) -> Path:
+    path = tmp_path / "backends.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+def test_backend_without_kind_names_file_and_line(tmp_path):
+    from qgen.backends.registry import load_backends
+
+    path = _backends(tmp_path, '# comment\n\n[backends.x]\ndescription = "no kind"\n')
+    with pytest.raises(QgenError, match=rf"^{path}:3: missing required key 'backends.x.kind'$"):
+        load_backends(path)
+
+
+@pytest.mark.parametrize("text, got", [
+    ("backends = 5\n", "int 5"),
+    ('backends = "x"\n', "str 'x'"),
+    ('[[backends]]\nkind = "aer"\n', "an array"),
+])
+def test_backends_that_is_not_a_table(tmp_path, text, got):
+    from qgen.backends.registry import load_backends
+
+    path = _backends(tmp_path, text)
+    with pytest.raises(QgenError, match=rf"^{path}:1: 'backends' must hold \[backends.NAME\] tables, got {got}"):
+        load_backends(path)
+
+
+def test_backends_file_that_is_not_utf8(tmp_path):
+    from qgen.backends.registry import load_backends
+
+    path = _backends(tmp_path, b'[backends.x]\nkind = "aer"\ndescription = "\xff\xfe"\n')
+    with pytest.raises(QgenError, match="is not UTF-8 text"):
+        load_backends(path)
+
+
+@pytest.mark.parametrize("kind, device", [("aer", None), ("fake", "ibm_fez")])
+def test_unknown_aer_method_is_refused_when_the_file_is_read(tmp_path, kind, device):
+    from qgen.backends.registry import load_backends
+
+    dev = f'device = "{device}"\n' if device else ""
+    path = _backends(tmp_path, f'[backends.x]\nkind = "{kind}"\n{dev}method = "bogus"\n')
+    with pytest.raises(QgenError, match=r":\d: backend 'x': method must be one of automatic, statevector, "
+                                        r"density_matrix.* got 'bogus'"):
+        load_backends(path)
+
+
+def test_ibm_takes_no_method(tmp_path):
+    from qgen.backends.registry import load_backends
+
+    path = _backends(tmp_path, '[backends.x]\nkind = "ibm"\ndevice = "ibm_fez"\nmethod = "statevector"\n')
+    with pytest.raises(QgenError, match="kind 'ibm' runs on hardware and takes no method"):
+        load_backends(path)
+
+
+def test_aer_methods_cover_what_qiskit_aer_offers():
+    from qiskit_aer import AerSimulator
+
+    from qgen.backends.aer import AER_METHODS
+
+    assert set(AerSimulator().available_methods()) <= set(AER_METHODS)
+
+
+def test_aer_method_missing_from_this_build_fails_before_training():
+    from qgen.backends.registry import backend_for
+    from qgen.backends.spec import BackendSpec
+    from qgen.circuits import build_ansatz
+    from qgen.models.config import ModelConfig
+
+    backend = backend_for(BackendSpec(name="tn", kind="aer", method="tensor_network"))
+    circuit = build_ansatz(ModelConfig(qubits=2, layers=1).ansatz)
+    from qiskit_aer import AerSimulator
+
+    if "tensor_network" in AerSimulator().available_methods():
+        pytest.skip("this qiskit-aer build has tensor_network (GPU)")
+    with pytest.raises(QgenError, match="method 'tensor_network' is not available in this qiskit-aer build"):
+        backend.make_qnn(circuit)
+
+
+def test_ibm_without_shots_or_precision_plans_with_the_runtime_default(tmp_path):
+    from qgen.backends.ibm import DEFAULT_SHOTS
+    from qgen.backends.registry import backend_for, load_backends
+    from qgen.config import RunConfig
+    from qgen.training.run import check_training_budget
+
+    path = _backends(tmp_path, '[backends.x]\nkind = "ibm"\ndevice = "ibm_fez"\nshot_budget = 1000\n')
+    spec = load_backends(path)["x"]
+    assert spec.shots == DEFAULT_SHOTS == 4096 and spec.shots_per_binding == 4096
+    with pytest.raises(QgenError, match="training plan needs .* shots"):  # the arithmetic, not a TypeError
+        check_training_budget(RunConfig(name="r", backend="x"), backend_for(spec, local=True))
+
+
+def test_empty_backends_file_says_it_defines_none(tmp_path):
+    path = _backends(tmp_path, "# nothing here yet\n")
+    for args in (("backends", "--backends", str(path)), ("train", "--backends", str(path), "--steps", "1")):
+        res = _qgen(*args)
+        assert res.returncode != 0, res.stdout
+        assert res.stderr.strip() == (f"qgen: error: {path} defines no backends; add a [backends.NAME] table "
+                                      f"with a kind (see {REPO / 'backends.toml'}) or pass --backends FILE")
+        assert "name" not in res.stdout  # no table header for an empty list

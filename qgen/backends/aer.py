@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 # Rates of the generic "depolarizing" noise model for kind = "aer", noise = "depolarizing".
 DEPOLARIZING = {"p1": 1e-3, "p2": 1e-2, "readout": 2e-2}
+#: Aer's simulation methods (qiskit-aer 0.18; ``tensor_network`` exists only in GPU builds, which
+#: ``_check_runnable`` finds out before training starts).
+AER_METHODS = ("automatic", "statevector", "density_matrix", "stabilizer", "matrix_product_state",
+               "extended_stabilizer", "unitary", "superop", "tensor_network")
 #: Entropy-circuit width under a noise model: the density matrix (exact noisy sampling) costs 4**n.
 NOISY_WIDTH = 8
 
@@ -32,6 +36,25 @@ NOISY_WIDTH = 8
 class AerBackend(QuantumBackend):
     kind = "aer"
     has_simulation_method = True
+
+    @classmethod
+    def validate_spec(cls, spec) -> None:
+        # checked when backends.toml is read: a typo must not surface as an AerError mid-training
+        if spec.method not in AER_METHODS:
+            raise QgenError(f"backend {spec.name!r}: method must be one of {', '.join(AER_METHODS)} "
+                            f"for kind {cls.kind!r}, got {spec.method!r}")
+        super().validate_spec(spec)
+
+    def _available_method(self) -> str:
+        """The spec's method, if this qiskit-aer build has it (tensor_network needs a GPU build):
+        found out when the first circuit is prepared, before training starts."""
+        from qiskit_aer import AerSimulator
+
+        available = AerSimulator().available_methods()
+        if self.spec.method not in available:
+            raise QgenError(f"backend {self.spec.name!r}: method {self.spec.method!r} is not available in this "
+                            f"qiskit-aer build (available: {', '.join(available)})")
+        return self.spec.method
 
     @property
     def is_noisy(self) -> bool:
@@ -41,7 +64,7 @@ class AerBackend(QuantumBackend):
     def isa_backend(self):
         from qiskit_aer import AerSimulator
 
-        return AerSimulator(method=self.spec.method)
+        return AerSimulator(method=self._available_method())
 
     def noise_model(self, prepared: PreparedCircuit | None = None):
         if self.spec.noise == "depolarizing":
@@ -78,7 +101,7 @@ class AerBackend(QuantumBackend):
         otherwise Aer's own choice.
         """
         if self.spec.method != "automatic":
-            return self.spec.method
+            return self._available_method()
         if noisy:
             return "density_matrix"
         if prepared is not None:

@@ -73,6 +73,7 @@ class QuantumBackend(ABC):
     transpiles: ClassVar[bool] = True
 
     def __init__(self, spec: BackendSpec, local: bool = False) -> None:
+        spec = self.with_defaults(spec)
         self.validate_spec(spec)
         self.spec = spec
         self.local = local                # kind ibm only: run the runtime path on the fake device
@@ -82,6 +83,11 @@ class QuantumBackend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name!r}, local={self.local})"
+
+    @classmethod
+    def with_defaults(cls, spec: BackendSpec) -> BackendSpec:
+        """``spec`` with what this kind fills in when backends.toml leaves it out (most kinds: nothing)."""
+        return spec
 
     @classmethod
     def validate_spec(cls, spec: BackendSpec) -> None:

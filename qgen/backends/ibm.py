@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from qiskit.providers import BackendV2
 
     from qgen.backends.runtime import RuntimePrimitives
+    from qgen.backends.spec import BackendSpec
+
+#: Shots per binding when backends.toml gives neither shots nor precision: qiskit-ibm-runtime's
+#: own default for the sampler and the estimator.
+DEFAULT_SHOTS = 4096
 
 
 class IBMBackend(QuantumBackend):
@@ -27,6 +32,22 @@ class IBMBackend(QuantumBackend):
     def __init__(self, spec, local: bool = False) -> None:
         super().__init__(spec, local)
         self._runtime: RuntimePrimitives | None = None
+
+    @classmethod
+    def with_defaults(cls, spec: BackendSpec) -> BackendSpec:
+        """Budgets and plans need a shot count: without shots or precision, the runtime default."""
+        from dataclasses import replace
+
+        if spec.shots is None and not spec.precision:
+            return replace(spec, shots=DEFAULT_SHOTS)
+        return spec
+
+    @classmethod
+    def validate_spec(cls, spec: BackendSpec) -> None:
+        if spec.method != "automatic":  # hardware does not simulate; a method here is a mistake
+            raise QgenError(f"backend {spec.name!r}: kind 'ibm' runs on hardware and takes no method "
+                            f"(got {spec.method!r}); remove the key")
+        super().validate_spec(spec)
 
     @property
     def runtime(self) -> RuntimePrimitives:

@@ -34,8 +34,10 @@ def backend_class(spec: BackendSpec) -> type[QuantumBackend]:
 
 
 def check_spec(spec: BackendSpec) -> BackendSpec:
-    """``spec`` if its kind exists and accepts it; else one clear error line."""
-    backend_class(spec).validate_spec(spec)
+    """``spec`` with its kind's defaults filled in, if its kind exists and accepts it; else one clear error line."""
+    cls = backend_class(spec)
+    spec = cls.with_defaults(spec)
+    cls.validate_spec(spec)
     return spec
 
 
@@ -73,8 +75,17 @@ def parse_backends(text: str, source: str = "backends.toml") -> dict[str, Backen
     extra = sorted(set(data) - {"backends"})
     if extra:
         raise QgenError(f"{source}: unknown top-level table {extra[0]!r} (only [backends.NAME] tables)")
+    tables = data.get("backends", {})
+    if not isinstance(tables, dict):
+        # `backends = 5`, `backends = "x"` or `[[backends]]` (an array of tables)
+        line = _line_of_key(text, "backends")
+        where = f"{source}:{line}" if line else source
+        raise QgenError(f"{where}: 'backends' must hold [backends.NAME] tables, got {_toml_kind(tables)}")
+    if not tables:
+        raise QgenError(f"{source} defines no backends; add a [backends.NAME] table with a kind "
+                        f"(see {REPO_BACKENDS}) or pass --backends FILE")
     specs = {}
-    for name, table in data.get("backends", {}).items():
+    for name, table in tables.items():
         if not isinstance(table, dict):
             raise QgenError(f"{source}: backends.{name} must be a table")
         try:
@@ -87,6 +98,21 @@ def parse_backends(text: str, source: str = "backends.toml") -> dict[str, Backen
     return specs
 
 
+def _line_of_key(text: str, key: str) -> int | None:
+    """1-based line where the top-level ``key`` is assigned or opened as ``[[key]]``."""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith(f"[[{key}]]") or stripped.split("=", 1)[0].strip() == key:
+            return number
+    return None
+
+
+def _toml_kind(value) -> str:
+    if isinstance(value, list):
+        return "an array ([[backends]] or a list)"
+    return f"{type(value).__name__} {value!r}"
+
+
 def _key_in_message(message: str, table: dict) -> str | None:
     for key in table:
         if f".{key}'" in message or f".{key}:" in message or f"{key} must" in message:
@@ -97,9 +123,13 @@ def _key_in_message(message: str, table: dict) -> str | None:
 def load_backends(path: Path | None = None) -> dict[str, BackendSpec]:
     path = Path(path) if path else default_backends_file()
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise QgenError(f"backends file not found: {path} (pass --backends FILE or set QGEN_BACKENDS)") from None
+    except IsADirectoryError:
+        raise QgenError(f"backends file {path} is a folder, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise QgenError(f"{path} is not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
     return parse_backends(text, str(path))
 
 

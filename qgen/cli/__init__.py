@@ -11,7 +11,7 @@ import click
 from qgen import __version__
 from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, FiniteFloat
 from qgen.errors import QgenError
-from qgen.rundir.layout import SAMPLES_GLOB
+from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does
@@ -115,8 +115,9 @@ def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
     from qgen.backends.registry import backend_for, load_backends
 
+    specs = load_backends(backends_file)  # before the header: a bad or empty file is one error line
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
-    for name, spec in load_backends(backends_file).items():
+    for name, spec in specs.items():
         d = backend_for(spec).describe()
         click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
                    f"{d['budget']:>10}  {d['credentials']}")
@@ -179,6 +180,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
+        _refuse_options_fixed_on_resume(click.get_current_context())
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
                         show_progress=not no_progress, local=local, report=_to_stderr)
         return
@@ -206,6 +208,23 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                     train=train_cfg)
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
                    show_progress=not no_progress, local=local, report=_to_stderr)
+
+
+#: train options that --resume accepts: the rest are fixed by the run's config.toml.
+RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local"}
+
+
+def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
+    """--resume continues the run as its config.toml says; an option given with it would be ignored."""
+    from click.core import ParameterSource
+
+    given = [param for param in ctx.command.params
+             if param.name not in RESUME_OPTIONS
+             and ctx.get_parameter_source(param.name) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        names = ", ".join(param.opts[0] for param in given)
+        raise QgenError(f"{names} cannot change on --resume (the run's {CONFIG} fixes them); only --steps "
+                        "may be given to train further. Start a new run to change them")
 
 
 @cli.command()
@@ -236,8 +255,11 @@ def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, wei
     req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
                         batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
     if dry_run:
-        for line in plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local):
+        plan = plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local)
+        for line in plan.lines:
             click.echo(line)
+        if plan.refusals:  # the plan is printed; exit non-zero because the real run would not start
+            raise QgenError(f"the real run would be refused: {'; '.join(plan.refusals)}")
         return
     out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress,
                      local=local)

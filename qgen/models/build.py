@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
 from qgen.models.gates import ChannelGate, ClassicalMiddle, QuantumMiddle
 from qgen.models.unet import UNet
@@ -43,3 +46,39 @@ def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def load_model_state(model: nn.Module, state: dict, source: str | Path) -> None:
+    """``model.load_state_dict(state)``, or one line saying that the run's config and the checkpoint
+    ``source`` disagree, with the first mismatching keys and shapes (a hand-edited config, a
+    checkpoint from another run)."""
+    mismatches = state_mismatches(model.state_dict(), state)
+    if mismatches:
+        shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")
+        raise QgenError(_disagree(source, shown))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # anything the key/shape comparison did not foresee: still one line
+        raise QgenError(_disagree(source, str(exc).splitlines()[0])) from None
+
+
+def _disagree(source, detail: str) -> str:
+    from qgen.rundir.layout import CONFIG
+
+    return (f"{source} does not fit the model that {CONFIG} describes ({CONFIG} and the checkpoint "
+            f"disagree): {detail}. Restore the run's {CONFIG} or use its own checkpoint")
+
+
+def state_mismatches(expected: dict, found: dict) -> list[str]:
+    """What keeps ``found`` from loading where ``expected`` is wanted, one phrase per key."""
+    if not isinstance(found, dict):
+        return [f"a {type(found).__name__} where a state dict of tensors belongs"]
+    out = []
+    for key, want in expected.items():
+        if key not in found:
+            out.append(f"missing {key}")
+        elif getattr(found[key], "shape", None) != want.shape:
+            got = tuple(found[key].shape) if hasattr(found[key], "shape") else type(found[key]).__name__
+            out.append(f"{key} is {got} in the checkpoint, {tuple(want.shape)} in the model")
+    out += [f"unexpected {key}" for key in found if key not in expected]
+    return out

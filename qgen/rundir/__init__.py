@@ -7,12 +7,13 @@
     provenance.py   versions, git commit and host for the manifest
 """
 
-from qgen.rundir.layout import RunDir, SamplesFile, default_runs_root, timestamp
+from qgen.rundir.layout import CheckpointWriteError, RunDir, SamplesFile, default_runs_root, timestamp
 from qgen.rundir.lock import LockHolder, RunInUseError
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.provenance import base_manifest, git_commit, package_versions
 
 __all__ = [
+    "CheckpointWriteError",
     "LockHolder",
     "LossLog",
     "RunDir",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_bytes, read_json, write_json
+from qgen.fileio import atomic_write_bytes, read_json, remove_stale_temp_files, write_json
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.quality_log import QualityLog
@@ -49,6 +50,47 @@ JOURNAL = "jobs.jsonl"
 JOB_RESULTS = "job_results"
 BUDGET = "budget.json"
 LOCK = ".qgen.lock"
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointWriteError(QgenError):
+    """A checkpoint could not be written (disk full, read-only, ...). The write is atomic, so the
+    previous checkpoint at ``path`` (if any) is untouched: the run can resume from it.
+
+    Carries what marking the manifest needs: ``path``, ``errno`` (e.g. errno.ENOSPC), ``step``
+    (the step that was being saved), ``previous_intact`` (a previous checkpoint exists and is whole).
+    """
+
+    def __init__(self, path: Path, step: int | None, exc: OSError) -> None:
+        self.path = Path(path)
+        self.errno = exc.errno
+        self.step = step
+        self.previous_intact = self.path.is_file()
+        reason = exc.strerror or str(exc)
+        at = f" at step {step}" if step is not None else ""
+        if self.previous_intact:
+            keep = f"the previous checkpoint {self.path.name} is intact; free space and resume from it"
+        else:
+            keep = "no earlier checkpoint exists; free space and start the run again"
+        super().__init__(f"could not write checkpoint {self.path}{at}: {reason}; {keep}")
+
+    def manifest_fields(self) -> dict:
+        """What the manifest records about the failure: ``run.update_manifest(**exc.manifest_fields())``."""
+        return {"status": "failed", "error": str(self), "failed_at_step": self.step}
+
+
+def _mkdir_or_explain(path: Path, what: str) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)``, or one line naming the path and the reason."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise QgenError(f"cannot create {what} {path}: a file of that name (or above it) is in the way") from None
+    except NotADirectoryError:
+        raise QgenError(f"cannot create {what} {path}: part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise QgenError(f"cannot create {what} {path}: {exc.strerror or exc}"
+                        f"{' (pass --runs-dir or set QGEN_RUNS)' if what == 'runs directory' else ''}") from None
 
 
 def default_runs_root() -> Path:
@@ -96,17 +138,21 @@ class RunDir:
                  CONFIG: tomli_w.dumps(to_dict(config)).encode(),
                  MANIFEST: _json_bytes(manifest)}
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        _mkdir_or_explain(root, "runs directory")
         final = root / name
         if final.exists():
             raise QgenError(f"run directory already exists: {final} (choose another --name)")
         staging = root / f".{name}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
         try:
+            staging.mkdir()
             for rel, data in files.items():
                 (staging / rel).write_bytes(data)
             os.replace(staging, final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise QgenError(f"cannot create run directory {final}: {exc.strerror or exc}"
+                            " (pass --runs-dir or set QGEN_RUNS to a writable folder)") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -114,15 +160,31 @@ class RunDir:
 
     @classmethod
     def resolve(cls, run: str | os.PathLike, root: Path | None = None) -> RunDir:
-        """A run given as a path, or as a name under the runs root."""
+        """A run given as a path, as a directory name under the runs root, or as the ``--name`` it was
+        trained with (``<timestamp>-NAME``: the newest such run, said on stderr when several match)."""
         candidates = [Path(run)]
         if root is not None:
             candidates.append(Path(root) / run)
         for path in candidates:
             if cls.is_run(path):
                 return cls(path)
+        named = cls._runs_named(str(run), root)
+        if named:
+            if len(named) > 1:
+                others = ", ".join(p.name for p in named[:-1])
+                logger.warning(f"qgen: {len(named)} runs are named {str(run)!r}; using the newest, {named[-1]} "
+                               f"(others: {others}; pass a directory to pick one)")
+            return cls(named[-1])
         looked = " or ".join(str(p) for p in candidates)
         raise QgenError(f"no run found at {looked} (a run directory holds {CONFIG})")
+
+    @classmethod
+    def _runs_named(cls, name: str, root: Path | None) -> list[Path]:
+        """Runs under ``root`` whose directory is ``<timestamp>-name``, oldest first (timestamps sort)."""
+        if root is None or not name or os.sep in name or not Path(root).is_dir():
+            return []
+        return sorted(p for p in Path(root).glob(f"*-{name}")
+                      if p.name[:15].replace("-", "").isdigit() and p.name[15:] == f"-{name}" and cls.is_run(p))
 
     @staticmethod
     def is_run(path: Path) -> bool:
@@ -133,6 +195,8 @@ class RunDir:
     def lock(self, command: str | None = None) -> Iterator[LockHolder]:
         """Hold the run exclusively (train, resume, sample, evaluate); raises RunInUseError at once."""
         with hold_lock(self.path / LOCK, self.path, command) as holder:
+            # now nobody else writes here: temp files of writes that were killed are garbage
+            remove_stale_temp_files(self.path)
             yield holder
 
     @property
@@ -179,7 +243,30 @@ class RunDir:
     def save_checkpoint(self, which: str, state: dict) -> None:
         from qgen.rundir.checkpoints import save_checkpoint
 
-        save_checkpoint(self.checkpoint_path(which), state)
+        path = self.checkpoint_path(which)
+        try:
+            save_checkpoint(path, state)
+        except OSError as exc:  # disk full, read-only: the atomic write left the previous one whole
+            raise CheckpointWriteError(path, state.get("step"), exc) from None
+
+    def never_checkpointed(self) -> QgenError:
+        """The error for resuming a run that was stopped before its first checkpoint: nothing to resume
+        from, so say how to start it again (the manifest keeps the command that started it)."""
+        import shlex
+
+        try:
+            argv = self.manifest().get("command") or []
+        except QgenError:
+            argv = []
+        every = ""
+        try:
+            every = f" (one is written every {self.config().train.checkpoint_every} steps)"
+        except QgenError:
+            pass
+        restart = (f"; start it again with: {shlex.join(['qgen', *argv[1:]])}" if len(argv) > 1
+                   else "; start a new run with qgen train")
+        return QgenError(f"run {self.path} never saved a checkpoint{every}: it was stopped before the first "
+                         f"one, so there is nothing to resume{restart}")
 
     def load_checkpoint(self, which: str) -> dict:
         from qgen.rundir.checkpoints import load_checkpoint

@@ -124,6 +124,8 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
                    local: bool, report: Reporter) -> Path:
     run_dir = run.path
+    if not run.has_checkpoint("last"):
+        raise run.never_checkpointed()
     cfg = run.config()
     backend = load_backend(cfg.backend, backends_file, local=local)
     backend.attach_run_dir(run_dir)

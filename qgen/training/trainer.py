@@ -28,10 +28,10 @@ from qgen.diffusion.pipeline import sample
 from qgen.diffusion.samplers import make_scheduler
 from qgen.diffusion.schedulers import DDIMScheduler
 from qgen.errors import QgenError
-from qgen.models.build import build_model
+from qgen.models.build import build_model, load_model_state
 from qgen.noise_protocol import NoiseSource
 from qgen.plots import save_image_grid, save_loss_plot, save_quality_plot
-from qgen.rundir import RunDir
+from qgen.rundir import CheckpointWriteError, RunDir
 from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
 from qgen.training.lr_schedule import lr_factor
@@ -128,7 +128,7 @@ class Trainer:
 
     def restore(self) -> None:
         state = self.run.load_checkpoint("last")
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], self.run.checkpoint_path("last"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
         self.generator.set_state(state["generator"])
@@ -182,6 +182,9 @@ class Trainer:
                     self.save()
             self.run.update_manifest(status="interrupted", steps_done=self.saved_step,
                                      noise_provenance=self.noise.provenance())
+            raise
+        except CheckpointWriteError as exc:  # its message already says the previous checkpoint is intact
+            self.run.update_manifest(steps_done=self.saved_step, **exc.manifest_fields())
             raise
         except (QgenError, OSError) as exc:
             message = str(exc) if isinstance(exc, QgenError) else f"{exc.strerror or exc} ({exc.filename or 'run directory'})"
