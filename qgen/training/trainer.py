@@ -204,7 +204,7 @@ class Trainer:
         try:
             self.write_samples_grid(stop=lambda: bool(signals.requested))
         except _PreviewSkipped:
-            note = "preview grid (samples.png) skipped: interrupted after the last step"
+            note = "preview grid skipped: interrupted after the last step"
         self.run.update_manifest(status="finished", steps_done=self.step, preview_note=note,
                                  noise_provenance=self.noise.provenance())
 
