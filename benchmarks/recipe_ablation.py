@@ -8,7 +8,7 @@ be stopped and started again. Results go to ``--out``: results.csv (every evalua
 cell), summary.md (the table) and fld_vs_minutes.png.
 
     python benchmarks/recipe_ablation.py --out docs/results/recipe --work /tmp/qgen-recipe \\
-        --variants old recipe minsnr v aug1 cosine_schedule --seeds 0 --n 64 --steps 2000
+        --variants old eps eps_minsnr v v_minsnr aug1 --seeds 0 --n 64 --steps 2000
 
 Run it from a snapshot of the code (PYTHONPATH=<copy>) if you edit qgen while it runs: every cell
 starts a fresh process, and cells of one table must run the same code.
@@ -27,15 +27,16 @@ from pathlib import Path
 
 # Everything not listed keeps the recipe default (qgen.training.recipe); "old" is the loop before it.
 VARIANTS: dict[str, list[str]] = {
-    "old": ["--lr", "1e-3", "--lr-warmup", "0", "--lr-schedule", "constant", "--ema-decay", "0.999",
-            "--ema-power", "0"],
+    "old": ["--prediction", "eps", "--lr", "1e-3", "--lr-warmup", "0", "--lr-schedule", "constant",
+            "--ema-decay", "0.999", "--ema-power", "0"],
     "recipe": [],
+    "eps": ["--prediction", "eps"],
+    "eps_minsnr": ["--prediction", "eps", "--loss-weighting", "min_snr"],
+    "v": ["--prediction", "v"],
+    "v_minsnr": ["--prediction", "v", "--loss-weighting", "min_snr"],
     "lr1e-3": ["--lr", "1e-3"],
     "lr4e-3": ["--lr", "4e-3"],
     "constant_lr": ["--lr-schedule", "constant"],
-    "minsnr": ["--loss-weighting", "min_snr"],
-    "v": ["--prediction", "v"],
-    "v_minsnr": ["--prediction", "v", "--loss-weighting", "min_snr"],
     "aug1": ["--augment-shift", "1"],
     "aug2": ["--augment-shift", "2"],
     "cosine_schedule": ["--schedule", "cosine"],

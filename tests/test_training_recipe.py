@@ -57,7 +57,7 @@ def test_config_written_before_the_recipe_keys_means_the_original_loop():
 
 def test_recipe_defaults_and_eval_interval_follow_the_run_length():
     assert recipe_train_config().lr_schedule == "cosine" and recipe_train_config().ema_power > 0
-    assert recipe_train_config(steps=2000).eval_every == 200
+    assert recipe_train_config(steps=2000).eval_every == 400
     assert recipe_train_config(steps=300).eval_every == 0       # a short run is not evaluated
     assert recipe_train_config(steps=2000, eval_every=0).eval_every == 0
 

@@ -1,7 +1,7 @@
 """A run's in-training quality log (CSV): one row per evaluation, cut back on resume like the loss log.
 
 Rows: step, validation FLD, copy fraction, the floor and memorizer baselines it is read against,
-a one-word reading, the seconds the evaluation took (so its cost is on record), and the CPU seconds
+a one-word reading, the CPU seconds the evaluation took (so its cost is on record), and the CPU seconds
 training had spent by then (so quality can be read against compute, across resumes).
 """
 
