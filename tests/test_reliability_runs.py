@@ -343,3 +343,12 @@ def test_every_file_of_a_run_has_the_same_mode(trained: Path) -> None:
              if p.is_file() and p.name != ".qgen.lock"}
     assert {"checkpoint-last.pt", "manifest.json", "config.toml", "loss.csv", "samples.png"} <= set(modes)
     assert len(set(modes.values())) == 1, modes
+
+
+def test_resume_with_a_checkpoint_that_does_not_fit_config_is_one_line(run: Path, env: dict) -> None:
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("qubits = 4", "qubits = 3"))
+    res = qgen(["train", "--resume", str(run), "--steps", "50", "--no-progress"], env)
+    line = one_error_line(res)
+    assert f"{run / 'checkpoint-last.pt'} does not fit the model that config.toml describes" in line
+    assert "Traceback" not in res.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -354,7 +355,34 @@ def _click_message(exc: click.ClickException) -> str:
     return message
 
 
+class _OncePerMessage(logging.Filter):
+    """Notes such as the offline-MNIST fallback are logged by every load of a dataset (a run loads
+    its training images, its held-out images and the feature net's data): say each one once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        first = message not in self.seen
+        self.seen.add(message)
+        return first
+
+
+def _log_notes_to_stderr() -> None:
+    log = logging.getLogger("qgen")
+    if any(isinstance(f, _OncePerMessage) for h in log.handlers for f in h.filters):
+        return  # main() called again in the same process (tests)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_OncePerMessage())
+    log.addHandler(handler)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    _log_notes_to_stderr()
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] not in ("--version", "--help", "-h") and args[-1] not in ("--help", "-h"):
         _set_threads()  # version and help need no torch (importing it takes ~1 s)
