@@ -162,7 +162,7 @@ def list_backends(backends_file: Path | None) -> None:
               help="random translations of up to this many pixels (default 0)")
 @click.option("--eval-every", type=NON_NEGATIVE_INT, default=None,
               help="validation FLD every K steps into metrics.csv (default: ~10 per run, none under 400 steps; 0: off)")
-@click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 128)")
+@click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 96)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")

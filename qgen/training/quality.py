@@ -7,7 +7,8 @@ qgen's feature space against the *validation* part of the held-out images (never
 which only ``qgen evaluate`` sees), next to the floor and memorizer baselines computed once.
 
 The monitor is deliberately cheap: the same x_T every time (so differences between evaluations
-are the model's, not the noise's), a 10-step solver, 128 samples, about 5 evaluations a run. Its numbers are for *selecting and watching*; the reported quality of a run
+are the model's, not the noise's), a 10-step solver, 96 samples, about 5 evaluations a run (~8% of
+the training CPU time). Its numbers are for *selecting and watching*; the reported quality of a run
 is the test-set evaluation.
 """
 
@@ -71,7 +72,7 @@ class QualityMonitor:
 
 
 def default_eval_every(steps: int) -> int | None:
-    """A sensible interval: about 5 evaluations a run (~10% of its CPU time at 128 samples and 10
+    """A sensible interval: about 5 evaluations a run (~8% of its CPU time at 96 samples and 10
     solver steps, measured in docs/results/recipe/), none for runs of a few hundred steps."""
     if steps < 400:
         return None

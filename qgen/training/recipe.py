@@ -20,7 +20,7 @@ from qgen.training.quality import default_eval_every
 #     averaged over its last few hundred steps, not over a window longer than itself.
 RECIPE_TRAIN = dict(steps=1500, batch_size=16, lr=2e-3, lr_warmup=100, lr_schedule="cosine",
                     lr_final_fraction=0.0, ema_decay=0.9999, ema_power=0.75, augment_shift=0,
-                    eval_samples=128, eval_sampler="dpm", eval_steps=10)
+                    eval_samples=96, eval_sampler="dpm", eval_steps=10)
 RECIPE_DIFFUSION = dict(schedule="linear", T=1000, prediction="v", loss_weighting="uniform")
 
 
