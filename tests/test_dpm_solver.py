@@ -68,3 +68,17 @@ def test_solvers_are_registered_draw_noise_only_for_x_T_and_reject_bad_steps():
         scheduler.set_timesteps(0)
     with pytest.raises(QgenError):
         SCHEDULERS["unipc"].check_options(100, 101)
+
+
+@pytest.mark.parametrize("solver", ["dpm", "unipc"])
+def test_one_scheduler_samples_several_batches_each_from_a_clean_solver(solver):
+    """qgen sample reuses one scheduler for every batch: batch 2 must equal a fresh solver's run."""
+    sched = make_schedule("linear", 100)
+    model = GaussianDataEps(sched.alphas_cumprod)
+    scheduler = make_scheduler(solver, sched, steps=8)
+    first = sample(model, scheduler, (4, 1, 2, 2), ClassicalNoise(1))
+    second = sample(model, scheduler, (4, 1, 2, 2), ClassicalNoise(2))
+    torch.testing.assert_close(first, sample(model, make_scheduler(solver, sched, steps=8), (4, 1, 2, 2),
+                                             ClassicalNoise(1)))
+    torch.testing.assert_close(second, sample(model, make_scheduler(solver, sched, steps=8), (4, 1, 2, 2),
+                                              ClassicalNoise(2)))
