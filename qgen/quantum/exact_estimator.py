@@ -34,8 +34,9 @@ from qgen.quantum.statevector import (
     blas_threads,
     compile_circuit,
     compile_observable,
+    cache_rows,
     expectation_values,
-    simulate,
+    simulate_chunks,
 )
 
 _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(np.complex128),
@@ -326,15 +327,13 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         if isinstance(compiled, chain.ChainCircuit):
             terms = chain.ChainObservables.from_terms([o.terms() for o in observables])
             chunk = chain.rows_per_chunk(compiled)
-
-            def evaluate(a: np.ndarray) -> np.ndarray:
-                return chain.expectation_table(compiled, a, terms, self.dtype)
-        else:
-            dense = [o.dense() for o in observables]
-            chunk = self.rows_per_chunk(compiled.num_qubits)
-
-            def evaluate(a: np.ndarray) -> np.ndarray:
-                return expectation_values(dense, simulate(compiled, a, self.dtype))
-        for start in range(0, rows.shape[0], chunk):
-            table[start:start + chunk] = evaluate(angles[start:start + chunk])
+            for start in range(0, rows.shape[0], chunk):
+                table[start:start + chunk] = chain.expectation_table(
+                    compiled, angles[start:start + chunk], terms, self.dtype)
+            return table
+        dense = [o.dense() for o in observables]
+        # cache-sized chunks (statevector.CACHE_AMPLITUDES), within the memory bound
+        chunk = cache_rows(compiled.num_qubits, self.rows_per_chunk(compiled.num_qubits))
+        for start, states in simulate_chunks(compiled, angles, self.dtype, chunk):
+            table[start:start + states.shape[0]] = expectation_values(dense, states)
         return table
