@@ -44,12 +44,18 @@ _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(n
                    "<class 'numpy.complex128'>": np.dtype(np.complex128)}
 _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator instance
 METHODS = ("automatic", "statevector", "mps")
-# ``automatic`` compares the chain's contraction work per row with (steps x 2^n) for the state
-# vector. Measured on the project CPU (``benchmarks/bench_methods.py``, BENCHMARKS.md) a unit of
-# chain work costs 0.15-1 us and a statevector amplitude-pass 1.7-4.3 us, hence the factor 2;
-# below 9 qubits the two are within 10% and the statevector's lower fixed cost per call decides.
-_MPS_WORK_DISCOUNT = 2.0
+# ``automatic`` compares the chain's contraction work per row, weighted by what a unit of it costs
+# against a statevector amplitude-pass, with (steps x 2^n) for the state vector. Calibrated with
+# the VJP connector (``benchmarks/bench_methods.py``, BENCHMARKS.md): a statevector
+# amplitude-pass costs ~2.3-3 ns at 14-16 qubits; a unit of chain work ~45-50 ns at bond 8,
+# ~20 ns at bond 16 and ~5.5 ns at bond 64 (small bonds are dominated by per-step overhead), so
+# the weight is about 128 / bond, clipped to [2, 24]. Below 9 qubits the statevector always wins.
+_MPS_UNIT_COST = 128.0
+_MPS_UNIT_COST_RANGE = (2.0, 24.0)
 _MPS_MIN_QUBITS = 9
+# Aer's own MPS and statevector methods (``prefers_mps``) were calibrated on the Jacobian path:
+# there a unit of chain work was worth half a statevector amplitude-pass.
+_AER_MPS_WORK_DISCOUNT = 2.0
 # The statevector kernels hold (rows, 2^n) states and (angles, 2^n) phase patterns; past this
 # width they run out of memory (and the adjoint Jacobian out of time) on a 24 GiB CPU machine.
 STATEVECTOR_MAX_QUBITS = 20
@@ -108,14 +114,24 @@ def choose_method(circuit: QuantumCircuit, requested: str = "automatic", max_bon
                 f"circuit {circuit.name!r} needs MPS bond dimension {_bond_text(program)} on the "
                 f"qubit chain (max_bond={max_bond}); use method='statevector' or 'automatic'")
         return "mps", program, ""
-    statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
     if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
-            and program.work_per_row < _MPS_WORK_DISCOUNT * statevector_work):
+            and mps_cost(program) < statevector_cost(program, circuit.num_qubits)):
         return "mps", program, ""
     why = (f" and the MPS method would need bond dimension {_bond_text(program)} on the qubit chain "
            f"(max_bond={max_bond}; a linear entangler keeps it at 2^layers)"
            if program.max_bond > max_bond else "")
     return "statevector", None, why
+
+
+def statevector_cost(program: chain.ChainCircuit, num_qubits: int) -> float:
+    """Estimated statevector cost per row in amplitude-passes: steps x 2^n."""
+    return max(1, len(program.steps)) * float(1 << num_qubits)
+
+
+def mps_cost(program: chain.ChainCircuit) -> float:
+    """Estimated MPS cost per row in statevector amplitude-passes (see ``_MPS_UNIT_COST``)."""
+    low, high = _MPS_UNIT_COST_RANGE
+    return program.work_per_row * min(high, max(low, _MPS_UNIT_COST / program.max_bond))
 
 
 def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
@@ -128,12 +144,19 @@ def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
 
 
 def prefers_mps(circuit: QuantumCircuit, max_bond: int = 128) -> bool:
-    """Whether an exact MPS beats a statevector on this circuit (``automatic``'s rule); never raises.
+    """Whether Aer's exact MPS beats its statevector on this circuit; never raises.
 
-    Also used to pick Aer's ``matrix_product_state`` method for ideal simulation: Aer's own
-    ``automatic`` takes the statevector, 8.6x slower for a 16-qubit batched gradient here.
+    Picks Aer's ``matrix_product_state`` method for ideal simulation: Aer's own ``automatic``
+    takes the statevector, 8.6x slower for a 16-qubit batched gradient here. Calibrated on Aer
+    (``_AER_MPS_WORK_DISCOUNT``), not on qgen's own kernels, which ``choose_method`` follows.
     """
-    return choose_method(circuit, "automatic", max_bond)[0] == "mps"
+    try:
+        program = chain.compile_chain(circuit)
+    except UnsupportedOperationError:
+        return False
+    return (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
+            and program.work_per_row
+            < _AER_MPS_WORK_DISCOUNT * statevector_cost(program, circuit.num_qubits))
 
 
 def _bond_text(program: chain.ChainCircuit) -> str:
