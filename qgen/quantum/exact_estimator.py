@@ -283,7 +283,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         return job
 
     def _run(self, pubs: list[EstimatorPub]) -> PrimitiveResult[PubResult]:
-        prepared = [self._prepare(pub) for pub in pubs]
+        # One structure key per distinct circuit object of the call (EstimatorQNN sends the same
+        # circuit in every PUB; the key walks all its gates, ~2 ms at 16 qubits).
+        compiled_by_id: dict[int, CompiledCircuit | chain.ChainCircuit] = {}
+        prepared = [self._prepare(pub, compiled_by_id) for pub in pubs]
         # EstimatorQNN sends one PUB per observable with the same circuit and parameter array:
         # simulate each distinct (circuit, parameters) once and read every observable from it.
         shared: dict[tuple, list[_PreparedPub]] = {}
@@ -304,8 +307,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         return PrimitiveResult([self._result(item) for item in prepared],
                                metadata={"version": 2})
 
-    def _prepare(self, pub: EstimatorPub) -> _PreparedPub:
+    def _prepare(self, pub: EstimatorPub, compiled_by_id: dict) -> _PreparedPub:
         circuit = pub.circuit
+        if id(circuit) not in compiled_by_id:
+            compiled_by_id[id(circuit)] = self.compiled_circuit(circuit)
         bindings = pub.parameter_values
         params = bindings.as_array(circuit.parameters) if circuit.num_parameters else np.zeros(
             (*bindings.shape, 0))
@@ -322,7 +327,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             obs_index[i] = unique[key]
         param_shape = params.shape[:-1]
         rows = params.reshape(int(np.prod(param_shape)), params.shape[-1])
-        return _PreparedPub(pub, self.compiled_circuit(circuit), param_shape, rows, obs_list,
+        return _PreparedPub(pub, compiled_by_id[id(circuit)], param_shape, rows, obs_list,
                             obs_index)
 
     def _result(self, item: _PreparedPub) -> PubResult:
