@@ -17,6 +17,7 @@ from qgen.quantum.statevector import (
     SplitPatterns,
     StateBuffers,
     cache_rows,
+    cached_for,
     CompiledObservable,
     DiagonalOp,
     LayerBlock,
@@ -162,9 +163,7 @@ def _absorbed_readout(compiled: CompiledCircuit, observables: list[CompiledObser
     it, so trailing permutations/diagonals need neither a forward nor a reverse pass. Cached on
     the compiled circuit per observable list (the moved table is (O, 2^n)).
     """
-    key = ("absorbed readout", *(id(o) for o in observables))
-    hit = compiled.cache.get(key)
-    if hit is None:
+    def build():
         diagonals = (np.stack([o.diagonal for o in observables]) if observables
                      else np.zeros((1, compiled.dim)))
         remaining = len(compiled.ops)
@@ -175,11 +174,9 @@ def _absorbed_readout(compiled: CompiledCircuit, observables: list[CompiledObser
                 moved[:, op.source] = diagonals
                 diagonals = moved
             remaining -= 1
-        if len(compiled.cache) >= 16:
-            compiled.cache.pop(next(iter(compiled.cache)))
-        hit = compiled.cache[key] = (tuple(observables),
-                                     (remaining, SplitPatterns(diagonals, compiled.num_qubits)))
-    return hit[1]
+        return remaining, SplitPatterns(diagonals, compiled.num_qubits)
+
+    return cached_for(compiled.cache, 16, observables, build)
 
 
 def _weighted_diagonal_times(psi: np.ndarray, readout: SplitPatterns,

@@ -24,6 +24,7 @@ Conventions follow Qiskit: qubit ``q`` is bit ``q`` of the basis index (little e
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -672,19 +673,26 @@ def probabilities(states: np.ndarray) -> np.ndarray:
 
 
 # Z-diagonal observables as SplitPatterns, for the observable lists of recent calls. Keyed by the
-# objects' ids; the entry holds the objects, so an id cannot be reused while it is cached.
+# objects' ids and checked through weak references (an id can be reused once its object is gone;
+# holding the objects themselves would keep (2^n)-sized tables of finished estimators alive).
 _READOUT_CACHE: dict[tuple[int, ...], tuple[tuple, SplitPatterns]] = {}
 _READOUT_CACHE_LIMIT = 16
 
 
+def cached_for(cache: dict, limit: int, objects: list, build):
+    """``build()`` cached under the identity of ``objects`` (weakly referenced), ``limit`` entries."""
+    key = tuple(id(o) for o in objects)
+    hit = cache.get(key)
+    if hit is not None and all(ref() is o for ref, o in zip(hit[0], objects)):
+        return hit[1]
+    if len(cache) >= limit:
+        cache.pop(next(iter(cache)))
+    value = build()
+    cache[key] = (tuple(weakref.ref(o) for o in objects), value)
+    return value
+
+
 def diagonal_readout(observables: list[CompiledObservable]) -> SplitPatterns:
     """The observables' real diagonals (O, 2^n) as SplitPatterns (cached for recent lists)."""
-    key = tuple(id(o) for o in observables)
-    hit = _READOUT_CACHE.get(key)
-    if hit is None:
-        if len(_READOUT_CACHE) >= _READOUT_CACHE_LIMIT:
-            _READOUT_CACHE.pop(next(iter(_READOUT_CACHE)))
-        split = SplitPatterns(np.stack([o.diagonal for o in observables]),
-                              observables[0].dim.bit_length() - 1)
-        hit = _READOUT_CACHE[key] = (tuple(observables), split)
-    return hit[1]
+    return cached_for(_READOUT_CACHE, _READOUT_CACHE_LIMIT, observables, lambda: SplitPatterns(
+        np.stack([o.diagonal for o in observables]), observables[0].dim.bit_length() - 1))
