@@ -47,11 +47,13 @@ METHODS = ("automatic", "statevector", "mps")
 # ``automatic`` compares the chain's contraction work per row, weighted by what a unit of it costs
 # against a statevector amplitude-pass, with (steps x 2^n) for the state vector. Calibrated with
 # the VJP connector (``benchmarks/bench_methods.py``, BENCHMARKS.md): a statevector
-# amplitude-pass costs ~2.3-3 ns at 14-16 qubits; a unit of chain work ~45-50 ns at bond 8,
-# ~20 ns at bond 16 and ~5.5 ns at bond 64 (small bonds are dominated by per-step overhead), so
-# the weight is about 128 / bond, clipped to [2, 24]. Below 9 qubits the statevector always wins.
-_MPS_UNIT_COST = 128.0
-_MPS_UNIT_COST_RANGE = (2.0, 24.0)
+# amplitude-pass costs ~1.6-2 ns at 14-16 qubits; a unit of chain work ~20 ns at bond 8, ~6 ns at
+# bond 16 and ~2 ns at bond 64 (small bonds are dominated by per-contraction overhead), so the
+# weight is ~184 / bond^1.4 (10 at bond 8, 3.8 at 16, 0.55 at 64), clipped to a range.
+# Below 9 qubits the statevector always wins.
+_MPS_UNIT_COST = 184.0
+_MPS_UNIT_COST_EXPONENT = 1.4
+_MPS_UNIT_COST_RANGE = (0.25, 32.0)
 _MPS_MIN_QUBITS = 9
 # Aer's own MPS and statevector methods (``prefers_mps``) were calibrated on the Jacobian path:
 # there a unit of chain work was worth half a statevector amplitude-pass.
@@ -131,7 +133,8 @@ def statevector_cost(program: chain.ChainCircuit, num_qubits: int) -> float:
 def mps_cost(program: chain.ChainCircuit) -> float:
     """Estimated MPS cost per row in statevector amplitude-passes (see ``_MPS_UNIT_COST``)."""
     low, high = _MPS_UNIT_COST_RANGE
-    return program.work_per_row * min(high, max(low, _MPS_UNIT_COST / program.max_bond))
+    weight = _MPS_UNIT_COST / float(program.max_bond) ** _MPS_UNIT_COST_EXPONENT
+    return program.work_per_row * min(high, max(low, weight))
 
 
 def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
