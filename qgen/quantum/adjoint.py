@@ -2,7 +2,9 @@
 
 ``adjoint_jacobian`` differentiates every readout of every row (K cotangents per row);
 ``adjoint_vjp`` contracts that Jacobian with per-row cotangents in one sweep (what backpropagation
-needs). Gates are un-applied instead of stored, so memory stays at a few copies of the states.
+needs). Gates are un-applied instead of stored, so memory stays at a few copies of the states;
+the VJP, which runs on cache-sized row chunks, also keeps each chunk's state before every layer
+(cheaper to keep than to un-apply).
 """
 
 from __future__ import annotations
