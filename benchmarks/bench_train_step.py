@@ -3,7 +3,7 @@
 Prints the median seconds per step and the ratio to the parameter-matched classical gate, for each
 qubit count. Everything runs in one process, one after another, so machine noise hits all arms alike.
 
-    python benchmarks/bench_train_step.py --qubits 8 16 --batch 64 --layers 3
+    python benchmarks/bench_train_step.py --qubits 8 16 --batch 64 --layers 3 [--entanglement ring]
 
 Arms: plain, classical, or a backend name; "statevector:mps" / "statevector:statevector" force
 the exact estimator's method (plain "statevector" uses its automatic choice).
@@ -51,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--entanglement", default="linear", choices=("linear", "ring", "full"))
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--box", type=float, default=120.0, help="seconds per arm before stopping early")
@@ -58,18 +59,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, widths=(32,64,64)")
+    print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, "
+          f"entanglement={args.entanglement}, widths=(32,64,64)")
     for q in args.qubits:
         results = {}
         for arm in args.arms:
             if arm in ("plain", "classical"):
-                model = build_model(ModelConfig(kind=arm, qubits=q, layers=args.layers), 1, seed=0)
+                model = build_model(ModelConfig(kind=arm, qubits=q, layers=args.layers,
+                                                entanglement=args.entanglement), 1, seed=0)
             else:
                 # "statevector:mps" = the statevector backend with its method forced
                 name, _, method = arm.partition(":")
                 spec = get_backend(name)
                 backend = backend_for(replace(spec, method=method) if method else spec)
-                model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers), 1, seed=0,
+                model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers,
+                                                entanglement=args.entanglement), 1, seed=0,
                                     backend=backend)
             seconds, n = time_steps(model, args.batch, args.repeats, args.box)
             results[arm] = seconds

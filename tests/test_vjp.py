@@ -238,3 +238,54 @@ def test_model_checkpoints_keep_the_stock_connector_keys(monkeypatch):
     model.load_state_dict(old.state_dict())  # strict: an old checkpoint loads as is
     assert torch.equal(model.gate.middle.qnn.weight, old.gate.middle.qnn.weight)
     old.load_state_dict(build_model(cfg, 1, seed=2, backend=STATEVECTOR).state_dict())
+
+
+def _shared_weight_circuit(n: int) -> QuantumCircuit:
+    """Inputs per row, weights shared by the batch; rx/ry/u layers, rz/rzz diagonals (rzz across
+    the halves of the qubits, which the split phase patterns keep dense), CNOT permutations."""
+    inputs = [Parameter(f"x{q}") for q in range(n)]
+    weights = [Parameter(f"w{k}") for k in range(3 * n)]
+    qc = QuantumCircuit(n)
+    for q in range(n):
+        qc.ry(inputs[q], q)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    for q in range(n):
+        qc.rz(weights[q], q)
+    qc.rzz(weights[n], 0, n - 1)
+    for q in range(n):
+        qc.rx(weights[n + 1 + q], q) if q % 2 else qc.u(weights[q], weights[n + q], 0.3, q)
+    qc.cx(n - 1, 0)
+    for q in range(n):
+        qc.ry(weights[2 * n + q] * 2, q)
+    qc.cx(0, 1)
+    return qc
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_statevector_vjp_fast_paths_equal_the_jacobian(chunk):
+    from qgen.quantum.adjoint import adjoint_vjp
+    n, rows = 9, 7
+    rng = np.random.default_rng(5)
+    qc = _shared_weight_circuit(n)
+    # inputs differ per row, weights are shared by every row (prepared once per call)
+    values = np.stack([rng.uniform(-np.pi, np.pi, rows) if p.name.startswith("x")
+                       else np.full(rows, rng.uniform(-np.pi, np.pi)) for p in qc.parameters], 1)
+    gradient = _exact("statevector")
+    for observables in ([SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], n) for q in range(n)]
+                        + [SparsePauliOp.from_sparse_list([("ZZ", [0, n - 1], 0.5)], n)],
+                        [SparsePauliOp.from_sparse_list([("X", [2], 1.0), ("ZY", [0, 4], 0.3)],
+                                                        n)]):
+        cotangents = rng.normal(size=(rows, len(observables)))
+        expected = _jacobian_vjp(gradient, qc, observables, values, cotangents)
+        if chunk is None:
+            vjp = gradient.vjp(qc, observables, values, cotangents)
+        else:  # several cache chunks, per-chunk preparation of the row-dependent ops
+            estimator = gradient._estimator
+            compiled = estimator.compiled_circuit(qc)
+            dense = [estimator.compiled_observable(o).dense() for o in observables]
+            angle_grads = adjoint_vjp(compiled, compiled.angles.values(values), dense, cotangents,
+                                      rows_per_chunk=chunk)
+            vjp = angle_grads @ compiled.angles.jacobian(values).T
+        np.testing.assert_allclose(vjp, expected, atol=1e-10)
+        assert np.abs(vjp).max() > 1e-2

@@ -13,7 +13,7 @@ Module map:
 * ``gate_ir``         - what both exact compilers share: the gate walk (``gate_instructions``), angle
   programs (parameters -> gate angles), gate kinds and closed-form gate matrices/derivatives.
 * ``statevector``     - statevector compiler (fused prefix/diagonal/permutation/layer ops), kernels
-  and compiled Pauli observables.
+  (ops prepared once per call, cache-sized row chunks) and compiled Pauli observables.
 * ``adjoint``         - reverse mode on statevector programs (adjoint Jacobian and VJP).
 * ``chain``           - untruncated MPS compiler, simulation and reverse pass.
 * ``exact_estimator`` - the estimator and the automatic method choice (``choose_method``).

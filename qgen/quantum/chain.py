@@ -510,6 +510,139 @@ def readout_cotangents(sites: list[torch.Tensor], labels: list[str], dtype):
     return left.full(n)[:, :, 0, 0].real, cotangents
 
 
+def weighted_readout_cotangents(sites: list[torch.Tensor], labels: list[str], dtype,
+                                term_weights: torch.Tensor) -> list[torch.Tensor]:
+    """Per site, ``sum_t term_weights[r, t] d<P_t>/d conj(site)`` as (1, R, left, 2, right).
+
+    What ``chain_vjp`` needs, without per-term environments where they are not needed: the
+    sweeps (``_WeightedSweep``) carry, besides the plain environment, one weighted environment of
+    all terms already finished (an MPO of bond 2 for single-site readouts), and per-term
+    environments only for terms started but not finished. A cotangent is then the finished
+    sums of both sides against the plain environments, a weighted 2x2 Pauli sum for the terms on
+    the site alone, and one contraction per term that spans the site.
+    """
+    n = len(sites)
+    left = _WeightedSweep(sites, labels, term_weights, dtype, range(n))
+    right = _WeightedSweep(sites, labels, term_weights, dtype, range(n - 1, -1, -1))
+    cotangents = []
+    for q, site in enumerate(sites):
+        lp, rp = left.plain[q], right.plain[q + 1]
+        x = _contract(left.done[q], site, rp) + _contract(lp, site, right.done[q + 1])
+        local = left.local_operator(q)
+        if local is not None:
+            x = x + _contract(lp, torch.einsum("rij,rajb->raib", local, site), rp)
+        for t in left.spanning(q):
+            lenv = left.active[q].get(t, lp)
+            renv = right.active[q + 1].get(t, rp)
+            x = x + term_weights[:, t, None, None, None] * _contract(
+                lenv, _apply_pauli(labels[t][-1 - q], site.clone(), dtype), renv)
+        cotangents.append(x[None])
+    return cotangents
+
+
+def _contract(lenv: torch.Tensor, site: torch.Tensor, renv: torch.Tensor) -> torch.Tensor:
+    """lenv (R, a, p) . site (R, p, 2, c) . renv (R, b, c) -> (R, a, 2, b)."""
+    return torch.einsum("rajc,rbc->rajb", torch.einsum("rap,rpjc->rajc", lenv, site), renv)
+
+
+class _WeightedSweep:
+    """Environments from one side (``order``: sites left to right, or right to left), per cut.
+
+    ``plain[c]`` (R, bra, ket) has no Pauli; ``done[c]`` is ``sum_t w_t env_t`` over the terms
+    whose Paulis all lie inside the cut; ``active[c]`` maps each term started but not finished
+    to its own environment. Cut c covers sites < c from the left and sites >= c from the right.
+    """
+
+    def __init__(self, sites, labels, weights, dtype, order):
+        order = list(order)
+        self.n, self.labels, self.weights, self.dtype = len(sites), labels, weights, dtype
+        self.reverse = order[0] != 0 if order else False
+        rank = {q: i for i, q in enumerate(order)}
+        paulis = [[q for q in range(self.n) if label[-1 - q] != "I"] for label in labels]
+        self.first = [min((rank[q] for q in p), default=None) for p in paulis]
+        self.last = [max((rank[q] for q in p), default=None) for p in paulis]
+        self.rank = rank
+        rows = sites[0].shape[0]
+        plain = torch.ones(rows, 1, 1, dtype=dtype)
+        done = self._identity_terms(plain)
+        active: dict[int, torch.Tensor] = {}
+        states = [(plain, done, active)]
+        for i, q in enumerate(order):
+            site = sites[q]
+            new_active, new_done = {}, self._step(done, site, None)
+            local = self._local_operator(q, i)
+            if local is not None:
+                new_done = new_done + self._step(plain, site, local)
+            for t, label in enumerate(labels):
+                if (self.first[t] is None or not self.first[t] <= i <= self.last[t]
+                        or self.first[t] == self.last[t]):
+                    continue  # no Pauli yet, finished already, or a single-site term (local)
+                env = active[t] if self.first[t] < i else plain
+                env = self._step(env, site, label[-1 - q])
+                if self.last[t] == i:
+                    new_done = new_done + weights[:, t, None, None] * env
+                else:
+                    new_active[t] = env
+            plain = self._step(plain, site, None)
+            done, active = new_done, new_active
+            states.append((plain, done, active))
+        if self.reverse:
+            states = states[::-1]
+        self.plain = [p for p, _, _ in states]
+        self.done = [d for _, d, _ in states]
+        self.active = [a for _, _, a in states]
+
+    def _identity_terms(self, plain: torch.Tensor) -> torch.Tensor:
+        """Terms without any Pauli (the identity string) count as finished from the start."""
+        ids = [t for t in range(len(self.labels)) if self.first[t] is None]
+        if not ids or self.reverse:  # counted once, in the left sweep
+            return torch.zeros_like(plain)
+        return self.weights[:, ids].sum(dim=1)[:, None, None] * plain
+
+    def _local_operator(self, q: int, i: int) -> torch.Tensor | None:
+        """``sum_t w_t P_t`` (R, 2, 2) over the terms that live on site q alone."""
+        terms = [t for t in range(len(self.labels)) if self.first[t] == i == self.last[t]]
+        if not terms:
+            return None
+        paulis = torch.as_tensor(np.stack([_PAULI[self.labels[t][-1 - q]] for t in terms])).to(
+            self.dtype)
+        return torch.einsum("rt,tij->rij", self.weights[:, terms], paulis)
+
+    def local_operator(self, q: int) -> torch.Tensor | None:
+        return self._local_operator(q, self.rank[q])
+
+    def spanning(self, q: int) -> list[int]:
+        """Terms with Paulis at more than one site, at least one of them on each side or at q."""
+        i = self.rank[q]
+        return [t for t in range(len(self.labels))
+                if self.first[t] is not None and self.first[t] <= i <= self.last[t]
+                and self.first[t] != self.last[t]]
+
+    def _step(self, env: torch.Tensor, site: torch.Tensor, op) -> torch.Tensor:
+        """The environment one site further; ``op``: None, a Pauli letter or (R, 2, 2)."""
+        if self.reverse:
+            x = torch.einsum("rpjc,rbc->rpjb", site, env)
+        else:
+            x = torch.einsum("rxy,ryjb->rxjb", env, site)
+        if isinstance(op, str):
+            x = _apply_pauli(op, x, self.dtype)
+        elif op is not None:
+            x = torch.einsum("rij,rxjb->rxib", op, x)
+        if self.reverse:
+            return torch.einsum("raib,rpib->rap", site.conj(), x)
+        return torch.einsum("rxia,rxib->rab", site.conj(), x)
+
+
+def _apply_pauli(letter: str, x: torch.Tensor, dtype) -> torch.Tensor:
+    """The Pauli ``letter`` on the physical index of x (R, left, 2, right), in place for Z."""
+    if letter == "I":
+        return x
+    if letter == "Z":
+        x[:, :, 1] *= -1
+        return x
+    return torch.einsum("ij,rajb->raib", torch.as_tensor(_PAULI[letter]).to(dtype), x)
+
+
 def rows_per_chunk(circuit: ChainCircuit, max_elements: int = 1 << 25) -> int:
     """Rows simulated together: the Jacobian's tape keeps about one site tensor per step alive."""
     bonds = (1, *circuit.bonds, 1)
@@ -582,9 +715,8 @@ def chain_vjp(circuit: ChainCircuit, angles: np.ndarray, observables: ChainObser
     with torch.no_grad():
         tape: list[_Record] = []
         sites = simulate_chain(circuit, angles, cdtype, tape)
-        _, per_term = readout_cotangents(sites, observables.labels, cdtype)
         # Pauli strings are Hermitian: <O> = sum_t Re(c_t) <P_t> (see _observable_cotangents).
         term_weights = torch.as_tensor(weights @ observables.coeffs.real).to(cdtype)  # (R, T)
-        cotangents = [torch.einsum("rt,traib->raib", term_weights, g)[None] for g in per_term]
+        cotangents = weighted_readout_cotangents(sites, observables.labels, cdtype, term_weights)
         reverse_pass(tape, cotangents, grads)
     return grads[:, 0]

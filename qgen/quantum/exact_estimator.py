@@ -34,8 +34,9 @@ from qgen.quantum.statevector import (
     blas_threads,
     compile_circuit,
     compile_observable,
+    cache_rows,
     expectation_values,
-    simulate,
+    simulate_chunks,
 )
 
 _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(np.complex128),
@@ -43,12 +44,20 @@ _COMPLEX_DTYPES = {"complex64": np.dtype(np.complex64), "complex128": np.dtype(n
                    "<class 'numpy.complex128'>": np.dtype(np.complex128)}
 _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator instance
 METHODS = ("automatic", "statevector", "mps")
-# ``automatic`` compares the chain's contraction work per row with (steps x 2^n) for the state
-# vector. Measured on the project CPU (``benchmarks/bench_methods.py``, BENCHMARKS.md) a unit of
-# chain work costs 0.15-1 us and a statevector amplitude-pass 1.7-4.3 us, hence the factor 2;
-# below 9 qubits the two are within 10% and the statevector's lower fixed cost per call decides.
-_MPS_WORK_DISCOUNT = 2.0
+# ``automatic`` compares the chain's contraction work per row, weighted by what a unit of it costs
+# against a statevector amplitude-pass, with (steps x 2^n) for the state vector. Calibrated with
+# the VJP connector (``benchmarks/bench_methods.py``, BENCHMARKS.md): a statevector
+# amplitude-pass costs ~1.6-2 ns at 14-16 qubits; a unit of chain work ~20 ns at bond 8, ~6 ns at
+# bond 16 and ~2 ns at bond 64 (small bonds are dominated by per-contraction overhead), so the
+# weight is ~184 / bond^1.4 (10 at bond 8, 3.8 at 16, 0.55 at 64), clipped to a range.
+# Below 9 qubits the statevector always wins.
+_MPS_UNIT_COST = 184.0
+_MPS_UNIT_COST_EXPONENT = 1.4
+_MPS_UNIT_COST_RANGE = (0.25, 32.0)
 _MPS_MIN_QUBITS = 9
+# Aer's own MPS and statevector methods (``prefers_mps``) were calibrated on the Jacobian path:
+# there a unit of chain work was worth half a statevector amplitude-pass.
+_AER_MPS_WORK_DISCOUNT = 2.0
 # The statevector kernels hold (rows, 2^n) states and (angles, 2^n) phase patterns; past this
 # width they run out of memory (and the adjoint Jacobian out of time) on a 24 GiB CPU machine.
 STATEVECTOR_MAX_QUBITS = 20
@@ -107,14 +116,25 @@ def choose_method(circuit: QuantumCircuit, requested: str = "automatic", max_bon
                 f"circuit {circuit.name!r} needs MPS bond dimension {_bond_text(program)} on the "
                 f"qubit chain (max_bond={max_bond}); use method='statevector' or 'automatic'")
         return "mps", program, ""
-    statevector_work = max(1, len(program.steps)) * float(1 << circuit.num_qubits)
     if (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
-            and program.work_per_row < _MPS_WORK_DISCOUNT * statevector_work):
+            and mps_cost(program) < statevector_cost(program, circuit.num_qubits)):
         return "mps", program, ""
     why = (f" and the MPS method would need bond dimension {_bond_text(program)} on the qubit chain "
            f"(max_bond={max_bond}; a linear entangler keeps it at 2^layers)"
            if program.max_bond > max_bond else "")
     return "statevector", None, why
+
+
+def statevector_cost(program: chain.ChainCircuit, num_qubits: int) -> float:
+    """Estimated statevector cost per row in amplitude-passes: steps x 2^n."""
+    return max(1, len(program.steps)) * float(1 << num_qubits)
+
+
+def mps_cost(program: chain.ChainCircuit) -> float:
+    """Estimated MPS cost per row in statevector amplitude-passes (see ``_MPS_UNIT_COST``)."""
+    low, high = _MPS_UNIT_COST_RANGE
+    weight = _MPS_UNIT_COST / float(program.max_bond) ** _MPS_UNIT_COST_EXPONENT
+    return program.work_per_row * min(high, max(low, weight))
 
 
 def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
@@ -127,12 +147,19 @@ def simulation_method(circuit: QuantumCircuit, requested: str = "automatic",
 
 
 def prefers_mps(circuit: QuantumCircuit, max_bond: int = 128) -> bool:
-    """Whether an exact MPS beats a statevector on this circuit (``automatic``'s rule); never raises.
+    """Whether Aer's exact MPS beats its statevector on this circuit; never raises.
 
-    Also used to pick Aer's ``matrix_product_state`` method for ideal simulation: Aer's own
-    ``automatic`` takes the statevector, 8.6x slower for a 16-qubit batched gradient here.
+    Picks Aer's ``matrix_product_state`` method for ideal simulation: Aer's own ``automatic``
+    takes the statevector, 8.6x slower for a 16-qubit batched gradient here. Calibrated on Aer
+    (``_AER_MPS_WORK_DISCOUNT``), not on qgen's own kernels, which ``choose_method`` follows.
     """
-    return choose_method(circuit, "automatic", max_bond)[0] == "mps"
+    try:
+        program = chain.compile_chain(circuit)
+    except UnsupportedOperationError:
+        return False
+    return (circuit.num_qubits >= _MPS_MIN_QUBITS and program.max_bond <= max_bond
+            and program.work_per_row
+            < _AER_MPS_WORK_DISCOUNT * statevector_cost(program, circuit.num_qubits))
 
 
 def _bond_text(program: chain.ChainCircuit) -> str:
@@ -259,7 +286,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         return job
 
     def _run(self, pubs: list[EstimatorPub]) -> PrimitiveResult[PubResult]:
-        prepared = [self._prepare(pub) for pub in pubs]
+        # One structure key per distinct circuit object of the call (EstimatorQNN sends the same
+        # circuit in every PUB; the key walks all its gates, ~2 ms at 16 qubits).
+        compiled_by_id: dict[int, CompiledCircuit | chain.ChainCircuit] = {}
+        prepared = [self._prepare(pub, compiled_by_id) for pub in pubs]
         # EstimatorQNN sends one PUB per observable with the same circuit and parameter array:
         # simulate each distinct (circuit, parameters) once and read every observable from it.
         shared: dict[tuple, list[_PreparedPub]] = {}
@@ -280,8 +310,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         return PrimitiveResult([self._result(item) for item in prepared],
                                metadata={"version": 2})
 
-    def _prepare(self, pub: EstimatorPub) -> _PreparedPub:
+    def _prepare(self, pub: EstimatorPub, compiled_by_id: dict) -> _PreparedPub:
         circuit = pub.circuit
+        if id(circuit) not in compiled_by_id:
+            compiled_by_id[id(circuit)] = self.compiled_circuit(circuit)
         bindings = pub.parameter_values
         params = bindings.as_array(circuit.parameters) if circuit.num_parameters else np.zeros(
             (*bindings.shape, 0))
@@ -298,7 +330,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             obs_index[i] = unique[key]
         param_shape = params.shape[:-1]
         rows = params.reshape(int(np.prod(param_shape)), params.shape[-1])
-        return _PreparedPub(pub, self.compiled_circuit(circuit), param_shape, rows, obs_list,
+        return _PreparedPub(pub, compiled_by_id[id(circuit)], param_shape, rows, obs_list,
                             obs_index)
 
     def _result(self, item: _PreparedPub) -> PubResult:
@@ -326,15 +358,13 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         if isinstance(compiled, chain.ChainCircuit):
             terms = chain.ChainObservables.from_terms([o.terms() for o in observables])
             chunk = chain.rows_per_chunk(compiled)
-
-            def evaluate(a: np.ndarray) -> np.ndarray:
-                return chain.expectation_table(compiled, a, terms, self.dtype)
-        else:
-            dense = [o.dense() for o in observables]
-            chunk = self.rows_per_chunk(compiled.num_qubits)
-
-            def evaluate(a: np.ndarray) -> np.ndarray:
-                return expectation_values(dense, simulate(compiled, a, self.dtype))
-        for start in range(0, rows.shape[0], chunk):
-            table[start:start + chunk] = evaluate(angles[start:start + chunk])
+            for start in range(0, rows.shape[0], chunk):
+                table[start:start + chunk] = chain.expectation_table(
+                    compiled, angles[start:start + chunk], terms, self.dtype)
+            return table
+        dense = [o.dense() for o in observables]
+        # cache-sized chunks (statevector.CACHE_AMPLITUDES), within the memory bound
+        chunk = cache_rows(compiled.num_qubits, self.rows_per_chunk(compiled.num_qubits))
+        for start, states in simulate_chunks(compiled, angles, self.dtype, chunk):
+            table[start:start + states.shape[0]] = expectation_values(dense, states)
         return table

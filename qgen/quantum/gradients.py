@@ -41,7 +41,7 @@ from qgen.quantum.adjoint import adjoint_jacobian, adjoint_vjp
 from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian, chain_vjp
 from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
-from qgen.quantum.statevector import blas_threads
+from qgen.quantum.statevector import blas_threads, cache_rows
 
 # ---------------------------------------------------------------------------------------------
 # Shared: group the flat (circuit, observable, values) triples
@@ -559,19 +559,22 @@ class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
                     f"the number of qubits of the {i}-th observable ({observable.num_qubits}).")
         compiled = estimator.compiled_circuit(circuit)
         prepared = [estimator.compiled_observable(o) for o in observables]
-        if isinstance(compiled, ChainCircuit):
-            vjp, readouts = chain_vjp, ChainObservables.from_terms([o.terms() for o in prepared])
-            per_chunk = chain_rows_per_chunk(compiled)
-        else:
-            vjp, readouts = adjoint_vjp, [o.dense() for o in prepared]
-            per_chunk = max(1, self.max_amplitudes // (compiled.dim * 2))
         with blas_threads(estimator.blas_threads):
             angles = compiled.angles.values(rows)
-            angle_grads = np.concatenate([
-                vjp(compiled, angles[s:s + per_chunk], readouts, weights[s:s + per_chunk],
-                    estimator.dtype)
-                for s in range(0, len(rows), per_chunk)
-            ]) if len(rows) else np.zeros((0, compiled.angles.num_angles))  # (R, G)
+            if isinstance(compiled, ChainCircuit):
+                readouts = ChainObservables.from_terms([o.terms() for o in prepared])
+                per_chunk = chain_rows_per_chunk(compiled)
+                angle_grads = np.concatenate([
+                    chain_vjp(compiled, angles[s:s + per_chunk], readouts,
+                              weights[s:s + per_chunk], estimator.dtype)
+                    for s in range(0, len(rows), per_chunk)
+                ]) if len(rows) else np.zeros((0, compiled.angles.num_angles))  # (R, G)
+            else:
+                # adjoint_vjp chunks the rows itself (cache-sized), within the memory bound
+                memory_rows = max(1, self.max_amplitudes // (compiled.dim * 2))
+                angle_grads = adjoint_vjp(compiled, angles, [o.dense() for o in prepared],
+                                          weights, estimator.dtype,
+                                          cache_rows(compiled.num_qubits, memory_rows))
             jac = compiled.angles.jacobian(rows)
             if jac.ndim == 2:
                 return angle_grads @ jac.T
