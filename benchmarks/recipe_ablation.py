@@ -132,15 +132,16 @@ def plot(path: Path, groups: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    floor = memorizer = None
+    baselines: dict[int, tuple[float, float]] = {}
     for (variant, model, n), rs in sorted(groups.items()):
         for seed in sorted({r["seed"] for r in rs}):
             pts = sorted((float(r["train_cpu_seconds"]) / 60, float(r["fld"])) for r in rs if r["seed"] == seed)
             ax.plot(*zip(*pts), marker="o", ms=2.5, lw=1.2, label=f"{variant} {model} N={n} s{seed}")
-        floor, memorizer = float(rs[0]["floor"]), float(rs[0]["memorizer"])
-    if memorizer is not None:
-        ax.axhline(memorizer, color="k", ls="--", lw=1, label="memorizer")
-        ax.axhline(floor, color="k", ls=":", lw=1, label="real-data floor")
+        baselines[n] = (float(rs[0]["floor"]), float(rs[0]["memorizer"]))
+    for i, (n, (floor, memorizer)) in enumerate(sorted(baselines.items())):  # the memorizer depends on N
+        ax.axhline(memorizer, color="k", ls="--", lw=1, alpha=1 - 0.25 * i, label=f"memorizer N={n}")
+    if baselines:
+        ax.axhline(min(f for f, _ in baselines.values()), color="k", ls=":", lw=1, label="real-data floor")
     ax.set_xlabel("training CPU minutes (one thread)")
     ax.set_ylabel("validation FLD")
     ax.set_yscale("log")

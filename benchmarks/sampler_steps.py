@@ -26,7 +26,7 @@ from qgen.metrics.feature_net import extract_features
 from qgen.metrics.frechet import frechet_distance
 from qgen.metrics.memorization import memorization_scores
 from qgen.noise import ClassicalNoise
-from qgen.rundir import RunDir
+from qgen.rundir import RunDir, default_runs_root
 from qgen.sampling import load_trained_model
 
 DEFAULT_GRID = ["ddim:5", "ddim:10", "ddim:20", "ddim:50", "dpm:5", "dpm:10", "dpm:20", "unipc:5", "unipc:10",
@@ -44,7 +44,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
 
-    run = RunDir.resolve(a.run)
+    run = RunDir.resolve(a.run, default_runs_root())
     cfg, _, model, ckpt = load_trained_model(run.path, None, a.weights, None)
     schedule = cfg.diffusion.make_schedule()
     train = load_dataset(cfg.data)

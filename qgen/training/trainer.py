@@ -173,7 +173,7 @@ class Trainer:
                             raise KeyboardInterrupt
                 with signals.deferred():  # training is complete: from here on a signal only skips the preview
                     self.save()
-                self.finish(signals)
+                    self.finish(signals)
         except KeyboardInterrupt:
             # A second signal mid-step leaves a torn step (weights updated, counter not): never save
             # that; the last checkpoint stays the truth and the resume redoes the step.
