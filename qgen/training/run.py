@@ -188,10 +188,12 @@ def _train(trainer: Trainer, show_progress: bool, report: Reporter) -> None:
     try:
         trainer.train(show_progress=show_progress)
     except KeyboardInterrupt:
-        report(f"qgen: interrupted at step {trainer.step}; checkpoint saved. Resume with: "
+        # saved_step, not step: a second signal mid-step leaves the checkpoint one step behind
+        report(f"qgen: interrupted; the checkpoint holds step {trainer.saved_step}. Resume with: "
                f"qgen train --resume {trainer.run_dir}")
         raise
-    report(f"qgen: finished {trainer.step} steps in {trainer.run_dir}")
+    note = trainer.run.manifest().get("preview_note")
+    report(f"qgen: finished {trainer.step} steps in {trainer.run_dir}" + (f" ({note})" if note else ""))
 
 
 def _parameter_counts(trainer: Trainer) -> dict:
