@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,12 @@ def pneumonia_npz() -> Path:
     if not PNEUMONIA_NPZ.is_file():
         pytest.fail(f"real test data missing: {PNEUMONIA_NPZ} (CI clones the repo with shared/ beside it)")
     return PNEUMONIA_NPZ
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    """The environment of a CLI subprocess whose runs, circuits and data live in the test's folder."""
+    out = dict(os.environ)
+    out.update(QGEN_RUNS=str(tmp_path / "runs"), QGEN_CIRCUITS=str(tmp_path / "circuits"),
+               QGEN_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    return out

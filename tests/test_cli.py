@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,14 +20,6 @@ TINY = ["--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits",
 def qgen(args: list[str], env: dict, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, **kw)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict:
-    out = dict(os.environ)
-    out.update(QGEN_RUNS=str(tmp_path / "runs"), QGEN_CIRCUITS=str(tmp_path / "circuits"),
-               QGEN_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
-    return out
 
 
 def only_run(tmp_path: Path) -> Path:

@@ -35,14 +35,6 @@ def qgen(args: list[str], env: dict, timeout: float = 300) -> subprocess.Complet
                           timeout=timeout)
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict:
-    out = dict(os.environ)
-    out.update(QGEN_RUNS=str(tmp_path / "runs"), QGEN_CIRCUITS=str(tmp_path / "circuits"),
-               QGEN_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
-    return out
-
-
 def make_run(tmp_path: Path, name: str = "r") -> RunDir:
     from qgen.config import load_run_config
 
