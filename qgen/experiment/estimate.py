@@ -58,12 +58,13 @@ def model_step_seconds(cfg: ExperimentConfig, arm_name: str, model_kind: str, no
 def estimate_cell(cfg: ExperimentConfig, cell: Cell) -> CellEstimate:
     step = model_step_seconds(cfg, cell.arm.name, cell.arm.model_kind, cell.arm.noise)
     s = cfg.sampling
-    sample = SAMPLE_PER_IMAGE_STEP_S * s.n * s.steps
+    steps = s.make_scheduler(cfg.diffusion.make_schedule()).model_calls()  # the scheduler's count (DDPM: T)
+    sample = SAMPLE_PER_IMAGE_STEP_S * s.n * steps
     if cell.arm.model_kind == "quantum":
         # forward passes only (no gradients): one call per batch per step, a third of the per-image cost
         params = cfg.model.qubits + 2 * cfg.model.qubits * cfg.model.layers
-        calls = -(-s.n // s.batch_size) * s.steps
-        quantum = QUANTUM_CALL_S * calls + QUANTUM_PER_IMAGE_PARAMETER_S / 3 * params * s.n * s.steps
+        calls = -(-s.n // s.batch_size) * steps
+        quantum = QUANTUM_CALL_S * calls + QUANTUM_PER_IMAGE_PARAMETER_S / 3 * params * s.n * steps
         sample += quantum * (NOISY_DEVICE_FACTOR if cell.arm.name == "noisy_device" else 1.0)
     if cell.arm.noise == "quantum":
         sample += QUANTUM_NOISE_PER_VALUE_S * s.n * PIXELS
