@@ -99,9 +99,9 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
-    if backend.spends_shots and cfg.model.kind == "quantum":
-        _check_budget_before_sampling(run_dir, cfg, backend, req)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    if backend.spends_shots and cfg.model.kind == "quantum":
+        _check_budget_before_sampling(run, cfg, backend, req, scheduler)
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget)
     channels = ckpt["channels"]
@@ -146,13 +146,11 @@ def _estimator_plan(cfg, spec, req: SampleRequest, scheduler: Scheduler):
                    estimated_seconds=steps * sum(p.estimated_seconds for p in per_call))
 
 
-def _check_budget_before_sampling(run_dir: Path, cfg, backend, req: SampleRequest) -> None:
+def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler) -> None:
     from qgen.backends.budget import ShotBudget
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
-    ShotBudget.load(RunDir(run_dir).budget_path, backend.spec.name, limit).check(
-        _estimator_plan(cfg, backend.spec, req, scheduler))
+    ShotBudget.load(run.budget_path, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req, scheduler))
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,9 @@ def heldout_split(data_cfg: DataConfig, train: torch.Tensor) -> HeldOut:
     if validation is not None and test is not None:
         return HeldOut(_unseen(validation, seen), _unseen(test, seen), "official validation and test splits")
     if test is not None:
-        val_part, test_part = _hash_halves(_unseen(test, seen))
-        return HeldOut(val_part, test_part, "test split, halved by image hash")
+        return HeldOut(*_unseen_halves(test, seen), "test split, halved by image hash")
     pool = load_dataset(replace(data_cfg, n_train=None)).images
-    val_part, test_part = _hash_halves(_unseen(pool, seen))
-    return HeldOut(val_part, test_part, "train split minus the training images, halved by image hash")
+    return HeldOut(*_unseen_halves(pool, seen), "train split minus the training images, halved by image hash")
 
 
 def limit_images(images: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
@@ -90,8 +88,9 @@ def _unseen(images: torch.Tensor, seen: set[bytes]) -> torch.Tensor:
     return images[keep]
 
 
-def _hash_halves(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    flags = [is_validation(k) for k in image_keys(images)]
-    val = [i for i, f in enumerate(flags) if f]
-    test = [i for i, f in enumerate(flags) if not f]
+def _unseen_halves(images: torch.Tensor, seen: set[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, test) halves of the ``images`` not in ``seen``, by the hash rule (keys computed once)."""
+    keys = image_keys(images)
+    val = [i for i, k in enumerate(keys) if k not in seen and is_validation(k)]
+    test = [i for i, k in enumerate(keys) if k not in seen and not is_validation(k)]
     return images[val], images[test]

@@ -51,24 +51,25 @@ class MultistepSolverScheduler(Scheduler):
 
     def set_timesteps(self, steps: int | None, timesteps: list[int] | None = None) -> None:
         """``steps`` model calls on the trailing grid, or exactly the given descending ``timesteps``."""
-        if timesteps is not None:
-            self._inner.set_timesteps(timesteps=list(timesteps))
-        else:
+        if timesteps is None:
             self.check_options(self.T, steps)
-            self._inner.set_timesteps(steps)
-        self.timesteps = [int(t) for t in self._inner.timesteps]
         self._request = (steps, None if timesteps is None else list(timesteps))
+        self._restart_solver()
+        self.timesteps = [int(t) for t in self._inner.timesteps]
 
     def initial_noise(self, shape: tuple[int, ...], noise: NoiseSource) -> torch.Tensor:
         # diffusers' multistep schedulers keep the previous model outputs and a step index: every
         # sampling run (each batch) must start from a clean solver, or the second batch would
         # continue the first one's history
+        self._restart_solver()
+        return super().initial_noise(shape, noise)
+
+    def _restart_solver(self) -> None:
         steps, timesteps = self._request
         if timesteps is not None:
             self._inner.set_timesteps(timesteps=timesteps)
         else:
             self._inner.set_timesteps(steps)
-        return super().initial_noise(shape, noise)
 
     def noise_draws(self) -> int:
         """x_T only: the solvers are deterministic given it (the fewest quantum bits of any sampler)."""

@@ -26,7 +26,6 @@ from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.objectives import EpsModel
 from qgen.diffusion.pipeline import sample
 from qgen.diffusion.samplers import make_scheduler
-from qgen.diffusion.schedulers import DDIMScheduler
 from qgen.errors import QgenError
 from qgen.models.build import build_model, load_model_state
 from qgen.noise_protocol import NoiseSource
@@ -228,19 +227,25 @@ class Trainer:
         self.ema.update(self.model)
         return value
 
-    def evaluate_quality(self) -> QualityRow:
-        """Validation FLD of the EMA weights now: logged, and kept as checkpoint-best.pt when best."""
+    def sample_ema(self, sampler: str, steps: int, n: int, seed: int, progress=None) -> torch.Tensor:
+        """``n`` images from the EMA weights, x_T from a classical generator seeded with ``seed``."""
         from qgen.noise import ClassicalNoise
 
+        scheduler = make_scheduler(sampler, self.diffusion.schedule, steps=steps)
+        self.model.eval()
+        try:
+            with self.ema.applied_to(self.model):
+                return sample(self.eps_model(), scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
+                              progress=progress)
+        finally:
+            self.model.train()
+
+    def evaluate_quality(self) -> QualityRow:
+        """Validation FLD of the EMA weights now: logged, and kept as checkpoint-best.pt when best."""
         tc = self.cfg.train
         t0 = time.process_time()  # CPU seconds, like train_cpu_seconds: the cost comparison must be like for like
-        scheduler = make_scheduler(tc.eval_sampler, self.diffusion.schedule, steps=tc.eval_steps)
-        shape = (self.quality.n_samples, self.data.channels, 28, 28)
-        self.model.eval()
-        with self.ema.applied_to(self.model):
-            # the same x_T at every evaluation: differences between rows are the model's
-            images = sample(self.eps_model(), scheduler, shape, ClassicalNoise(tc.seed + 3))
-        self.model.train()
+        # the same x_T at every evaluation: differences between rows are the model's
+        images = self.sample_ema(tc.eval_sampler, tc.eval_steps, self.quality.n_samples, tc.seed + 3)
         row = replace(self.quality.score(images, self.step, time.process_time() - t0),
                       train_cpu_seconds=self.cpu_seconds)
         self.run.quality_log().append(row.as_row())
@@ -251,23 +256,13 @@ class Trainer:
         return row
 
     def write_samples_grid(self, stop=lambda: False) -> None:
-        from qgen.noise import ClassicalNoise
-
         tc = self.cfg.train
-        shape = (tc.sample_n, self.data.channels, 28, 28)
-        scheduler = DDIMScheduler(self.diffusion.schedule)
-        scheduler.set_timesteps(min(tc.sample_steps, self.diffusion.T))
 
         def progress(_: int) -> None:
             if stop():
                 raise _PreviewSkipped
 
-        self.model.eval()
-        try:
-            with self.ema.applied_to(self.model):
-                x = sample(self.eps_model(), scheduler, shape, ClassicalNoise(tc.seed + 2), progress=progress)
-        finally:
-            self.model.train()
+        x = self.sample_ema("ddim", min(tc.sample_steps, self.diffusion.T), tc.sample_n, tc.seed + 2, progress)
         save_image_grid(x, self.run.path_for("samples_png"))
 
 
