@@ -104,6 +104,17 @@ def _qgen(*args: str) -> subprocess.CompletedProcess:
     (("sample", "--run", "x", "--shot-budget", "-5"), "'--shot-budget': -5 is not in the range"),
     (("noise-report", "--gaussians", "0"), "'--gaussians': 0 is not in the range"),
     (("train", "--no-such-flag"), "No such option"),
+    # the recipe's options
+    (("train", "--lr-warmup", "-1"), "'--lr-warmup': -1 is not in the range"),
+    (("train", "--ema-power", "nan"), "'--ema-power': 'nan' is not a finite number"),
+    (("train", "--ema-decay", "-0.5"), "'--ema-decay': '-0.5' must be >= 0"),
+    (("train", "--min-snr-gamma", "0"), "'--min-snr-gamma': '0' must be > 0"),
+    (("train", "--augment-shift", "9"), "'--augment-shift': 9 is not in the range"),
+    (("train", "--eval-every", "-2"), "'--eval-every': -2 is not in the range"),
+    (("train", "--eval-samples", "0"), "'--eval-samples': 0 is not in the range"),
+    (("train", "--prediction", "x0"), "'--prediction': 'x0' is not one of"),
+    (("sample", "--run", "x", "--weights", "bogus"), "'--weights': 'bogus' is not one of"),
+    (("sample", "--run", "x", "--sampler", "euler"), "'--sampler'"),
 ])
 def test_cli_rejects_bad_numbers_in_one_line(args, needle):
     res = _qgen(*args)
@@ -218,3 +229,10 @@ def test_empty_backends_file_says_it_defines_none(tmp_path):
         assert res.stderr.strip() == (f"qgen: error: {path} defines no backends; add a [backends.NAME] table "
                                       f"with a kind (see {REPO / 'backends.toml'}) or pass --backends FILE")
         assert "name" not in res.stdout  # no table header for an empty list
+
+
+def test_ema_decay_of_one_is_one_line():
+    """Outside [0, 1) the EMA never moves: refused by the config, not only by the CLI's finite check."""
+    res = _qgen("train", "--ema-decay", "1", "--no-download", "--n-train", "4", "--class", "3")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == "qgen: error: train.ema_decay must be in [0, 1), got 1.0"
