@@ -120,7 +120,7 @@ def reduce_observables_array(observables, keep: tuple[int, ...]):
             for obs in observables.ravel().tolist()]
     out = np.empty(len(flat), dtype=object)
     out[:] = flat
-    return ObservablesArray(out.reshape(observables.shape), validate=False)
+    return ObservablesArray(out.reshape(observables.shape))
 
 
 def readout_confusion(model, num_qubits: int):
