@@ -10,7 +10,8 @@ Two other device reductions exist on purpose, with other semantics:
 depolarizing + relaxation on single-qubit gates) for entropy circuits that have no two-qubit gates,
 and ``qgen.backends.devices.device_simulator`` keeps the full device width (the executor primitives
 measure every qubit) and drops noise, including delay relaxation, only on idle qubits. This module
-restricts the device's own NoiseModel exactly, for the QNN's estimator.
+restricts the device's own NoiseModel exactly, for the QNN's estimator, and (``reduced_backend``)
+the device's target, for the ``--local`` executor primitives, which measure every qubit they see.
 """
 
 from __future__ import annotations
