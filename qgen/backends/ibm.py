@@ -65,13 +65,14 @@ class IBMBackend(QuantumBackend):
     def estimator(self, prepared: PreparedCircuit | None = None):
         from qgen.backends.journaled import JournaledEstimator
 
-        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec))
+        # the service lets a restarted run fetch its queued/running jobs by ID instead of resubmitting
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service))
 
     def sampler(self):
         """The runtime sampler, journaled."""
         from qgen.backends.journaled import JournaledSampler
 
-        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec))
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service))
 
     def bit_sampling(self, entropy_circuit: EntropyCircuit) -> BitSampling:
         """The entropy circuit on every qubit of the device, transpiled to its ISA."""
