@@ -355,3 +355,34 @@ def test_a_job_that_failed_at_ibm_is_marked_and_submitted_again_and_charged_agai
     assert ShotLedger(tmp_path).spent("hw") == first.shots + second.shots
     statuses = [json.loads(line)["status"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()]
     assert statuses == ["submitted", "failed", "submitted", "done"]
+
+
+# -------------------------------------------------------------------------- the training planner
+
+
+def test_training_plan_is_what_one_step_charges(tmp_path: Path):
+    """One forward + one backward of EstimatorQNN through the journaled estimator: two jobs, and the
+    ledger holds exactly the planner's count (the gradient's readout axis adds no shots)."""
+    from qiskit_machine_learning.neural_networks import EstimatorQNN
+
+    from qgen.backends.qnn_plan import training_plan
+    from qgen.quantum import BatchedParamShiftEstimatorGradient
+
+    backend_spec = spec()
+    qc = build_ansatz(AnsatzSpec(3, 1, "linear"))
+    isa = generate_preset_pass_manager(optimization_level=1, backend=DEVICE, seed_transpiler=3).run(qc.circuit)
+    inner = PreparingEstimator(backend_spec)
+    estimator = JournaledEstimator(inner, backend_spec)
+    qnn = EstimatorQNN(circuit=isa, observables=[o.apply_layout(isa.layout) for o in qc.observables],
+                       input_params=list(qc.input_params), weight_params=list(qc.weight_params),
+                       estimator=estimator, gradient=BatchedParamShiftEstimatorGradient(estimator),
+                       input_gradients=True, default_precision=backend_spec.precision)
+    rows = 2
+    with RunDir(tmp_path).lock():
+        estimator.attach(tmp_path)
+        inputs, weights = RNG.uniform(-1, 1, (rows, qnn.num_inputs)), RNG.uniform(-1, 1, qnn.num_weights)
+        qnn.forward(inputs, weights)
+        qnn.backward(inputs, weights)
+    job_plan = training_plan(backend_spec, isa, rows, steps=1)
+    assert inner.submissions == job_plan.num_jobs == 2
+    assert ShotLedger(tmp_path).spent("hw") == inner.shots == job_plan.executions
