@@ -97,11 +97,20 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
                    local: bool) -> dict:
     run_dir = run.path
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
+    try:  # a Session/Batch the backend opened is closed on every way out
+        return _sample_with(run, cfg, backend, model, ckpt, req, show_progress=show_progress, local=local)
+    finally:
+        backend.close()
+
+
+def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, show_progress: bool,
+                 local: bool) -> dict:
+    run_dir = run.path
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
-    if backend.spends_shots and cfg.model.kind == "quantum":
-        _check_budget_before_sampling(run, cfg, backend, req, scheduler)
+    if backend.spends_shots:
+        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt["channels"])
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
@@ -142,24 +151,41 @@ def _resume_key(req: SampleRequest, ckpt: dict) -> str:
     return json.dumps({**fields, "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]}, sort_keys=True)
 
 
-def _estimator_plan(cfg, spec, req: SampleRequest, scheduler: Scheduler):
-    """Every estimator job the quantum layer will send: each model call is its own job (the next
-    call's inputs depend on its result) holding one PUB per observable."""
-    from qgen.backends.budget import JobPlan, plan_for_spec
+def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler):
+    """Every estimator job the quantum layer will send: each model call of each batch chunk is its
+    own job (the next call's inputs depend on its result) holding one PUB for all readouts."""
+    from qgen.backends.qnn_plan import sampling_plan
 
-    steps = scheduler.model_calls()
-    chunks = batch_sizes(req.n, req.batch_size)
-    shots = spec.shots_per_binding
-    per_call = [plan_for_spec([(size, shots)] * cfg.model.qubits, spec) for size in chunks]
-    return JobPlan(jobs=tuple(job for p in per_call for job in p.jobs) * steps,
-                   estimated_seconds=steps * sum(p.estimated_seconds for p in per_call))
+    return sampling_plan(spec, batch_sizes(req.n, req.batch_size), scheduler.model_calls())
 
 
-def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler) -> None:
-    from qgen.backends.budget import ShotBudget
+def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
+    """The sampler jobs of quantum noise (an upper bound: bits already in the pool are used first)."""
+    from qgen.backends.qnn_plan import noise_plan
+    from qgen.noise import plan_bits
+    from qgen.noise.factory import source_shape
+
+    width, extraction_yield = source_shape(backend)
+    bits = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
+    return bits, noise_plan(backend.spec, bits.shots, bits.jobs)
+
+
+def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, channels: int):
+    """(estimator plan or None, noise plan or None) of a sampling run on a backend that spends shots."""
+    estimator = _estimator_plan(backend.spec, req, scheduler) if cfg.model.kind == "quantum" else None
+    noise = _noise_plan(backend, req, channels, scheduler)[1] if req.noise in ("quantum", "mixed") else None
+    return estimator, noise
+
+
+def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler,
+                                  channels: int) -> None:
+    from qgen.backends.budget import ShotLedger
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    ShotBudget.load(run.budget_path, backend.spec.name, limit).check(_estimator_plan(cfg, backend.spec, req, scheduler))
+    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, channels) if p is not None]
+    if plans:
+        total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
+        ShotLedger(run.path).budget(backend.spec.name, limit).check(total)
 
 
 @dataclass(frozen=True)
@@ -175,9 +201,8 @@ class SamplingPlan:
 
 def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
                   local: bool = False) -> SamplingPlan:
-    """What ``qgen sample`` would do, without building primitives or spending shots."""
-    from qgen.noise import plan_bits
-
+    """What ``qgen sample`` would do, without spending shots. On IBM hardware (with credentials) the
+    QPU time is the service's own estimate, from one free ``dry_run`` job per batch size."""
     refusals: list[str] = []
     run_dir = RunDir.resolve(run, runs_dir or default_runs_root())
     cfg = run_dir.config()
@@ -190,19 +215,13 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
+    hardware = _hardware_plan(cfg, backend, req, scheduler, channels) if backend.spends_shots else (None, None)
     if cfg.model.kind == "quantum":
         calls = steps * chunks
-        pubs = calls * cfg.model.qubits       # EstimatorQNN forward: one PUB per observable
-        bindings = steps * req.n * cfg.model.qubits
-        line = f"quantum layer: {calls} model calls, {pubs} PUBs, {bindings} bindings"
-        if backend.spends_shots:
-            from qgen.backends.budget import ShotBudget
-
-            job_plan = _estimator_plan(cfg, spec, req, scheduler)
-            limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
-            budget = ShotBudget.load(run_dir.budget_path, spec.name, limit)
-            line += f"; {job_plan.summary()}; shot budget left: {budget.remaining if budget.remaining is not None else 'unlimited'}"
-            refusals += _refusal(lambda: budget.check(job_plan))
+        bindings = steps * req.n             # one PUB per call: every readout from the same shots
+        line = f"quantum layer: {calls} model calls, {calls} PUBs, {bindings} bindings"
+        if hardware[0] is not None:
+            line += f"; estimator: {_with_service_usage(backend, cfg, req, scheduler, hardware[0], local).summary()}"
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
     if backend.spends_shots and spec.device:
@@ -212,15 +231,47 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines += retired
         refusals += retired
     if req.noise in ("quantum", "mixed"):
-        from qgen.noise.factory import source_shape
-
-        width, extraction_yield = source_shape(backend)
-        budget = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
-        lines.append(f"quantum noise{' (upper bound: mixed draws quantum bits only where λ(t) > 0)' if req.noise == 'mixed' else ''}: {budget.summary()}")
+        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler)
+        bound = " (upper bound: mixed draws quantum bits only where λ(t) > 0)" if req.noise == "mixed" else ""
+        line = f"quantum noise{bound}: {bits.summary()}"
+        if backend.spends_shots:
+            line += f"; sampler: {noise_jobs.summary()}"
+        lines.append(line)
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
+    plans = [p for p in hardware if p is not None]
+    if plans:
+        from qgen.backends.budget import ShotLedger
+
+        total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
+        limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
+        budget = ShotLedger(run_dir.path).budget(spec.name, limit)
+        left = f"{budget.remaining:,}" if budget.remaining is not None else "unlimited"
+        over = _refusal(lambda: budget.check(total))
+        verdict = "OVER BUDGET: the real run would be refused" if over else "within budget"
+        lines.append(f"total: {total.executions:,} shots in {total.num_jobs:,} jobs; shot budget left on "
+                     f"{spec.name}: {left}; {verdict}")
+        refusals += over
     lines.append("dry run: nothing was submitted")
     return SamplingPlan(lines, refusals)
+
+
+def _with_service_usage(backend, cfg, req: SampleRequest, scheduler: Scheduler, job_plan, local: bool):
+    """``job_plan`` with the service's own QPU-time estimate where it offers one (IBM hardware, with
+    credentials: a free ``dry_run`` job per batch size), else the local model, saying why."""
+    from dataclasses import replace as with_fields
+
+    from qgen.circuits import build_ansatz
+
+    if local:
+        return with_fields(job_plan, usage_source="local model; the local service gives no usage estimate")
+    try:
+        circuit = build_ansatz(cfg.model.ansatz)
+        per_call = sum(backend.service_usage_estimate(circuit, size) for size in batch_sizes(req.n, req.batch_size))
+    except QgenError as exc:
+        return with_fields(job_plan, usage_source=f"local model; no service estimate: {exc}")
+    return with_fields(job_plan, estimated_seconds=per_call * scheduler.model_calls(),
+                       usage_source="IBM Quantum's usage estimate")
 
 
 def _refusal(check) -> list[str]:

@@ -167,32 +167,37 @@ def journaled(tmp_path, shot_budget=None):
 
 
 def test_journaled_estimator_records_before_result_and_resumes_without_resubmitting(tmp_path) -> None:
+    from qgen.rundir import RunDir
+
     qc = build_ansatz(AnsatzSpec(2, 1, "linear"))
     params = RNG.uniform(-1, 1, (3, qc.circuit.num_parameters))
     pubs = [(qc.circuit, obs, params) for obs in qc.observables]
-    est, inner = journaled(tmp_path)
-    first = est.run(pubs).result()
-    lines = [json.loads(ln) for ln in (tmp_path / "jobs.jsonl").read_text().splitlines()]
-    assert [ln["status"] for ln in lines] == ["submitted", "done"]
-    assert lines[0]["pub_shapes"] == [[3], [3]] and lines[0]["executions"] == 2 * 3 * 4096
-    # a new process (fresh wrapper, circuit rebuilt: new Parameter objects) asking for the same PUBs
-    # gets the journaled result
-    est2, inner2 = journaled(tmp_path)
-    rebuilt = build_ansatz(AnsatzSpec(2, 1, "linear"))
-    again = est2.run([(rebuilt.circuit, obs, params) for obs in rebuilt.observables]).result()
-    assert inner2.calls == 0
-    np.testing.assert_allclose(again[0].data.evs, first[0].data.evs)
-    # different parameter values are a different job
-    est2.run([(qc.circuit, qc.observables[0], params + 0.1)]).result()
-    assert inner2.calls == 1
+    # one PUB for both readouts: 3 bindings x 32 twirls x 128 shots, plus 32 x 128 TREX calibration shots
+    job_shots = (3 * 32 + 32) * 128
+    with RunDir(tmp_path).lock():
+        est, inner = journaled(tmp_path)
+        first = est.run(pubs).result()
+        lines = [json.loads(ln) for ln in (tmp_path / "jobs.jsonl").read_text().splitlines()]
+        assert [ln["status"] for ln in lines] == ["submitted", "done"]
+        assert lines[0]["pub_shapes"] == [[2, 3]] and lines[0]["executions"] == job_shots
+        # a new process (fresh wrapper, circuit rebuilt: new Parameter objects) asking for the same PUBs
+        # gets the journaled result
+        est2, inner2 = journaled(tmp_path)
+        rebuilt = build_ansatz(AnsatzSpec(2, 1, "linear"))
+        again = est2.run([(rebuilt.circuit, obs, params) for obs in rebuilt.observables]).result()
+        assert inner2.calls == 0
+        np.testing.assert_allclose(again[0].data.evs, first[0].data.evs)
+        # different parameter values are a different job
+        est2.run([(qc.circuit, qc.observables[0], params + 0.1)]).result()
+        assert inner2.calls == 1
     budget = json.loads((tmp_path / "budget.json").read_text())["ibm_fez"]
-    assert budget["spent"] == 2 * 3 * 4096 + 3 * 4096
+    assert budget["spent"] == 2 * job_shots
 
 
 def test_journaled_estimator_refuses_over_budget_before_submitting(tmp_path) -> None:
     qc = build_ansatz(AnsatzSpec(2, 1, "linear"))
     params = RNG.uniform(-1, 1, (10, qc.circuit.num_parameters))
-    est, inner = journaled(tmp_path, shot_budget=50_000)
-    with pytest.raises(QgenError, match="over by 31,920"):
+    est, inner = journaled(tmp_path, shot_budget=40_000)
+    with pytest.raises(QgenError, match=r"needs 45,056 shots .* \(over by 5,056\)"):  # (10 x 32 + 32) x 128
         est.run([(qc.circuit, obs, params) for obs in qc.observables])
     assert inner.calls == 0 and not (tmp_path / "jobs.jsonl").exists()

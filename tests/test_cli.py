@@ -244,3 +244,20 @@ def test_backends_lists_devices_budgets_and_credentials(tmp_path: Path, env: dic
     assert "retired 2025-11-03" in rows["ibm_brisbane"] and "2,000,000" in rows["ibm_brisbane"]
     env["QISKIT_IBM_TOKEN"] = "not-a-real-token"
     assert "yes (environment)" in qgen(["backends"], env).stdout
+
+
+def test_hardware_dry_run_counts_estimator_and_noise_jobs_and_refuses_over_budget(tmp_path: Path, env: dict) -> None:
+    assert qgen(["train", "--steps", "2", "--name", "d", "--eval-every", "0", *TINY], env).returncode == 0
+    run = only_run(tmp_path)
+    args = ["sample", "--run", str(run), "--backend", "ibm_fez", "--local", "--n", "2", "--steps", "2",
+            "--noise", "quantum", "--dry-run"]
+    res = qgen(args, env)
+    assert res.returncode == 0, res.stderr
+    # 2 DDIM calls x one job: (2 bindings x 32 twirls + 32 TREX) x 128 shots each
+    assert "estimator: 2 jobs, 2 PUBs, 24,576 shots (as the executor runs them)" in res.stdout
+    assert "local model; the local service gives no usage estimate" in res.stdout
+    assert "; sampler: " in res.stdout and "within budget" in res.stdout
+    res = qgen([*args, "--shot-budget", "1000"], env)
+    assert res.returncode == 2 and "OVER BUDGET: the real run would be refused" in res.stdout
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("qgen: error: the real run would be refused")
+    assert not (run / "jobs.jsonl").exists() and not (run / "budget.json").exists()

@@ -294,3 +294,20 @@ def test_local_primitives_do_not_warn_about_deprecated_primitives() -> None:
         with runtime_primitives(ibm_spec(), local=True) as primitives:
             primitives.estimator()
             primitives.sampler()
+
+
+def test_closing_the_backend_closes_its_execution_mode_and_is_idempotent() -> None:
+    from qgen.backends.ibm import IBMBackend
+
+    backend = IBMBackend(ibm_spec(execution_mode="session"), local=True)
+    closed: list[str] = []
+
+    class Mode:
+        def close(self) -> None:
+            closed.append("mode")
+
+    runtime = backend.runtime
+    runtime.mode = Mode()  # what a hardware Session looks like to RuntimePrimitives
+    backend.close()
+    backend.close()
+    assert closed == ["mode"] and backend._runtime is None

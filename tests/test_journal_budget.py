@@ -259,11 +259,12 @@ def test_plan_reads_coerced_pubs() -> None:
     circuit = QuantumCircuit(1)
     circuit.measure_all()
     sampler_pub = SamplerPub.coerce((circuit, None, 300))
-    observables = [["Z", "X"], ["Y", "Z"]]  # shape (2, 2): four bindings x observables
+    observables = [["Z", "X"], ["Y", "Z"]]  # shape (2, 2), no parameters: one binding
     estimator_pub = EstimatorPub.coerce((QuantumCircuit(1), observables), precision=0.01)
     assert (pub_cost(sampler_pub).bindings, pub_cost(sampler_pub).shots) == (1, 300)
-    assert (pub_cost(estimator_pub).bindings, pub_cost(estimator_pub).shots) == (4, 10_000)
-    assert plan([sampler_pub, estimator_pub]).executions == 300 + 40_000
+    # the executor measures the one binding in 3 bases (Z, X, Y), not once per observable entry
+    assert (pub_cost(estimator_pub).bindings, pub_cost(estimator_pub).shots) == (3, 10_000)
+    assert plan([sampler_pub, estimator_pub]).executions == 300 + 30_000
 
 
 def test_plan_summary_is_one_line_with_counts_and_usage_estimate() -> None:

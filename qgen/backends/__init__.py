@@ -23,7 +23,8 @@ and what the kinds use:
   runtime.py        qiskit-ibm-runtime: credentials, options, execution modes, executor primitives
   journaled.py      primitives that journal every job and charge the shot budget
   journal.py        the crash-safe job journal (jobs.jsonl)
-  budget.py         shot budgets and job plans (shots_for_precision)
+  budget.py         shot budgets, the run's shot ledger, job plans, the executor's shot model
+  qnn_plan.py       what training steps, sampling calls and noise jobs cost (the planner)
   artifacts.py      circuits/<backend>/<circuit>/ inspection files
 
 Nothing here imports ``qgen.noise``: the noise package asks a backend for its ``bit_sampling``.

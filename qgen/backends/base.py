@@ -123,6 +123,14 @@ class QuantumBackend(ABC):
         observables = tuple(obs.apply_layout(isa.layout) for obs in qc.observables)
         return PreparedCircuit(qc, isa, observables, isa, observables)
 
+    def planning_circuit(self, qnn_circuit: QNNCircuit) -> QuantumCircuit:
+        """The circuit the estimator will run, for cost planning (kind ibm: without contacting IBM).
+        Uncached: ``prepare``'s cache must keep the parameter objects of the QNN built from it."""
+        return self._prepare(qnn_circuit).executable
+
+    def close(self) -> None:
+        """Release what the backend holds open (kind ibm: its Session or Batch). Idempotent."""
+
     # -- primitives ----------------------------------------------------------------------------
     def noise_model(self, prepared: PreparedCircuit | None = None):
         """The Aer noise model the estimator simulates; None where there is none."""

@@ -1,17 +1,27 @@
 """Shot budgets and job plans: know what a hardware run will cost, and refuse it before submitting.
 
-Counting: IBM counts *executions* = bindings x shots, summed over a job's PUBs, and caps a sampler job
-at 10,000,000 of them. One execution is one shot, so the shot budget is spent in executions.
-For the estimator we count bindings x ceil(1/precision**2); the executor Estimator multiplies that by
-the number of measurement bases and by mitigation (TREX calibration, ZNE noise factors), so for the
-estimator this is a lower bound.
+Counting: a shot is one execution of one circuit. The executor primitives of qiskit-ibm-runtime turn
+each PUB into a quantum program whose items the device runs (``executor_*/prepare.py``); what
+that program runs is what a job costs, so the planner counts the same way (``ExecutorShots``):
 
-Usage model (documented, deliberately simple): QPU seconds ~ SECONDS_PER_JOB per job (loading and
-compiling) + SECONDS_PER_EXECUTION per execution (the default repetition delay of ~250 us dominates
-short circuits). On hardware qiskit-ibm-runtime gives better numbers, after submission:
-``RuntimeJobV2.usage_estimation["quantum_seconds"]`` (the service's estimate, queued jobs included),
-``job.usage()`` (charged seconds, once done), and ``primitive.run(pubs, dry_run=True)`` (a server-side
-dry run that costs nothing and returns usage metadata). The journal can store them in ``extra``.
+  * an estimator PUB runs once per *parameter binding* and measurement basis, never once per
+    observable: an ``(n_obs, 1)`` observable array against ``(R, P)`` values costs R bindings;
+  * with twirling (on, or implied by resilience_level >= 1) the shots of a binding become
+    ``num_randomizations x shots_per_randomization`` (the runtime's ``calculate_twirling_shots``
+    rounds up: 1,000 shots run as 16 x 64 = 1,024);
+  * ZNE (resilience_level 2) runs every PUB once per noise factor;
+  * TREX readout mitigation (resilience_level >= 1) adds one calibration item per job.
+
+``tests/test_executor_shots.py`` holds this model against the runtime's own ``prepare()``.
+
+Usage model (documented, deliberately simple, labelled "local model" wherever it is shown): QPU
+seconds ~ SECONDS_PER_JOB per job + SECONDS_PER_EXECUTION per shot. The service's own estimate
+(``RuntimeJobV2.usage_estimation["quantum_seconds"]`` of a ``dry_run=True`` job) is used where it
+can be had (runtime.py, ``service_usage_estimate``).
+
+The ledger (``ShotLedger``, the run's ``budget.json``) is the one record of what a run spent, per
+backend: re-read and rewritten atomically at every charge, under the run directory's lock, so the
+estimator, the sampler and every process that ever worked on the run add to the same numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +40,13 @@ from qgen.fileio import atomic_write_text
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 SECONDS_PER_EXECUTION = 250e-6
 SECONDS_PER_JOB = 2.0
+LOCAL_MODEL = "local model"
 
 
 @dataclass(frozen=True)
 class PubCost:
-    """One PUB as the planner sees it: how many parameter bindings, how many shots each."""
+    """One PUB as the planner sees it: how many circuit bindings the executor runs (parameter
+    bindings x measurement bases), and the shots asked for each."""
 
     bindings: int
     shots: int
@@ -45,12 +57,84 @@ class PubCost:
 
 
 @dataclass(frozen=True)
+class ExecutorShots:
+    """How qiskit-ibm-runtime's executor primitives turn PUBs into shots (see the module docstring).
+
+    ``plain()`` is a primitive that runs each binding ``shots`` times and nothing else.
+    """
+
+    twirled: bool = False
+    num_randomizations: int | str = "auto"
+    shots_per_randomization: int | str = "auto"
+    noise_factors: int = 1
+    trex: bool = False
+    trex_randomizations: int | str = "auto"
+
+    @classmethod
+    def plain(cls) -> ExecutorShots:
+        return cls()
+
+    @classmethod
+    def for_estimator(cls, options: Any) -> ExecutorShots:
+        """From executor ``EstimatorOptions``, finalized as ``Estimator.run`` finalizes them."""
+        from qiskit_ibm_runtime.executor_estimator.finalize_options import finalize_estimator_options
+        from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
+
+        final = finalize_estimator_options(options)
+        twirling, resilience = final.twirling, final.resilience
+        if resilience.pec_mitigation:  # never set from a backends.toml spec
+            raise QgenError("cannot plan PEC-mitigated estimator jobs")
+        factors = len(resolve_noise_factors(resilience.zne)[0]) if resilience.zne_mitigation else 1
+        trex = bool(resilience.measure_mitigation)
+        return cls(twirled=bool(twirling.enable_gates or twirling.enable_measure),
+                   num_randomizations=twirling.num_randomizations,
+                   shots_per_randomization=twirling.shots_per_randomization,
+                   noise_factors=factors, trex=trex,
+                   trex_randomizations=resilience.measure_noise_learning.num_randomizations if trex else "auto")
+
+    @classmethod
+    def for_sampler(cls, options: Any) -> ExecutorShots:
+        """From executor ``SamplerOptions`` (the sampler twirls, or runs each binding ``shots`` times)."""
+        from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options
+
+        twirling = finalize_sampler_options(options).twirling
+        return cls(twirled=bool(twirling.enable_gates or twirling.enable_measure),
+                   num_randomizations=twirling.num_randomizations,
+                   shots_per_randomization=twirling.shots_per_randomization)
+
+    def split(self, shots: int) -> tuple[int, int]:
+        """(randomizations, shots per randomization) for ``shots`` per binding: the runtime's rule."""
+        if not self.twirled:
+            return 1, shots
+        from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots
+
+        return calculate_twirling_shots(shots, self.num_randomizations, self.shots_per_randomization)
+
+    def job_shots(self, pubs: Sequence[PubCost]) -> int:
+        """Shots of one executor job holding ``pubs`` (one program: they share one shot count)."""
+        pubs = [p for p in pubs if p.bindings > 0]
+        if not pubs:
+            return 0
+        if len({p.shots for p in pubs}) != 1:
+            raise QgenError(f"one executor job runs one shot count; got {sorted({p.shots for p in pubs})}")
+        randomizations, per_randomization = self.split(pubs[0].shots)
+        items = sum(p.bindings for p in pubs) * randomizations * self.noise_factors
+        if self.trex:
+            trex = randomizations if self.trex_randomizations == "auto" else int(self.trex_randomizations)
+            items += trex
+        return items * per_randomization
+
+
+@dataclass(frozen=True)
 class PlannedJob:
     pubs: tuple[PubCost, ...]
+    cost: ExecutorShots | None = None  # None: bindings x shots (a plain primitive)
 
     @property
     def executions(self) -> int:
-        return sum(pub.executions for pub in self.pubs)
+        if self.cost is None:
+            return sum(pub.executions for pub in self.pubs)
+        return self.cost.job_shots(self.pubs)
 
 
 @dataclass(frozen=True)
@@ -59,6 +143,7 @@ class JobPlan:
 
     jobs: tuple[PlannedJob, ...]
     estimated_seconds: float
+    usage_source: str = LOCAL_MODEL  # who estimated the QPU seconds
 
     @property
     def num_jobs(self) -> int:
@@ -77,13 +162,21 @@ class JobPlan:
     def shots(self) -> int:
         return self.executions
 
+    def __add__(self, other: JobPlan) -> JobPlan:
+        source = self.usage_source if self.usage_source == other.usage_source else "mixed estimates"
+        return JobPlan(self.jobs + other.jobs, self.estimated_seconds + other.estimated_seconds, source)
+
+    def times(self, n: int) -> JobPlan:
+        """The same jobs ``n`` times over (e.g. one plan per model call)."""
+        return JobPlan(self.jobs * n, self.estimated_seconds * n, self.usage_source)
+
     def summary(self) -> str:
         """One line for --dry-run."""
         jobs = f"{self.num_jobs:,} job{'s' if self.num_jobs != 1 else ''}"
         pubs = f"{self.num_pubs:,} PUB{'s' if self.num_pubs != 1 else ''}"
         return (
-            f"{jobs}, {pubs}, {self.executions:,} shots (bindings x shots), "
-            f"estimated QPU usage ~{_duration(self.estimated_seconds)}"
+            f"{jobs}, {pubs}, {self.executions:,} shots (as the executor runs them), "
+            f"estimated QPU usage ~{_duration(self.estimated_seconds)} ({self.usage_source})"
         )
 
 
@@ -94,7 +187,12 @@ def shots_for_precision(precision: float) -> int:
 
 
 def pub_cost(item: Any, default_shots: int | None = None, default_precision: float | None = None) -> PubCost:
-    """A PubCost from ``(bindings, shots)``, a PubCost, or a coerced SamplerPub/EstimatorPub."""
+    """A PubCost from ``(bindings, shots)``, a PubCost, or a coerced SamplerPub/EstimatorPub.
+
+    An estimator PUB costs its parameter bindings times its measurement bases: the executor
+    measures every observable of a binding from the same shots (qubit-wise commuting Paulis share
+    a basis), so the observable axis of a broadcast PUB adds no shots.
+    """
     if isinstance(item, PubCost):
         return item
     if isinstance(item, tuple) and len(item) == 2 and all(isinstance(v, int) for v in item):
@@ -102,16 +200,32 @@ def pub_cost(item: Any, default_shots: int | None = None, default_precision: flo
     shape = getattr(item, "shape", None)
     if shape is None:
         raise QgenError(f"cannot plan {type(item).__name__}: pass coerced PUBs or (bindings, shots) pairs")
-    bindings = math.prod(shape)
     if hasattr(item, "precision"):  # EstimatorPub: shots follow from the target precision
         precision = item.precision or default_precision
-        if not precision:
-            raise QgenError("cannot plan an estimator PUB without a precision")
-        return PubCost(bindings=bindings, shots=shots_for_precision(precision))
+        if precision:
+            shots = shots_for_precision(precision)
+        elif default_shots:
+            shots = default_shots
+        else:
+            raise QgenError("cannot plan an estimator PUB without a precision or shots")
+        bindings = math.prod(item.parameter_values.shape) * measurement_bases(item.observables)
+        return PubCost(bindings=bindings, shots=shots)
     shots = getattr(item, "shots", None) or default_shots
     if not shots:
         raise QgenError("cannot plan a sampler PUB without shots")
-    return PubCost(bindings=bindings, shots=shots)
+    return PubCost(bindings=math.prod(shape), shots=shots)
+
+
+def measurement_bases(observables: Any) -> int:
+    """How many measurement bases the executor needs for an ObservablesArray: qubit-wise commuting
+    groups of all its Pauli terms (1 for any set of Z readouts). Counted as if every binding needs
+    every basis, which is exact for the outer-product PUBs qgen sends."""
+    from qiskit.quantum_info import PauliList
+
+    labels = sorted({label for obs in observables.ravel().tolist() for label in obs})
+    if all(set(label) <= {"I", "Z"} for label in labels):
+        return 1
+    return len(PauliList(labels).group_commuting(qubit_wise=True))
 
 
 def plan(
@@ -167,15 +281,24 @@ def plan(
     return JobPlan(jobs=tuple(jobs), estimated_seconds=seconds)
 
 
-def plan_for_spec(items: Iterable[Any], spec: Any) -> JobPlan:
-    """plan() with the per-job limits and default shots/precision of a BackendSpec."""
-    return plan(
-        items,
-        max_pubs_per_job=spec.max_pubs_per_job,
-        max_bindings_per_job=spec.max_bindings_per_job,
-        default_shots=spec.shots,
-        default_precision=spec.precision or None,
-    )
+def executor_shots_for_spec(spec: Any, kind: str) -> ExecutorShots:
+    """The executor shot model of a backend spec's estimator (``kind="estimator"``) or sampler."""
+    from qgen.backends import runtime
+
+    if kind == "estimator":
+        return ExecutorShots.for_estimator(runtime.estimator_options(spec))
+    return ExecutorShots.for_sampler(runtime.sampler_options(spec))
+
+
+def plan_for_spec(items: Iterable[Any], spec: Any, kind: str = "estimator") -> JobPlan:
+    """The one executor job that ``primitive.run(items)`` submits on ``spec``'s backend, costed as
+    the executor will run it (qgen's journaled primitives never split a run into several jobs)."""
+    default_shots = spec.shots if kind == "sampler" or not spec.precision else None
+    if kind == "sampler" and default_shots is None and spec.precision:
+        default_shots = shots_for_precision(spec.precision)
+    pubs = tuple(pub_cost(item, default_shots, spec.precision or None) for item in items)
+    job = PlannedJob(pubs, executor_shots_for_spec(spec, kind))
+    return JobPlan(jobs=(job,), estimated_seconds=SECONDS_PER_JOB + job.executions * SECONDS_PER_EXECUTION)
 
 
 @dataclass
@@ -215,6 +338,48 @@ class ShotBudget:
         budgets = _read_budgets(path)
         budgets[backend] = {"limit": self.limit, "spent": self.spent}
         atomic_write_text(path, json.dumps(budgets, indent=2))
+
+
+class ShotLedger:
+    """The run's one shot ledger (``budget.json``): shots charged per backend at submission.
+
+    Every read goes to the file and every charge is read-modify-write (atomic), so two primitives
+    of one process (estimator and sampler), or two processes one after the other, never overwrite
+    each other's spending. Charging needs the run directory's lock, held by this process: the lock
+    is what makes read-modify-write safe.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        from qgen.rundir import RunDir
+
+        run = RunDir(Path(run_dir))
+        self.path = run.budget_path
+        self.lock_path = run.lock_path
+
+    def spent(self, backend: str) -> int:
+        return int(_read_budgets(self.path).get(backend, {}).get("spent", 0))
+
+    def budget(self, backend: str, limit: int | None) -> ShotBudget:
+        """The budget in force: the configured ``limit`` (raising it takes effect on resume) and
+        what the ledger says was spent."""
+        return ShotBudget(limit=limit, spent=self.spent(backend))
+
+    def charge(self, backend: str, limit: int | None, shots: int) -> None:
+        self._require_lock()
+        budgets = _read_budgets(self.path)
+        spent = int(budgets.get(backend, {}).get("spent", 0)) + int(shots)
+        budgets[backend] = {"limit": limit, "spent": spent}
+        atomic_write_text(self.path, json.dumps(budgets, indent=2))
+
+    def _require_lock(self) -> None:
+        import socket
+
+        from qgen.rundir.lock import read_holder
+
+        holder = read_holder(self.lock_path)
+        if holder is None or holder.pid != os.getpid() or holder.host != socket.gethostname():
+            raise QgenError(f"{self.path}: shots are charged only while this process holds the run's lock "
+                            f"({self.lock_path.name}) (internal error)")
 
 
 def _read_budgets(path: Path) -> dict[str, dict[str, Any]]:

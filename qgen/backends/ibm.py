@@ -65,13 +65,43 @@ class IBMBackend(QuantumBackend):
     def estimator(self, prepared: PreparedCircuit | None = None):
         from qgen.backends.journaled import JournaledEstimator
 
-        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec))
+        # the service lets a restarted run fetch its queued/running jobs by ID instead of resubmitting
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service))
 
     def sampler(self):
         """The runtime sampler, journaled."""
         from qgen.backends.journaled import JournaledSampler
 
-        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec))
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service))
+
+    def planning_circuit(self, qnn_circuit):
+        """The circuit the estimator will run, for planning without contacting IBM: the prepared
+        one locally, else the same transpilation on the device's fake twin (same ISA)."""
+        if self.local:  # uncached: the prepare() cache must hold the QNN's own parameter objects
+            return self._prepare(qnn_circuit).executable
+        from qgen.backends.base import isa_pass_manager
+        from qgen.backends.devices import fake_backend
+
+        return isa_pass_manager(self.spec, fake_backend(self.spec.device)).run(qnn_circuit.circuit)
+
+    def service_usage_estimate(self, qnn_circuit, rows: int) -> float:
+        """QPU seconds IBM Quantum estimates for one forward job of ``rows`` rows: a ``dry_run``
+        job (runs on the device's mock twin, costs no shots, journals nothing)."""
+        import numpy as np
+
+        from qgen.backends.runtime import service_usage_estimate
+
+        prepared = self.prepare(qnn_circuit)
+        grid = np.empty((len(prepared.executable_observables), 1), dtype=object)
+        for index, observable in enumerate(prepared.executable_observables):
+            grid[index, 0] = observable
+        values = np.zeros((rows, prepared.executable.num_parameters))
+        return service_usage_estimate(self.runtime.estimator(), [(prepared.executable, grid, values)])
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
 
     def bit_sampling(self, entropy_circuit: EntropyCircuit) -> BitSampling:
         """The entropy circuit on every qubit of the device, transpiled to its ISA."""

@@ -2,8 +2,13 @@
 
 The journal file (``jobs.jsonl`` in the run directory, named by ``RunDir``) is append-only: one
 ``submitted`` line per job, written and fsynced *before* anyone waits on the job (a crash while
-waiting still leaves the job id on disk), then one ``done`` line when its result is safe. The latest
-line per job id wins. Results are also stored next to the journal (``JOB_ID.json`` in the results
+waiting still leaves the job id on disk), then one ``done`` line when its result is safe (or one
+``failed`` / ``lost`` line when it can never give one). The latest line per job id wins.
+
+After an interruption, ``recover(service)`` retrieves every job still ``submitted`` by its ID
+(``service.job(id)``: it waits for a queued or running job, or takes its result) before the run
+submits anything new; only a job that failed at IBM, or a local job that died with its process,
+is ever submitted again. Results are also stored next to the journal (``JOB_ID.json`` in the results
 folder, qiskit-ibm-runtime's JSON encoding) because local fake jobs can never be fetched again from a
 service, and a stored result spares a network round trip on hardware.
 """
@@ -24,6 +29,8 @@ from qgen.fileio import atomic_write_text
 
 SUBMITTED = "submitted"
 DONE = "done"
+FAILED = "failed"  # the service says the job will never produce a result
+LOST = "lost"      # a local (fake-device) job whose process died before its result was stored
 # qiskit-ibm-runtime's RuntimeJobV2.status() strings for jobs that will never produce a result
 FAILED_STATES = {"ERROR", "CANCELLED", "FAILED"}
 
@@ -61,6 +68,7 @@ class JobJournal:
         step: int | None = None,
         extra: dict[str, Any] | None = None,
         key: str | None = None,
+        executions: int | None = None,
     ) -> JournalEntry:
         """Append the job's ``submitted`` line and fsync it. Call this before ``job.result()``."""
         shapes = [list(shape) for shape in pub_shapes]
@@ -74,8 +82,9 @@ class JobJournal:
             "step": step,
             "pub_shapes": shapes,
             "shots": shots,
-            # executions = bindings x shots summed over PUBs: what IBM counts against job limits
-            "executions": sum(prod(shape) for shape in shapes) * shots,
+            # the shots the job runs (what the ledger is charged): the caller's executor count, else
+            # bindings x shots summed over PUBs
+            "executions": executions if executions is not None else sum(prod(shape) for shape in shapes) * shots,
             "extra": extra or {},
         }
         self._append(line)
@@ -83,12 +92,17 @@ class JobJournal:
 
     def mark_done(self, job_id: str, result_path: str | os.PathLike[str] | None = None) -> None:
         """Append the job's ``done`` line (after its result is stored, if it is stored)."""
+        self._mark(job_id, DONE, result_path=str(result_path) if result_path is not None else None)
+
+    def mark_unrecoverable(self, job_id: str, status: str, reason: str) -> None:
+        """Append a ``failed`` or ``lost`` line: the job will never give a result, so it may be redone."""
+        self._mark(job_id, status, reason=reason)
+
+    def _mark(self, job_id: str, status: str, **fields: Any) -> None:
         previous = self.entries().get(job_id)
         if previous is None:
-            raise QgenError(f"{self.path}: job {job_id} was never recorded; cannot mark it done")
-        line = {**previous.record, "status": DONE, "time": time.time()}
-        line["result_path"] = str(result_path) if result_path is not None else None
-        self._append(line)
+            raise QgenError(f"{self.path}: job {job_id} was never recorded; cannot mark it {status}")
+        self._append({**previous.record, "status": status, "time": time.time(), **fields})
 
     def store_result(self, job_id: str, result: Any) -> Path:
         """Write ``result`` beside the journal (atomically: temp file, fsync, rename)."""
@@ -129,9 +143,23 @@ class JobJournal:
         return [entry for entry in self.entries().values() if entry.status == SUBMITTED]
 
     def find(self, key: str) -> JournalEntry | None:
-        """The most recent job recorded under ``key``."""
-        matches = [entry for entry in self.entries().values() if entry.key == key]
+        """The most recent job recorded under ``key`` that has (or may still give) a result."""
+        matches = [entry for entry in self.entries().values()
+                   if entry.key == key and entry.status in (SUBMITTED, DONE)]
         return matches[-1] if matches else None
+
+    def recover(self, service: Any | None) -> list[str]:
+        """Settle every job still ``submitted`` (an interrupted run's): retrieve it by its ID from
+        ``service`` (waiting if it is queued or running) and store its result, or mark it failed
+        (the service says so) or lost (a local job, no service). Returns the IDs retrieved."""
+        retrieved = []
+        for entry in self.pending():
+            if self.retrieve(entry.job_id, service) is not None:
+                retrieved.append(entry.job_id)
+            elif self.entries()[entry.job_id].status == SUBMITTED:
+                status = LOST if _is_local(service) else FAILED
+                self.mark_unrecoverable(entry.job_id, status, "no result after the interruption")
+        return retrieved
 
     def load_result(self, job_id: str) -> Any | None:
         """The stored result of ``job_id``, or None if none was stored."""
@@ -155,7 +183,7 @@ class JobJournal:
             if entry is not None and entry.status != DONE:  # crashed between storing and marking
                 self.mark_done(job_id, self._result_path(job_id))
             return stored
-        if service_or_local is None or getattr(service_or_local, "is_local", True):
+        if _is_local(service_or_local):
             return None
         try:
             job = service_or_local.job(job_id)
@@ -163,6 +191,7 @@ class JobJournal:
         except Exception as exc:
             raise QgenError(f"cannot look up job {job_id} on IBM Quantum: {_one_line(exc)}") from None
         if _status_name(status) in FAILED_STATES:
+            self.mark_unrecoverable(job_id, FAILED, f"IBM Quantum status {_status_name(status)}")
             return None
         result = job.result()  # waits if it is still queued or running: it was already paid for
         path = self.store_result(job_id, result)
@@ -199,12 +228,16 @@ def submit_or_resume(
     shots: int,
     step: int | None = None,
     extra: dict[str, Any] | None = None,
+    executions: int | None = None,
     service: Any | None = None,
+    on_submit: Callable[[Any], None] | None = None,
 ) -> Any:
     """The result for ``key``: from a journaled job if there is one, else submit, record, wait, mark done.
 
     ``submit_fn`` submits and returns the job (``primitive.run(pubs)``); it is only called when no
     earlier job under ``key`` finished or can still be retrieved (pass ``service`` on hardware).
+    ``on_submit(job)`` runs once the job is journaled and before anyone waits on it (the shot
+    ledger charges there).
     """
     previous = journal.find(key)
     if previous is not None:
@@ -214,7 +247,9 @@ def submit_or_resume(
 
     job = submit_fn()
     journal.record(job, kind=kind, backend=backend, pub_shapes=pub_shapes, shots=shots, step=step,
-                   extra=extra, key=key)
+                   extra=extra, key=key, executions=executions)
+    if on_submit is not None:
+        on_submit(job)
     result = job.result()
     path = journal.store_result(job.job_id(), result)
     journal.mark_done(job.job_id(), path)
@@ -234,6 +269,11 @@ def _entry(line: dict[str, Any]) -> JournalEntry:
         backend=line.get("backend", ""), key=line.get("key"), result_path=line.get("result_path"),
         record=line,
     )
+
+
+def _is_local(service: Any | None) -> bool:
+    """No service, or qiskit-ibm-runtime's local one: jobs cannot be fetched again by their ID."""
+    return service is None or getattr(service, "is_local", True)
 
 
 def _status_name(status: Any) -> str:

@@ -332,8 +332,10 @@ class RuntimePrimitives:
         return Sampler(mode=self.mode or self.backend, options=sampler_options(self.spec))
 
     def close(self) -> None:
-        if self.mode is not None:
-            self.mode.close()
+        """Close the Session/Batch (and the local ones); safe to call more than once."""
+        mode, self.mode = self.mode, None
+        if mode is not None:
+            mode.close()
         if self._local_device is not None:
             self._local_device.close()
 
@@ -366,6 +368,19 @@ def runtime_primitives(spec: BackendSpec, *, local: bool) -> RuntimePrimitives:
     plan = instance_plan(service) if spec.execution_mode == "session" else None
     mode = open_execution_mode(spec.execution_mode, backend, plan=plan)
     return RuntimePrimitives(spec, backend, mode=mode, service=service)
+
+
+def service_usage_estimate(estimator: Any, pubs: list) -> float:
+    """The service's QPU-seconds estimate for ``estimator.run(pubs)``, from a ``dry_run=True`` job
+    (qiskit-ibm-runtime runs it on the device's mock twin: mock results, no shots spent)."""
+    try:
+        job = estimator.run(pubs, dry_run=True)
+        seconds = job.usage_estimation.get("quantum_seconds")
+    except Exception as exc:
+        raise QgenError(f"the usage estimate failed: {_one_line(exc)}") from None
+    if seconds is None:
+        raise QgenError("the service returned no usage estimate")
+    return float(seconds)
 
 
 def _one_line(exc: BaseException) -> str:

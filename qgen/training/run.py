@@ -68,6 +68,15 @@ def _run_name(cfg: RunConfig) -> str:
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
     backend = load_backend(cfg.backend, backends_file, local=local)
+    try:  # the Session/Batch of a hardware run is closed on every way out
+        return _start_with(cfg, backend, runs_dir=runs_dir, epochs=epochs, show_progress=show_progress, local=local,
+                           report=report)
+    finally:
+        backend.close()
+
+
+def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | None, epochs: int | None,
+                show_progress: bool, local: bool, report: Reporter) -> Path:
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
         if epochs < 1:
@@ -128,6 +137,15 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
         raise run.never_checkpointed()
     cfg = run.config()
     backend = load_backend(cfg.backend, backends_file, local=local)
+    try:  # the Session/Batch of a hardware run is closed on every way out
+        return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report)
+    finally:
+        backend.close()
+
+
+def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps: int | None, show_progress: bool,
+                 report: Reporter) -> Path:
+    run_dir = run.path
     backend.attach_run_dir(run_dir)
     if steps is not None:
         cfg = cfg.with_steps(steps)
@@ -135,6 +153,8 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     noise = make_noise(cfg, run_dir, backend)
     trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report))
     trainer.restore()
+    if backend.spends_shots and cfg.model.kind == "quantum":
+        check_training_budget(cfg, backend, run_dir, steps_done=trainer.step)
     if trainer.step >= cfg.train.steps:
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
@@ -145,26 +165,29 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     return run_dir
 
 
-def check_training_budget(cfg: RunConfig, backend: QuantumBackend) -> None:
+def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path | None = None,
+                          steps_done: int = 0) -> None:
     """Refuse, before anything is created or submitted, a hardware run that cannot fit the shot budget.
 
-    Per step: the forward job (one PUB per readout, one binding per image) and the gradient job
-    (2 shifted bindings per circuit parameter per image per readout). Each job is checked again
+    The steps still to train, each one forward and one backward job as the executor runs them
+    (qgen.backends.qnn_plan), against what the run's ledger has left. Each job is checked again
     when it is submitted.
     """
-    from qgen.backends.budget import ShotBudget
+    from qgen.backends.budget import ShotBudget, ShotLedger
+    from qgen.backends.qnn_plan import training_plan
 
     spec = backend.spec
-    shots = spec.shots_per_binding
-    batch = cfg.train.batch_size
-    params = cfg.model.qubits * (1 + 2 * cfg.model.layers)
-    per_step = cfg.model.qubits * batch * (1 + 2 * params) * shots
-    total = per_step * cfg.train.steps
-    budget = ShotBudget(spec.shot_budget)
-    if budget.remaining is not None and total > budget.remaining:
-        raise QgenError(f"training plan needs {total:,} shots ({per_step:,} per step x {cfg.train.steps} steps) "
-                        f"but the shot budget of {spec.name} is {budget.remaining:,} (over by "
-                        f"{total - budget.remaining:,}); raise shot_budget in backends.toml or train fewer steps")
+    steps = cfg.train.steps - steps_done
+    if steps <= 0:
+        return
+    circuit = backend.planning_circuit(build_ansatz(cfg.model.ansatz))
+    job_plan = training_plan(spec, circuit, cfg.train.batch_size, steps)
+    budget = ShotLedger(run_dir).budget(spec.name, spec.shot_budget) if run_dir else ShotBudget(spec.shot_budget)
+    if budget.remaining is not None and job_plan.executions > budget.remaining:
+        per_step = job_plan.executions // steps
+        raise QgenError(f"training plan needs {job_plan.executions:,} shots ({per_step:,} per step x {steps} steps) "
+                        f"but the shot budget of {spec.name} has {budget.remaining:,} left (over by "
+                        f"{job_plan.executions - budget.remaining:,}); raise shot_budget in backends.toml or train fewer steps")
 
 
 def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:

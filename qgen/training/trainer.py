@@ -8,6 +8,7 @@ checkpoint as it was.
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import threading
@@ -35,6 +36,12 @@ from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
 from qgen.training.lr_schedule import lr_factor
 from qgen.training.quality import QualityMonitor, QualityRow
+
+
+logger = logging.getLogger(__name__)
+
+#: What a hardware run's previews are drawn with (the manifest's preview_note and one log line).
+EXACT_PREVIEW_NOTE = "preview grid and in-training evaluations drawn with the exact backend (statevector)"
 
 
 class BatchOrder:
@@ -95,6 +102,7 @@ class Trainer:
         self.saved_step = 0       # the step the checkpoints on disk hold
         self.best_fld = math.inf  # best validation FLD so far (checkpoint-best.pt holds its EMA weights)
         self.cpu_seconds = 0.0    # process CPU time spent in training steps, across resumes
+        self._exact_twin: torch.nn.Module | None = None  # see sampling_model
 
     @property
     def run(self) -> RunDir:
@@ -199,7 +207,7 @@ class Trainer:
         save_loss_plot(self.run.loss_log().path, self.run.path_for("loss_png"))
         if self.quality is not None:
             save_quality_plot(self.run.quality_log().rows(), self.run.path_for("quality_png"))
-        note = None
+        note = EXACT_PREVIEW_NOTE if self.backend.spends_shots else None
         try:
             self.write_samples_grid(stop=lambda: bool(signals.requested))
         except _PreviewSkipped:
@@ -235,10 +243,30 @@ class Trainer:
         self.model.eval()
         try:
             with self.ema.applied_to(self.model):
-                return sample(self.eps_model(), scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
+                model = self.sampling_model()
+                eps_model = EpsModel(model, self.objective, self.diffusion.alphas_cumprod)
+                return sample(eps_model, scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
                               progress=progress)
         finally:
             self.model.train()
+
+    def sampling_model(self) -> torch.nn.Module:
+        """The model with its current weights, as previews and in-training evaluations sample it.
+
+        On a backend that spends shots (hardware) they would submit dozens of jobs outside the
+        training budget, so they run the same weights on the exact backend instead (said once)."""
+        if not self.backend.spends_shots:
+            return self.model
+        if self._exact_twin is None:
+            from qgen.backends.registry import backend_for
+            from qgen.backends.spec import BackendSpec
+
+            exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
+            self._exact_twin = build_model(self.cfg.model, self.data.channels, self.cfg.train.seed, exact)
+            logger.warning(f"qgen: {EXACT_PREVIEW_NOTE} (no {self.backend.spec.name} jobs outside the training budget)")
+        self._exact_twin.load_state_dict(self.model.state_dict())
+        self._exact_twin.eval()
+        return self._exact_twin
 
     def evaluate_quality(self) -> QualityRow:
         """Validation FLD of the EMA weights now: logged, and kept as checkpoint-best.pt when best."""
