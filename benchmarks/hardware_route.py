@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from qgen.backends.budget import plan
+from qgen.backends.qnn_plan import sampling_plan
+from qgen.backends.registry import get_backend
 from qgen.diffusion.samplers import make_scheduler
 from qgen.evaluation import evaluate_run
 from qgen.rundir import RunDir, default_runs_root
@@ -29,8 +31,6 @@ from qgen.sampling import SampleRequest, sample_run
 
 FIELDS = ["device", "sampler", "steps", "model_calls", "shots", "n", "fld", "floor", "floor_sd", "memorizer",
           "fld_over_exact", "jobs", "executions", "qpu_minutes", "wall_seconds", "samples_file"]
-#: budget.py's price of one model call is set by the hardware twin's limits; these are ibm_fez's.
-HARDWARE_SPEC = {"max_pubs_per_job": 100}
 
 
 def backends_toml(device: str, shots: list[str], seed: int) -> str:
@@ -47,12 +47,16 @@ def _name(device: str, shots: str) -> str:
     return f"fake_{device}_{'exact' if shots == 'exact' else 's' + shots}"
 
 
-def usage(n: int, calls: int, shots: str) -> tuple[int, int, float]:
-    """(jobs, executions, QPU minutes) by budget.py's model: one job of one n-binding PUB per model call."""
+def usage(twin, n: int, calls: int, shots: str) -> tuple[int, int, float]:
+    """(jobs, executions, QPU minutes) of ``calls`` model calls on the hardware twin ``twin`` (its
+    backends.toml spec: twirling, TREX, DD as configured) at ``shots`` per binding, by the planner
+    that ``qgen sample`` checks budgets with (qnn_plan: one job of one n-binding PUB per call,
+    counted with the executor's shot model)."""
     if shots == "exact":
         return 0, 0, float("nan")
-    job_plan = plan([(n, int(shots))] * 1, max_pubs_per_job=HARDWARE_SPEC["max_pubs_per_job"])
-    return calls * job_plan.num_jobs, calls * job_plan.executions, calls * job_plan.estimated_seconds / 60
+    spec = replace(twin, shots=int(shots), precision=None)
+    job_plan = sampling_plan(spec, [n], calls)
+    return job_plan.num_jobs, job_plan.executions, job_plan.estimated_seconds / 60
 
 
 def main() -> None:
@@ -77,6 +81,7 @@ def main() -> None:
     rows = _read(csv_path)
     run = RunDir.resolve(args.run, args.runs_dir or default_runs_root())
     schedule = run.config().diffusion.make_schedule()
+    twin = get_backend(f"ibm_{args.device}")  # the shipped backends.toml entry of the real device
 
     for k in steps:
         for s in shots:
@@ -89,7 +94,7 @@ def main() -> None:
             wall = time.perf_counter() - t0
             metrics, _ = evaluate_run(str(run.path), samples=out["npz"], runs_dir=args.runs_dir)
             base = metrics.get("baselines", {})
-            jobs, executions, minutes = usage(args.n, calls, s)
+            jobs, executions, minutes = usage(twin, args.n, calls, s)
             rows.append({"device": f"fake_{args.device}", "sampler": args.sampler, "steps": k, "model_calls": calls,
                          "shots": s, "n": args.n, "fld": f"{metrics['fld']['value']:.3f}",
                          "floor": f"{base.get('floor', {}).get('mean', float('nan')):.3f}",
