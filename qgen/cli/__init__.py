@@ -172,10 +172,12 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
-          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress,
+          no_tensorboard) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen.training.run import resume_training, start_training
 
@@ -202,7 +204,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
-                                    seed=seed, noise=noise, checkpoint_every=checkpoint_every)
+                                    seed=seed, noise=noise, checkpoint_every=checkpoint_every,
+                                    tensorboard=not no_tensorboard)
     diffusion_cfg = recipe_diffusion_config(schedule=schedule, T=T, prediction=prediction,
                                             loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma, **_mixing(mix))
     cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg, diffusion=diffusion_cfg,
