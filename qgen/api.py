@@ -199,7 +199,7 @@ def _as_run_config(config) -> RunConfig:
         return from_dict(RunConfig, config)
     if isinstance(config, str | Path):
         return load_run_config(Path(config))
-    raise QgenError(f"config must be a RunConfig, a dict or a config.toml path, got {type(config).__name__}")
+    raise QgenError(f"config must be a RunConfig, a dict or the path of a run config (TOML), got {type(config).__name__}")
 
 
 def _path(value: str | Path | None) -> Path | None:

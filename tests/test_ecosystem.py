@@ -352,18 +352,27 @@ def test_import_qgen_is_light_and_the_api_is_at_the_top_level(env: dict) -> None
     assert res.stdout.split() == ["True", "True", "True", "True", "False"]
 
 
-def test_run_config_is_the_recipe_the_cli_writes(tmp_path: Path, env: dict) -> None:
-    """The CLI's train is the API's: the same options give the same config.toml."""
-    import qgen
-    from qgen.config import load_run_config
+def test_qgen_train_is_a_thin_layer_over_the_api(monkeypatch) -> None:
+    """The command builds its config with qgen.run_config and hands it to qgen.train: same options,
+    same RunConfig (the recipe where an option is not given)."""
+    from click.testing import CliRunner
 
-    res = run_cli(["train", "--model", "plain", "--steps", "1", "--lr", "1e-3", "--name", "same", *TINY], env)
-    assert res.returncode == 0, res.stderr
-    (run,) = (tmp_path / "runs").iterdir()
-    written = load_run_config(run / "config.toml")
-    cfg = qgen.run_config(name=written.name, model="plain", steps=1, lr=1e-3, classes=(3,), n_train=16,
-                          batch_size=4, widths=(8, 8, 8), qubits=4, layers=1, timesteps=40, download=False, seed=1)
-    assert cfg == written
+    import qgen
+    from qgen import api
+    from qgen.cli import cli
+
+    calls = []
+    monkeypatch.setattr(api, "train", lambda cfg, **kw: calls.append((cfg, kw)))
+    monkeypatch.setattr("qgen.cli.signal.signal", lambda *args: None)
+    result = CliRunner().invoke(cli, ["train", "--model", "classical", "--steps", "30", "--lr", "1e-3", "--mix",
+                                      "0.1,0.9,2", "--no-tensorboard", "--name", "same", *TINY])
+    assert result.exit_code == 0, result.output
+    ((cfg, kw),) = calls
+    assert cfg == qgen.run_config(name="same", model="classical", steps=30, lr=1e-3, mix=(0.1, 0.9, 2.0),
+                                  tensorboard=False, classes=(3,), n_train=16, batch_size=4, widths=(8, 8, 8),
+                                  qubits=4, layers=1, timesteps=40, download=False, seed=1)
+    assert cfg.train.lr_schedule == "cosine" and cfg.diffusion.prediction == "v"  # the recipe's
+    assert kw["progress"] is False and kw["epochs"] is None
 
 
 def test_the_quickstart_example_trains_samples_evaluates_and_exports(tmp_path: Path, env: dict) -> None:
