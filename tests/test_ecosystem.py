@@ -146,6 +146,23 @@ def test_a_resumed_run_purges_the_events_past_its_checkpoint(tmp_path: Path) -> 
     assert [(e.step, e.value) for e in loss] == [(s, 1.0) for s in range(1, 5)] + [(s, 2.0) for s in range(5, 9)]
 
 
+def test_training_further_with_resume_keeps_one_loss_event_per_step(tmp_path: Path, env: dict) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["--model", "plain", "--name", "more", *TINY]
+    assert run_cli(["train", "--steps", "4", *args], env).returncode == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    res = run_cli(["train", "--resume", str(run), "--steps", "6", "--no-progress"], env)
+    assert res.returncode == 0, res.stderr
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    with open(run / "loss.csv") as fh:
+        losses = [float(r["loss"]) for r in csv.DictReader(fh)]
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, 7)) and len(list((run / "tensorboard").iterdir())) == 2
+    np.testing.assert_allclose([e.value for e in loss], losses, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------ model folders
 
 

@@ -146,7 +146,7 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     if steps is not None:
         run.save_config(cfg)
     if cfg.train.tensorboard:  # events past the checkpoint (a kill) are purged, like the CSV rows
-        trainer.board = TrainingBoard(run.tensorboard_dir, purge_step=trainer.step)
+        trainer.board = TrainingBoard(run.tensorboard_dir, purge_step=trainer.step + 1)
     report(f"qgen: resuming {run_dir} at step {trainer.step}")
     _train(trainer, show_progress, report)
     return run_dir
