@@ -26,18 +26,23 @@ CASES = [(8, 3, "linear"), (9, 3, "linear"), (10, 3, "linear"), (12, 3, "linear"
          (10, 3, "ring"), (12, 3, "ring"), (14, 3, "ring"), (16, 2, "ring")]
 
 
-def vjp_forward_backward(qnn, x, weights, upstream):
+def vjp_forward_backward(qnn, x, weights, upstream, clock=time.perf_counter):
     model = VJPTorchConnector(qnn, initial_weights=torch.tensor(weights, dtype=torch.float64))
     inputs = torch.tensor(x, requires_grad=True)
-    start = time.perf_counter()
+    start = clock()
     out = model(inputs)
     out.backward(torch.tensor(upstream, dtype=out.dtype))
-    return (time.perf_counter() - start,)
+    return (clock() - start,)
 
 
-def best_seconds(circuit, path: str, x, w, up, connector: str = "vjp") -> float:
+def best_seconds(circuit, path: str, x, w, up, connector: str = "vjp",
+                 clock=time.perf_counter) -> float:
     qnn = make_qnn(circuit, path, np.complex128)
-    step = vjp_forward_backward if connector == "vjp" else forward_backward
+    if connector == "vjp":
+        def step(*args):
+            return vjp_forward_backward(*args, clock=clock)
+    else:
+        step = forward_backward
     step(qnn, x[:2], w, up[:2])
     return min(step(qnn, x, w, up)[0] for _ in range(2))
 
@@ -47,6 +52,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--connector", choices=("vjp", "jacobian"), default="vjp")
     ap.add_argument("--cases", nargs="+", help="qubits:layers:entangler, e.g. 12:3:ring")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process time (VJP connector only); fairer on a loaded machine")
     args = ap.parse_args()
     cases = ([(int(n), int(layers), e) for n, layers, e in (c.split(":") for c in args.cases)]
              if args.cases else CASES)
@@ -60,8 +67,9 @@ def main() -> None:
         w = rng.uniform(-np.pi, np.pi, len(circuit.weight_params))
         up = rng.normal(size=(args.batch, n))
         bond = choose_method(circuit.circuit, "mps", max_bond=1 << 20)[1].max_bond
-        adjoint = best_seconds(circuit, "adjoint", x, w, up, args.connector)
-        mps = best_seconds(circuit, "mps", x, w, up, args.connector)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        adjoint = best_seconds(circuit, "adjoint", x, w, up, args.connector, clock)
+        mps = best_seconds(circuit, "mps", x, w, up, args.connector, clock)
         faster = "statevector" if adjoint < mps else "mps"
         auto = choose_method(circuit.circuit)[0]
         print(f"{n:>6} {layers:>6} {entanglement:<9} {bond:>5} {adjoint:>10.3f} {mps:>8.3f} {faster:<12} "

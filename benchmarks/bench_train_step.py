@@ -26,7 +26,8 @@ from qgen.models.config import ModelConfig
 from qgen.noise.sources import ClassicalNoise
 
 
-def time_steps(model, batch: int, repeats: int, budget_s: float) -> tuple[float, int]:
+def time_steps(model, batch: int, repeats: int, budget_s: float,
+               clock=time.perf_counter) -> tuple[float, int]:
     diffusion = GaussianDiffusion(make_schedule("linear", 1000))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -35,13 +36,13 @@ def time_steps(model, batch: int, repeats: int, budget_s: float) -> tuple[float,
     times = []
     start = time.perf_counter()
     for i in range(repeats + 1):  # the first step warms up caches (circuit compilation, allocator)
-        t0 = time.perf_counter()
+        t0 = clock()
         loss = diffusion.training_loss(model, x0, noise, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if i:
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
         if time.perf_counter() - start > budget_s and times:
             break
     return statistics.median(times), len(times)
@@ -57,10 +58,13 @@ def main() -> None:
     ap.add_argument("--box", type=float, default=120.0, help="seconds per arm before stopping early")
     ap.add_argument("--arms", nargs="+", default=["plain", "classical", "statevector", "aer_simulator"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process time of all threads (fairer than wall time on a loaded "
+                         "machine, where the arms would get different shares of the cores)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, "
-          f"entanglement={args.entanglement}, widths=(32,64,64)")
+          f"entanglement={args.entanglement}, widths=(32,64,64), clock={args.clock}")
     for q in args.qubits:
         results = {}
         for arm in args.arms:
@@ -75,7 +79,8 @@ def main() -> None:
                 model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers,
                                                 entanglement=args.entanglement), 1, seed=0,
                                     backend=backend)
-            seconds, n = time_steps(model, args.batch, args.repeats, args.box)
+            clock = time.process_time if args.clock == "cpu" else time.perf_counter
+            seconds, n = time_steps(model, args.batch, args.repeats, args.box, clock)
             results[arm] = seconds
             print(f"  q={q:2d} {arm:<14} {seconds:8.3f} s/step (median of {n})", flush=True)
         ref = results.get("classical")

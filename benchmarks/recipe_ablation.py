@@ -42,6 +42,10 @@ VARIANTS: dict[str, list[str]] = {
     "cosine_schedule": ["--schedule", "cosine"],
     "batch32": ["--batch-size", "32"],
     "ema_timm": ["--ema-power", "0", "--ema-decay", "0.999"],
+    "wide": ["--widths", "48,96,96"],
+    "t500": ["--timesteps", "500"],
+    "shifted_schedule": ["--schedule", "shifted_cosine"],
+    "aug1_wide": ["--augment-shift", "1", "--widths", "48,96,96"],
 }
 
 

@@ -24,7 +24,7 @@ from qgen.diffusion.samplers import make_scheduler, scheduler_class
 from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
 from qgen.models.build import build_model, load_model_state
-from qgen.noise.factory import make_noise_source
+from qgen.noise.factory import complete_reservation, make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
@@ -170,7 +170,8 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     if backend.spends_shots and cfg.model.kind == "quantum":
         _check_budget_before_sampling(run, cfg, backend, req, scheduler)
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
-                              reuse=req.reuse_noise, shot_budget=req.shot_budget)
+                              reuse=req.reuse_noise, shot_budget=req.shot_budget,
+                              resume_key=_resume_key(req, ckpt))
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
     images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress)
     check_finite(images, ckpt, run.path)
@@ -191,7 +192,15 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     # the run's manifest lists every sample set with its backend and noise provenance (bits, job IDs)
     run.append_to_manifest("samples", {"file": npz.name, "backend": backend.spec.name, "noise": meta["noise"],
                                        "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]})
+    complete_reservation(noise)  # only now: an interrupted command resumes at the bits it had reserved
     return {"npz": npz, "png": png, "images": images, "metadata": meta}
+
+
+def _resume_key(req: SampleRequest, ckpt: dict) -> str:
+    """What makes a repeated ``qgen sample`` the same request: everything that shapes the draws and the
+    model's inputs (not the shot budget). Same key after an interruption -> same x_T, same jobs."""
+    fields = {k: v for k, v in asdict(req).items() if k not in ("shot_budget", "reuse_noise")}
+    return json.dumps({**fields, "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]}, sort_keys=True)
 
 
 def _estimator_plan(cfg, spec, req: SampleRequest, scheduler: Scheduler):

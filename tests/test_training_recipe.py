@@ -181,3 +181,20 @@ def test_in_training_quality_best_checkpoint_and_evaluate_baselines_from_the_cli
     assert base["floor"]["n_samples"] == base["memorizer"]["n_samples"] == 6
     assert base["floor"]["n_reference"] == metrics["fld"]["n_reference"] == metrics["heldout_sizes"]["test"]
     assert base["fld_over_memorizer"] == pytest.approx(base["fld"] / base["memorizer"]["mean"])
+
+
+def test_train_help_states_the_recipe_defaults():
+    """The CLI's help spells the defaults out (importing the recipe would slow every command's
+    start); they must follow the recipe when it changes."""
+    from qgen.cli import cli
+    from qgen.training.recipe import RECIPE_TRAIN
+
+    helps = {p.name: p.help for p in cli.commands["train"].params}
+    assert f"the recipe's, {RECIPE_TRAIN['steps']}" in helps["steps"]
+    assert f"default {RECIPE_TRAIN['batch_size']})" in helps["batch_size"]
+    assert float(helps["lr"].split("default ")[1].rstrip(")")) == RECIPE_TRAIN["lr"]
+    assert f"default {RECIPE_TRAIN['lr_warmup']})" in helps["lr_warmup"]
+    assert f"default {RECIPE_TRAIN['ema_decay']})" in helps["ema_decay"]
+    assert f"default {RECIPE_TRAIN['ema_power']};" in helps["ema_power"]
+    assert f"default {RECIPE_TRAIN['augment_shift']})" in helps["augment_shift"]
+    assert f"default {RECIPE_TRAIN['eval_samples']})" in helps["eval_samples"]

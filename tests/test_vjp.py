@@ -289,3 +289,57 @@ def test_statevector_vjp_fast_paths_equal_the_jacobian(chunk):
             vjp = angle_grads @ compiled.angles.jacobian(values).T
         np.testing.assert_allclose(vjp, expected, atol=1e-10)
         assert np.abs(vjp).max() > 1e-2
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_chain_vjp_of_mixed_single_site_readouts_equals_the_jacobian(n):
+    """X, Y, Z and identity terms on single sites take the chain's local readout path (reduced
+    density matrices and one bond-2 sweep per side); the Jacobian path keeps the per-term
+    sweeps. With one site, identity terms were once counted from both sides."""
+    rng = np.random.default_rng(10 + n)
+    qnn = build_ansatz(AnsatzSpec(n, 2, "linear"))
+    labels = [*dict.fromkeys(["I" * n, "Z" + "I" * (n - 1), "I" * (n - 1) + "X", "Y" + "I" * (n - 1)])]
+    observables = [SparsePauliOp(labels[:2], [0.7, -0.4]), *(SparsePauliOp(lab) for lab in labels)]
+    values = rng.uniform(-np.pi, np.pi, (3, qnn.circuit.num_parameters))
+    cotangents = rng.normal(size=(3, len(observables)))
+    gradient = _exact("mps")
+
+    vjp = gradient.vjp(qnn.circuit, observables, values, cotangents)
+
+    expected = _jacobian_vjp(gradient, qnn.circuit, observables, values, cotangents)
+    np.testing.assert_allclose(vjp, expected, atol=1e-10)
+    assert np.abs(vjp).max() > 1e-2
+    reference = StatevectorEstimator().run([(qnn.circuit, observables, values[i])
+                                            for i in range(3)]).result()
+    forward = VectorizedStatevectorEstimator(method="mps").run(
+        [(qnn.circuit, [[o] for o in observables], values)]).result()[0].data.evs  # (O, R)
+    np.testing.assert_allclose(forward.T, [r.data.evs for r in reference], atol=1e-12)
+
+
+def test_connector_backward_reuses_the_forward_simulation(monkeypatch):
+    """The VJP right after a forward at the same rows reuses that simulation (one simulation per
+    training step, not two), and gives exactly what simulating again gives."""
+    from qgen.quantum import chain
+
+    runs = {"count": 0}
+    original = chain.run_chain
+
+    def counting(*args, **kwargs):
+        runs["count"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "run_chain", counting)
+    rng = np.random.default_rng(5)
+    spec = AnsatzSpec(10, 3, "linear")
+    x = rng.uniform(-1, 1, (6, 10))
+    weights = rng.uniform(-1, 1, spec.num_weights)
+    qnn = _qnn(spec, _exact("mps"))
+
+    _, reused, _ = _forward_backward(VJPTorchConnector, qnn, x, weights, _counting(qnn))
+    assert runs["count"] == 1
+
+    qnn.gradient._estimator.recent_chain_runs = chain.RecentRuns(size=0)  # keeps nothing
+    _, fresh, _ = _forward_backward(VJPTorchConnector, qnn, x, weights, _counting(qnn))
+    assert runs["count"] == 3
+    for a, b in zip(reused, fresh):
+        np.testing.assert_array_equal(a, b)

@@ -14,7 +14,10 @@ and what the kinds use:
 
   spec.py           BackendSpec: the typed form of one [backends.NAME] table
   bit_sampling.py   BitSampling: sampler + circuits that the noise package turns into bits
-  reduction.py      a transpiled circuit and its noise model restricted to the active qubits
+  reduction.py      a transpiled circuit, its observables, noise model and device target restricted
+                    to the active qubits
+  shot_estimator.py kind fake's estimator: density matrix + readout error + multinomial shot noise
+  local_worker.py   --local executor jobs on the active qubits, in a child process Ctrl-C abandons
   reduced_device.py a few device qubits with their own calibrated noise (noise bits on fakes)
   devices.py        IBM device names, retired devices, fake twins, the local device simulator
   runtime.py        qiskit-ibm-runtime: credentials, options, execution modes, executor primitives

@@ -82,15 +82,13 @@ class AerBackend(QuantumBackend):
         return None
 
     def estimator(self, prepared: PreparedCircuit | None = None):
-        from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-
         noise = self.noise_model(prepared)
         backend_options: dict = {"method": self._aer_method(prepared, noisy=noise is not None)}
         if noise is not None:
             backend_options["noise_model"] = noise
-        run_options = {} if self.spec.seed_simulator is None else {"seed_simulator": self.spec.seed_simulator}
-        return AerEstimatorV2(options={"default_precision": self.spec.precision,
-                                       "backend_options": backend_options, "run_options": run_options})
+        return reseeded_aer_estimator(seed=self.spec.seed_simulator,
+                                      options={"default_precision": self.spec.precision,
+                                               "backend_options": backend_options})
 
     def _aer_method(self, prepared: PreparedCircuit | None, *, noisy: bool) -> str:
         """Aer's simulation method; ``automatic`` is resolved here, not left to Aer.
@@ -127,3 +125,30 @@ class AerBackend(QuantumBackend):
 
     def describe_device(self) -> tuple[str, str]:
         return "any", "Aer native gates"
+
+
+def reseeded_aer_estimator(*, seed: int | None, options: dict):
+    """Aer's EstimatorV2 with a fresh seed for every PUB of every call.
+
+    With ``precision > 0`` Aer draws its Gaussian noise from ``run_options["seed_simulator"]``, one
+    fixed seed: every call, and every PUB of a call (EstimatorQNN sends one per observable), got the
+    same "noise". The seeds here are children of one ``SeedSequence(seed)``, spawned in call order,
+    so calls differ and a run stays reproducible.
+    """
+    import numpy as np
+    from qiskit.primitives import PrimitiveResult
+    from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+
+    class ReseededAerEstimator(AerEstimatorV2):
+        def __init__(self) -> None:
+            super().__init__(options=options)
+            self._seeds = np.random.SeedSequence(seed)
+
+        def _run(self, pubs):
+            results = []
+            for pub, child in zip(pubs, self._seeds.spawn(len(pubs))):
+                self.options.run_options["seed_simulator"] = int(child.generate_state(1, dtype=np.uint32)[0])
+                results.append(self._run_pub(pub))
+            return PrimitiveResult(results, metadata={"version": 2})
+
+    return ReseededAerEstimator()

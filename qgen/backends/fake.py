@@ -2,7 +2,8 @@
 
 The circuit is transpiled to the device (device-wide ISA, as hardware would receive it); the
 estimator then simulates only the qubits it touches, with the device noise model restricted to
-them (reduction.py). Quantum-noise bits come from a few device qubits with their own calibrated
+them (reduction.py), and returns what the device would measure: readout error and shot noise at
+the spec's ``shots`` or ``precision``, fresh on every call (shot_estimator.py). Quantum-noise bits come from a few device qubits with their own calibrated
 noise (reduced_device.py).
 """
 
@@ -54,6 +55,14 @@ class FakeDeviceBackend(AerBackend):
         reduced = reduce_circuit(full.isa, keep)
         obs_small = tuple(reduced.reduce_observable(o) for o in full.observables)
         return PreparedCircuit(qc, full.isa, full.observables, reduced.circuit, obs_small, reduced)
+
+    def estimator(self, prepared: PreparedCircuit | None = None):
+        """Device statistics on the reduced circuit: gate noise, readout error and shot noise at the
+        spec's shots (or precision); exact (the infinite-shot limit) when it gives neither."""
+        from qgen.backends.shot_estimator import ShotNoiseEstimator
+
+        return ShotNoiseEstimator(self.noise_model(prepared), shots=self.spec.shots_per_binding,
+                                  seed=self.spec.seed_simulator)
 
     def noise_model(self, prepared: PreparedCircuit | None = None):
         from qiskit_aer.noise import NoiseModel

@@ -10,14 +10,16 @@ Two other device reductions exist on purpose, with other semantics:
 depolarizing + relaxation on single-qubit gates) for entropy circuits that have no two-qubit gates,
 and ``qgen.backends.devices.device_simulator`` keeps the full device width (the executor primitives
 measure every qubit) and drops noise, including delay relaxation, only on idle qubits. This module
-restricts the device's own NoiseModel exactly, for the QNN's estimator.
+restricts the device's own NoiseModel exactly, for the QNN's estimator, and (``reduced_backend``)
+the device's target, for the ``--local`` executor primitives, which measure every qubit they see.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qiskit import QuantumCircuit
+from qiskit import QuantumCircuit, QuantumRegister
+from qiskit.providers import BackendV2, Options
 from qiskit.quantum_info import PauliList, SparsePauliOp
 
 IGNORED = ("barrier", "delay")
@@ -61,8 +63,12 @@ def observable_support(observables) -> set[int]:
 
 def reduce_circuit(circuit: QuantumCircuit, keep: tuple[int, ...]) -> ReducedCircuit:
     index = {q: i for i, q in enumerate(keep)}
-    reduced = QuantumCircuit(len(keep), circuit.num_clbits, global_phase=circuit.global_phase,
+    # the classical registers stay as they are: a sampler's result is keyed by their names ("meas")
+    reduced = QuantumCircuit(QuantumRegister(len(keep), "q"), *circuit.cregs, global_phase=circuit.global_phase,
                              name=circuit.name, metadata=dict(circuit.metadata or {}))
+    loose = [c for c in circuit.clbits if not circuit.find_bit(c).registers]
+    if loose:
+        reduced.add_bits(loose)
     for inst in circuit.data:
         qubits = [circuit.find_bit(q).index for q in inst.qubits]
         if inst.operation.name in IGNORED:
@@ -71,8 +77,8 @@ def reduce_circuit(circuit: QuantumCircuit, keep: tuple[int, ...]) -> ReducedCir
                 continue
             reduced.barrier([index[q] for q in qubits])
             continue
-        clbits = [circuit.find_bit(c).index for c in inst.clbits]
-        reduced.append(inst.operation, [index[q] for q in qubits], clbits)
+        clbits = [reduced.clbits[circuit.find_bit(c).index] for c in inst.clbits]
+        reduced.append(inst.operation, [reduced.qubits[index[q]] for q in qubits], clbits)
     return ReducedCircuit(reduced, keep)
 
 
@@ -95,3 +101,93 @@ def reduced_noise_model(full, keep: tuple[int, ...]):
     if full._default_readout_error is not None:
         model.add_all_qubit_readout_error(full._default_readout_error, warnings=False)
     return model
+
+
+def reduce_pauli_label(label: str, keep: tuple[int, ...]) -> str:
+    """A device-wide Pauli label (qubit 0 rightmost) restricted to ``keep``; refuses weight outside it."""
+    width = len(label)
+    kept = set(keep)
+    if any(ch != "I" for q, ch in enumerate(reversed(label)) if q not in kept):
+        raise ValueError("observable acts on qubits the circuit never touches")
+    return "".join(label[width - 1 - q] for q in reversed(keep))
+
+
+def reduce_observables_array(observables, keep: tuple[int, ...]):
+    """An EstimatorPub's ObservablesArray (device-wide) restricted to the active qubits ``keep``."""
+    import numpy as np
+    from qiskit.primitives.containers.observables_array import ObservablesArray
+
+    flat = [{reduce_pauli_label(label, keep): coeff for label, coeff in obs.items()}
+            for obs in observables.ravel().tolist()]
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return ObservablesArray(out.reshape(observables.shape))
+
+
+def readout_confusion(model, num_qubits: int):
+    """Per qubit of a (reduced) NoiseModel: its 2x2 readout matrix P(read j | prepared i), shape (n, 2, 2).
+
+    The estimator's exact probabilities never pass a measurement, so the shot-noise estimator applies
+    the model's own readout errors to them (the identity where the model has none).
+    """
+    import numpy as np
+
+    confusion = np.tile(np.eye(2), (num_qubits, 1, 1))
+    default = model._default_readout_error  # no public accessor; see reduced_noise_model
+    for q in range(num_qubits):
+        error = model._local_readout_errors.get((q,), default)
+        if error is not None:
+            confusion[q] = np.asarray(error.probabilities, dtype=float)
+    return confusion
+
+
+def reduced_backend(device, keep: tuple[int, ...]):
+    """A ``len(keep)``-qubit BackendV2 of ``device``: its target's instructions, qubit properties and
+    calibrated errors on the kept qubits, renumbered 0..k-1 (what Aer builds a noise model from).
+
+    The local executor primitives run the reduced circuit on this (``AerSimulator.from_backend``):
+    the executor measures every qubit of its circuit, so the reduction must happen before it sees one.
+    """
+    from qiskit.providers import QubitProperties
+    from qiskit.transpiler import Target
+
+    full = device.target
+    index = {q: i for i, q in enumerate(keep)}
+    props = full.qubit_properties or [QubitProperties()] * full.num_qubits
+    target = Target(num_qubits=len(keep), dt=full.dt, qubit_properties=[props[q] for q in keep],
+                    granularity=full.granularity, min_length=full.min_length,
+                    pulse_alignment=full.pulse_alignment, acquire_alignment=full.acquire_alignment)
+    for name in full.operation_names:
+        properties = full[name]
+        operation = full.operation_from_name(name)
+        if isinstance(operation, type) or properties is None or None in properties:
+            target.add_instruction(operation, name=name)  # control flow or a global instruction
+            continue
+        kept = {tuple(index[q] for q in qargs): p for qargs, p in properties.items() if set(qargs) <= index.keys()}
+        target.add_instruction(operation, kept, name=name)
+
+    return _ReducedDevice(target, name=f"{device.name}[{len(keep)} active qubits]",
+                          backend_version=device.backend_version)
+
+
+class _ReducedDevice(BackendV2):
+    """A device's target restricted to some qubits; read for its ISA and noise, never run."""
+
+    def __init__(self, target, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._target = target
+
+    @property
+    def target(self):
+        return self._target
+
+    @property
+    def max_circuits(self):
+        return None
+
+    @classmethod
+    def _default_options(cls):
+        return Options()
+
+    def run(self, run_input, **options):
+        raise NotImplementedError("a reduced device only describes the device")

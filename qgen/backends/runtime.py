@@ -8,9 +8,9 @@ one ``executor`` program per ``run``. Channel: ``ibm_quantum_platform``.
 Local mode (``--local``): the same executor primitives run on the device's fake snapshot. Locally,
 ``Executor.run`` hands the prepared program to ``QiskitRuntimeLocalService._run_executor``, which
 simulates it with qiskit-aer's ``SamplerV2`` built from whatever backend the primitive was given.
-Given the bare fake, Aer builds a 127-qubit statevector and fails (the executor Estimator measures
-every qubit of the circuit), so local primitives run on :func:`qgen.backends.devices.device_simulator`
-instead: the fake's noise on the qubits the circuits use, as a matrix product state.
+The executor measures every qubit of its circuit, so the PUBs are first cut down to their active
+qubits on a device reduced to them, and the job runs in a child process that Ctrl-C abandons at
+once (local_worker.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -28,10 +30,8 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qgen.backends.base import isa_pass_manager
 from qgen.backends.budget import shots_for_precision
 from qgen.backends.devices import (
-    active_qubits,
     canonical_device_name,
     check_not_retired,
-    device_simulator,
     fake_backend,
     fake_backend_name,
 )
@@ -41,7 +41,6 @@ from qgen.errors import QgenError
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
     from qiskit.transpiler import StagedPassManager
-    from qiskit_aer import AerSimulator
     from qiskit_ibm_runtime import Batch, QiskitRuntimeService, Session
     from qiskit_ibm_runtime.options_models import EstimatorOptions, SamplerOptions
 
@@ -222,29 +221,33 @@ def instance_plan(service: QiskitRuntimeService) -> str | None:
 
 
 class LocalDevice:
-    """Runs executor primitives on a fake device: one noise-restricted Aer simulator per qubit set.
+    """Runs executor primitives on a fake device, on the active qubits, in a child process that
+    Ctrl-C can abandon (local_worker.py). Each job gets a fresh simulator seed: a child of one
+    ``SeedSequence(seed_simulator)``, so jobs differ while a run stays reproducible.
 
-    Also holds the Batch/Session objects of local runs, so the execution-mode code path is the same
-    as on hardware (qiskit-ibm-runtime ignores them locally; jobs run at once).
+    The execution mode (Batch/Session) is opened on the reduced simulator inside the child, so the
+    mode code path is the same as on hardware (qiskit-ibm-runtime ignores it locally; jobs run at once).
     """
 
-    def __init__(self, fake: BackendV2, execution_mode: str) -> None:
+    def __init__(self, fake: BackendV2, execution_mode: str, seed: int | None = None) -> None:
+        from qgen.backends.local_worker import LocalWorker
+
         self.fake = fake
         self.execution_mode = execution_mode
-        self._modes: dict[frozenset[int], Any] = {}
+        self._worker = LocalWorker()
+        self._seeds = np.random.SeedSequence(seed)
 
-    def mode_for(self, circuits: Iterable[Any]) -> AerSimulator | Batch | Session:
-        qubits = active_qubits(circuits)
-        if qubits not in self._modes:
-            simulator = device_simulator(self.fake, qubits)
-            self._modes[qubits] = open_execution_mode(self.execution_mode, simulator) or simulator
-        return self._modes[qubits]
+    def submit(self, kind: str, options: Any, reduced: tuple[tuple[int, ...], list], **run_args: Any) -> Any:
+        from qgen.backends.local_worker import LocalTask
+
+        options = options.model_copy(deep=True)
+        options.simulator.seed_simulator = int(self._seeds.spawn(1)[0].generate_state(1, dtype=np.uint32)[0])
+        qubits, pubs = reduced
+        return self._worker.submit(LocalTask(kind, self.fake.name, qubits, self.execution_mode, options, pubs,
+                                             **run_args))
 
     def close(self) -> None:
-        for mode in self._modes.values():
-            if hasattr(mode, "close"):
-                mode.close()
-        self._modes.clear()
+        self._worker.close()
 
 
 class LocalExecutorEstimator(BaseEstimatorV2):
@@ -259,11 +262,10 @@ class LocalExecutorEstimator(BaseEstimatorV2):
         return self._device.fake
 
     def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> Any:
-        from qiskit_ibm_runtime.executor_estimator import Estimator
+        from qgen.backends.local_worker import reduce_estimator_pubs
 
         coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
-        mode = self._device.mode_for(pub.circuit for pub in coerced)
-        return Estimator(mode=mode, options=self.options).run(coerced, precision=precision)
+        return self._device.submit("estimator", self.options, reduce_estimator_pubs(coerced), precision=precision)
 
 
 class LocalExecutorSampler(BaseSamplerV2):
@@ -278,11 +280,10 @@ class LocalExecutorSampler(BaseSamplerV2):
         return self._device.fake
 
     def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> Any:
-        from qiskit_ibm_runtime.executor_sampler import Sampler
+        from qgen.backends.local_worker import reduce_sampler_pubs
 
         coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
-        mode = self._device.mode_for(pub.circuit for pub in coerced)
-        return Sampler(mode=mode, options=self.options).run(coerced, shots=shots)
+        return self._device.submit("sampler", self.options, reduce_sampler_pubs(coerced), shots=shots)
 
 
 # --------------------------------------------------------------------------------------- primitives
@@ -352,7 +353,8 @@ def runtime_primitives(spec: BackendSpec, *, local: bool) -> RuntimePrimitives:
     check_not_retired(device, allow_local=local)
     if local:
         fake = fake_backend(device)
-        return RuntimePrimitives(spec, fake, local_device=LocalDevice(fake, spec.execution_mode))
+        return RuntimePrimitives(spec, fake,
+                                 local_device=LocalDevice(fake, spec.execution_mode, seed=spec.seed_simulator))
 
     service = runtime_service(spec)
     try:

@@ -148,7 +148,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--min-snr-gamma", type=POSITIVE_FLOAT, default=None, help="γ of min_snr (default 5)")
 @click.option("--mix", "mix", default="0,1,1", show_default=True,
               help="--noise mixed: λ(t) = lam_min + (lam_max - lam_min)(1 - ᾱ_t)^power, given as lam_min,lam_max,power")
-@click.option("--steps", type=POSITIVE_INT, default=None, help="optimizer steps (default: the recipe's, 2000)")
+@click.option("--steps", type=POSITIVE_INT, default=None, help="optimizer steps (default: the recipe's, 1500)")
 @click.option("--epochs", type=POSITIVE_INT, default=None, help="alternative to --steps: passes over the training set")
 @click.option("--batch-size", type=POSITIVE_INT, default=None, help="images per step (default 16)")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="peak learning rate (default 2e-3)")
@@ -161,7 +161,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--augment-shift", type=click.IntRange(0, 7), default=None,
               help="random translations of up to this many pixels (default 0)")
 @click.option("--eval-every", type=NON_NEGATIVE_INT, default=None,
-              help="validation FLD every K steps into metrics.csv (default: ~10 per run, none under 400 steps; 0: off)")
+              help="validation FLD every K steps into metrics.csv (default: ~5 per run, none under 400 steps; 0: off)")
 @click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 96)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,

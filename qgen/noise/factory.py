@@ -32,20 +32,22 @@ def bit_source_for(backend) -> tuple[QuantumBitSource, bool]:
 
 
 def open_pool(directory: Path, backend, seed: int, *, reuse: bool = False,
-              shot_budget: int | None = None) -> EntropyPool:
+              shot_budget: int | None = None, resume_key: str | None = None) -> EntropyPool:
     source, needs_extraction = bit_source_for(backend)
     extractors = default_extractors(seed=seed) if needs_extraction else []
     budget = shot_budget if shot_budget is not None else backend.spec.shot_budget
     return EntropyPool.open(directory, source=source, extractors=extractors, shot_budget=budget,
-                            reuse=reuse, seed=seed)
+                            reuse=reuse, seed=seed, resume_key=resume_key)
 
 
 def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = False,
-                          shot_budget: int | None = None) -> QuantumNoise:
-    """Quantum N(0, 1) for a run: bits come from (and are recorded in) ``run_dir``'s pool."""
+                          shot_budget: int | None = None, resume_key: str | None = None) -> QuantumNoise:
+    """Quantum N(0, 1) for a run: bits come from (and are recorded in) ``run_dir``'s pool.
+    ``resume_key``: the command's request, so an interrupted one resumes at the bits it had reserved."""
     if run_dir is None:
         raise QgenError("quantum noise needs a run directory for its entropy pool")
-    return QuantumNoise(open_pool(pool_dir(run_dir, backend), backend, seed, reuse=reuse, shot_budget=shot_budget))
+    return QuantumNoise(open_pool(pool_dir(run_dir, backend), backend, seed, reuse=reuse, shot_budget=shot_budget,
+                                  resume_key=resume_key))
 
 
 def pool_dir(run_dir: Path, backend) -> Path:
@@ -67,14 +69,16 @@ def source_shape(backend) -> tuple[int, float]:
 
 
 def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mixing=None,
-                      reuse: bool = False, shot_budget: int | None = None):
-    """The ε source for training or sampling: "classical", "quantum" or "mixed" (needs ``mixing``)."""
+                      reuse: bool = False, shot_budget: int | None = None, resume_key: str | None = None):
+    """The ε source for training or sampling: "classical", "quantum" or "mixed" (needs ``mixing``).
+    ``resume_key`` reserves the pool's bits for one request (see ``EntropyPool.open``)."""
     from qgen.noise.mixed import MixedNoise
     from qgen.noise.sources import ClassicalNoise
 
     if kind == "classical":
         return ClassicalNoise(seed)
-    quantum = quantum_noise_for_run(run_dir, backend, seed, reuse=reuse, shot_budget=shot_budget)
+    quantum = quantum_noise_for_run(run_dir, backend, seed, reuse=reuse, shot_budget=shot_budget,
+                                    resume_key=resume_key)
     if kind == "quantum":
         return quantum
     if kind == "mixed":
@@ -82,3 +86,12 @@ def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mi
             raise QgenError("mixed noise needs a NoiseMixing (the run's diffusion.mix_* settings)")
         return MixedNoise(quantum, ClassicalNoise(seed), mixing)
     raise QgenError(f"unknown noise {kind!r}; choose classical, quantum or mixed")
+
+
+def complete_reservation(noise) -> None:
+    """The command that reserved pool bits finished (its samples are written): the bits are spent.
+    A no-op for classical noise."""
+    quantum = getattr(noise, "quantum", noise)  # MixedNoise holds its QuantumNoise
+    pool = getattr(quantum, "pool", None)
+    if pool is not None:
+        pool.complete()

@@ -8,6 +8,11 @@ Layout of a pool directory:
 Rules, in order of importance:
 1. A bit is handed out once. ``offset`` is saved before ``take`` returns, so a crash can waste bits
    but never replay them. Replaying from bit 0 happens only when the caller opens with ``reuse=True``.
+   The one exception is a *reservation*: a command that opens the pool with a ``resume_key`` (e.g.
+   ``qgen sample`` with its request) records where it started; if it is interrupted and the same
+   request comes again, it starts there again — its bits produced nothing, and the same x_T lets its
+   journaled hardware jobs be reused. A reservation ends when ``complete()`` is called, and any newer
+   command (another key) closes older open reservations, so bits never pass to a different request.
 2. The pool never falls back to pseudo-random numbers: when bits run out it refills from its quantum
    source within ``shot_budget``, or raises a ``QgenError`` with bits needed vs available.
 3. Every write is atomic (temp file + ``os.replace``); the .npz is written before the .json that
@@ -59,6 +64,21 @@ def extractor_from_description(desc: dict) -> Extractor:
 
 
 
+def _reserve(reservations: list[dict], key: str, offset: int) -> tuple[dict, int]:
+    """(the reservation for ``key``, where to start): an open one with this key resumes at its start;
+    otherwise older open ones are closed and a new one starts at the high-water ``offset``."""
+    for entry in reversed(reservations):
+        if entry["status"] == "open" and entry["key"] == key:
+            entry["resumed"] = entry.get("resumed", 0) + 1
+            return entry, int(entry["start"])
+    for entry in reservations:
+        if entry["status"] == "open":
+            entry["status"] = "abandoned"  # its bits [start, offset) go to no one else either
+    entry = {"key": key, "start": offset, "status": "open", "opened": _now(), "resumed": 0}
+    reservations.append(entry)
+    return entry, offset
+
+
 class EntropyPool:
     """Use ``EntropyPool.open(directory, ...)``; then ``take(n_bits)``."""
 
@@ -74,18 +94,21 @@ class EntropyPool:
         self.shots_this_session = 0
         self.cursor = cursor
         self.refill_shots = refill_shots
+        self.reservation: dict | None = None
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
     def open(cls, directory: str | Path, *, source: QuantumBitSource | None = None,
              extractors: Sequence[Extractor] | None = None, shot_budget: int | None = None,
              reuse: bool = False, seed: int | None = None,
-             refill_shots: int = DEFAULT_REFILL_SHOTS) -> EntropyPool:
+             refill_shots: int = DEFAULT_REFILL_SHOTS, resume_key: str | None = None) -> EntropyPool:
         """Open (or create) the pool in ``directory``; continues at the recorded offset.
 
         ``shot_budget``: most shots this session may request for refills (None = unlimited).
         ``reuse``: start handing out from bit 0 again (replay a run); otherwise bits are never reused.
         ``seed``: root of the simulator seed chain and Toeplitz seed for a *new* pool.
+        ``resume_key``: reserve the bits from here for this request (see rule 1): an open reservation
+        with the same key is resumed from its start.
         """
         directory = Path(directory)
         meta_path = directory / META_FILE
@@ -123,11 +146,24 @@ class EntropyPool:
                     raise QgenError(f"pool {directory} was filled with extractors {meta['extractors']}; "
                                 "open it with the same extractors or start a new pool directory")
         cursor = 0 if reuse else meta["offset"]
-        meta["sessions"].append({"opened": _now(), "reuse": reuse, "start_offset": cursor})
+        reservation = None
+        if resume_key is not None and not reuse:
+            reservation, cursor = _reserve(meta.setdefault("reservations", []), resume_key, cursor)
+        meta["sessions"].append({"opened": _now(), "reuse": reuse, "start_offset": cursor,
+                                 **({"resumed": reservation["resumed"]} if reservation else {})})
         pool = cls(directory, packed, meta, source, list(extractors), shot_budget, cursor,
                    refill_shots)
+        pool.reservation = reservation
         pool._save_meta()
         return pool
+
+    def complete(self) -> None:
+        """The reserving command finished: its bits are spent for good (no later resume replays them)."""
+        if self.reservation is not None:
+            self.reservation["status"] = "done"
+            self.reservation["end"] = self.cursor
+            self.reservation = None
+            self._save_meta()
 
     # ----------------------------------------------------------------------------- state
     @property

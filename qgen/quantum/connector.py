@@ -54,9 +54,18 @@ class ExactVJP:
             if not isinstance(op, SparsePauliOp):
                 return None
             observables.append(op)
-        circuit = network.circuit
-        position = {p: i for i, p in enumerate([*network.input_params, *network.weight_params])}
-        columns = np.array([position[p] for p in circuit.parameters], dtype=np.int64)
+        circuit = getattr(network, "_circuit", None)
+        if isinstance(circuit, QuantumCircuit) and circuit.num_parameters == (
+                network.num_inputs + network.num_weights):
+            # The circuit the QNN's forward sends (re-parametrized by qiskit-machine-learning so
+            # that its parameters sort as inputs, then weights): asking the gradient about this
+            # very object lets it reuse the forward's simulation (chain.RecentRuns).
+            columns = np.arange(circuit.num_parameters, dtype=np.int64)
+        else:
+            circuit = network.circuit
+            position = {p: i for i, p in enumerate([*network.input_params,
+                                                    *network.weight_params])}
+            columns = np.array([position[p] for p in circuit.parameters], dtype=np.int64)
         return cls(network, gradient, circuit, tuple(observables), columns)
 
     def backward(self, inputs: np.ndarray, weights: np.ndarray, upstream: np.ndarray):

@@ -46,14 +46,15 @@ _CACHE_LIMIT = 64  # distinct circuits / observables kept compiled per estimator
 METHODS = ("automatic", "statevector", "mps")
 # ``automatic`` compares the chain's contraction work per row, weighted by what a unit of it costs
 # against a statevector amplitude-pass, with (steps x 2^n) for the state vector. Calibrated with
-# the VJP connector (``benchmarks/bench_methods.py``, BENCHMARKS.md): a statevector
-# amplitude-pass costs ~1.6-2 ns at 14-16 qubits; a unit of chain work ~20 ns at bond 8, ~6 ns at
-# bond 16 and ~2 ns at bond 64 (small bonds are dominated by per-contraction overhead), so the
-# weight is ~184 / bond^1.4 (10 at bond 8, 3.8 at 16, 0.55 at 64), clipped to a range.
-# Below 9 qubits the statevector always wins.
-_MPS_UNIT_COST = 184.0
-_MPS_UNIT_COST_EXPONENT = 1.4
-_MPS_UNIT_COST_RANGE = (0.25, 32.0)
+# the VJP connector (``benchmarks/bench_methods.py --clock cpu``, BENCHMARKS.md), after the chain
+# got its local readouts and batched site matrices: the weight is ~74 / bond^1.6 (2.7 at bond 8,
+# 0.88 at bond 16), clipped to a range whose floor (0.5) keeps the statevector for the bond-64
+# ring ansatz, where a unit of chain work stops getting cheaper. Measured crossovers: linear 3
+# layers between 11 and 12 qubits, ring 2 layers between 12 and 14. Below 9 qubits the
+# statevector always wins.
+_MPS_UNIT_COST = 74.0
+_MPS_UNIT_COST_EXPONENT = 1.6
+_MPS_UNIT_COST_RANGE = (0.5, 32.0)
 _MPS_MIN_QUBITS = 9
 # Aer's own MPS and statevector methods (``prefers_mps``) were calibrated on the Jacobian path:
 # there a unit of chain work was worth half a statevector amplitude-pass.
@@ -238,6 +239,8 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         self.max_bond = max_bond
         self._circuits: dict[tuple, CompiledCircuit | chain.ChainCircuit] = {}
         self._observables: dict[tuple, PreparedObservable] = {}
+        # The last chain simulations with their tapes, for the gradient's VJP at the same rows.
+        self.recent_chain_runs = chain.RecentRuns()
 
     @property
     def default_precision(self) -> float:
@@ -360,7 +363,8 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
             chunk = chain.rows_per_chunk(compiled)
             for start in range(0, rows.shape[0], chunk):
                 table[start:start + chunk] = chain.expectation_table(
-                    compiled, angles[start:start + chunk], terms, self.dtype)
+                    compiled, angles[start:start + chunk], terms, self.dtype,
+                    self.recent_chain_runs)
             return table
         dense = [o.dense() for o in observables]
         # cache-sized chunks (statevector.CACHE_AMPLITUDES), within the memory bound

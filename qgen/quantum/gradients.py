@@ -566,7 +566,8 @@ class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
                 per_chunk = chain_rows_per_chunk(compiled)
                 angle_grads = np.concatenate([
                     chain_vjp(compiled, angles[s:s + per_chunk], readouts,
-                              weights[s:s + per_chunk], estimator.dtype)
+                              weights[s:s + per_chunk], estimator.dtype,
+                              estimator.recent_chain_runs)
                     for s in range(0, len(rows), per_chunk)
                 ]) if len(rows) else np.zeros((0, compiled.angles.num_angles))  # (R, G)
             else:

@@ -26,7 +26,7 @@ RECIPE_DIFFUSION = dict(schedule="linear", T=1000, prediction="v", loss_weightin
 
 def recipe_train_config(**overrides) -> TrainConfig:
     """The recipe's TrainConfig; ``overrides`` (e.g. from CLI flags) win. ``eval_every`` follows the
-    run length unless given (about 10 evaluations; none for runs of a few hundred steps)."""
+    run length unless given (about 5 evaluations; none for runs of a few hundred steps)."""
     values = {**RECIPE_TRAIN, **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("eval_every") is None:
         values["eval_every"] = default_eval_every(values["steps"]) or 0

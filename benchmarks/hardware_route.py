@@ -1,0 +1,179 @@
+"""The practical hardware route, measured: FLD and QPU usage vs shots per expectation value and sampler steps.
+
+Takes a trained run (``--run``, trained exactly), samples ``--n`` images on a fake device *with shot
+noise* (kind fake: device gate noise, readout error, multinomial shots; ``exact`` = the same device
+noise with infinitely many shots) for every (shots, steps) of the grid with one few-step sampler,
+scores each set with ``qgen evaluate``'s FLD (test part of the held-out images), and prices it with
+budget.py's usage model on the hardware twin (ibm_fez by default): every model call is one job with
+one PUB of ``n`` bindings at ``shots`` shots (one PUB per step: all observables measured together).
+
+Resumable: rows already in the CSV are kept and skipped; the samples stay in the run directory.
+Writes ``hardware_route.csv``, ``hardware_route.png`` and ``hardware_route.md`` under ``--out``.
+
+    python benchmarks/hardware_route.py --run demo --n 64 --shots 256,1024,4096,exact --steps 5,10,20
+    python benchmarks/hardware_route.py --run demo --n 8 --shots 256,exact --steps 5   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+from qgen.backends.budget import plan
+from qgen.diffusion.samplers import make_scheduler
+from qgen.evaluation import evaluate_run
+from qgen.rundir import RunDir, default_runs_root
+from qgen.sampling import SampleRequest, sample_run
+
+FIELDS = ["device", "sampler", "steps", "model_calls", "shots", "n", "fld", "floor", "floor_sd", "memorizer",
+          "fld_over_exact", "jobs", "executions", "qpu_minutes", "wall_seconds", "samples_file"]
+#: budget.py's price of one model call is set by the hardware twin's limits; these are ibm_fez's.
+HARDWARE_SPEC = {"max_pubs_per_job": 100}
+
+
+def backends_toml(device: str, shots: list[str], seed: int) -> str:
+    """One fake backend per shot count (and one exact) for ``device``."""
+    out = []
+    for s in shots:
+        out.append(f'[backends.{_name(device, s)}]\nkind = "fake"\ndevice = "ibm_{device}"\nmethod = "density_matrix"\n'
+                   f'optimization_level = 2\nseed_transpiler = 1234\nseed_simulator = {seed}\n'
+                   + ("" if s == "exact" else f"shots = {int(s)}\n"))
+    return "\n".join(out)
+
+
+def _name(device: str, shots: str) -> str:
+    return f"fake_{device}_{'exact' if shots == 'exact' else 's' + shots}"
+
+
+def usage(n: int, calls: int, shots: str) -> tuple[int, int, float]:
+    """(jobs, executions, QPU minutes) by budget.py's model: one job of one n-binding PUB per model call."""
+    if shots == "exact":
+        return 0, 0, float("nan")
+    job_plan = plan([(n, int(shots))] * 1, max_pubs_per_job=HARDWARE_SPEC["max_pubs_per_job"])
+    return calls * job_plan.num_jobs, calls * job_plan.executions, calls * job_plan.estimated_seconds / 60
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="a trained run (name or path)")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--shots", default="256,1024,4096,exact")
+    ap.add_argument("--steps", default="5,10,20")
+    ap.add_argument("--sampler", default="dpm")
+    ap.add_argument("--device", default="fez", help="fake device (short name): fez -> FakeFez")
+    ap.add_argument("--seed", type=int, default=0, help="x_T seed, the same for every setting")
+    ap.add_argument("--runs-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("docs/results/hardware"))
+    args = ap.parse_args()
+
+    shots = [s.strip() for s in args.shots.split(",")]
+    steps = [int(s) for s in args.steps.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    backends = args.out / "backends.toml"
+    backends.write_text(backends_toml(args.device, shots, seed=1234))
+    csv_path = args.out / "hardware_route.csv"
+    rows = _read(csv_path)
+    run = RunDir.resolve(args.run, args.runs_dir or default_runs_root())
+    schedule = run.config().diffusion.make_schedule()
+
+    for k in steps:
+        for s in shots:
+            if any(r["steps"] == str(k) and r["shots"] == s and r["n"] == str(args.n) for r in rows):
+                continue
+            req = SampleRequest(n=args.n, sampler=args.sampler, steps=k, seed=args.seed, backend=_name(args.device, s))
+            calls = make_scheduler(args.sampler, schedule, steps=k).model_calls()
+            t0 = time.perf_counter()
+            out = sample_run(str(run.path), req, runs_dir=args.runs_dir, backends_file=backends, show_progress=False)
+            wall = time.perf_counter() - t0
+            metrics, _ = evaluate_run(str(run.path), samples=out["npz"], runs_dir=args.runs_dir)
+            base = metrics.get("baselines", {})
+            jobs, executions, minutes = usage(args.n, calls, s)
+            rows.append({"device": f"fake_{args.device}", "sampler": args.sampler, "steps": k, "model_calls": calls,
+                         "shots": s, "n": args.n, "fld": f"{metrics['fld']['value']:.3f}",
+                         "floor": f"{base.get('floor', {}).get('mean', float('nan')):.3f}",
+                         "floor_sd": f"{base.get('floor', {}).get('sd', float('nan')):.3f}",
+                         "memorizer": f"{base.get('memorizer', {}).get('mean', float('nan')):.3f}",
+                         "fld_over_exact": "", "jobs": jobs, "executions": executions,
+                         "qpu_minutes": f"{minutes:.2f}", "wall_seconds": f"{wall:.0f}",
+                         "samples_file": out["npz"].name})
+            _fill_ratios(rows)
+            _write(csv_path, rows)  # after every setting: a kill loses at most the one in progress
+            print(f"steps {k:>3} shots {s:>6}: FLD {float(rows[-1]['fld']):.2f}, ~{minutes:.1f} QPU-min, "
+                  f"{wall:.0f} s wall", flush=True)
+    _fill_ratios(rows)
+    _write(csv_path, rows)
+    _plot(rows, args.out / "hardware_route.png")
+    _table(rows, args.out / "hardware_route.md")
+    print(f"wrote {csv_path}, hardware_route.png and hardware_route.md in {args.out}")
+
+
+def _fill_ratios(rows: list[dict]) -> None:
+    """FLD relative to the exact-sampled setting with the same steps and n (the 20 % target)."""
+    for r in rows:
+        exact = next((e for e in rows if e["shots"] == "exact" and str(e["steps"]) == str(r["steps"])
+                      and str(e["n"]) == str(r["n"])), None)
+        r["fld_over_exact"] = f"{float(r['fld']) / float(exact['fld']):.3f}" if exact else ""
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    for k in sorted({int(r["steps"]) for r in rows}):
+        mine = [r for r in rows if int(r["steps"]) == k]
+        finite = sorted((int(r["shots"]), float(r["fld"]), float(r["qpu_minutes"])) for r in mine if r["shots"] != "exact")
+        exact = [float(r["fld"]) for r in mine if r["shots"] == "exact"]
+        line = ax.plot([f[0] for f in finite], [f[1] for f in finite], "o-", label=f"{k} steps")[0]
+        if exact:
+            ax.axhline(exact[0], color=line.get_color(), ls="--", lw=1)
+        bx.plot([f[2] for f in finite], [f[1] for f in finite], "o-", color=line.get_color(), label=f"{k} steps")
+    floors = [float(r["floor"]) for r in rows if r["floor"] not in ("", "nan")]
+    for a in (ax, bx):
+        if floors:
+            a.axhline(sum(floors) / len(floors), color="grey", ls=":", lw=1, label="real-data floor")
+        a.set_ylabel("FLD (lower is better)")
+        a.legend(fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("shots per expectation value (dashed: exact)")
+    bx.set_xscale("log")
+    bx.set_xlabel("estimated QPU minutes (budget.py) for the sample")
+    n = rows[0]["n"] if rows else "?"
+    fig.suptitle(f"{n} samples on {rows[0]['device'] if rows else '?'} with shot noise ({rows[0]['sampler'] if rows else ''})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _table(rows: list[dict], path: Path) -> None:
+    lines = ["| steps | shots | FLD | FLD / exact | floor | jobs | shots spent | QPU min (est.) | wall s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (int(r["steps"]), r["shots"] == "exact", int(r["shots"]) if r["shots"] != "exact" else 0)):
+        lines.append(f"| {r['steps']} | {r['shots']} | {float(r['fld']):.2f} | {r['fld_over_exact'] or '-'} | "
+                     f"{float(r['floor']):.2f} | {r['jobs']} | {int(r['executions']):,} | "
+                     f"{r['qpu_minutes'] if r['shots'] != 'exact' else '-'} | {r['wall_seconds']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
