@@ -82,6 +82,9 @@ class TrainConfig:
     eval_samples: int = 128
     eval_sampler: str = "dpm"
     eval_steps: int = 10
+    # TensorBoard event files in the run's tensorboard/ folder (loss, lr, quality, sample grids,
+    # hyper-parameters); logging only, so runs made before this key get them too when resumed
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         import math

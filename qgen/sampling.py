@@ -1,4 +1,9 @@
-"""``qgen sample``: load a trained run and generate images with DDPM or DDIM."""
+"""``qgen sample``: load a trained run (or an exported model folder) and generate images.
+
+``sample_run`` writes into the run directory; ``sample_model`` reads a model folder (``qgen export``)
+and writes into a folder of the caller's choice. Both draw through ``draw_samples``, so the same
+weights, sampler and seed give bit-identical images either way.
+"""
 
 from __future__ import annotations
 
@@ -77,13 +82,75 @@ def weights_to_load(run: RunDir, weights: str) -> str:
     return weights
 
 
-def check_finite(images: torch.Tensor, ckpt: dict, run: RunDir) -> None:
+def check_finite(images: torch.Tensor, ckpt: dict, source: Path) -> None:
     """Refuse to write samples that are not all finite numbers (a diverged model)."""
     bad = int((~torch.isfinite(images)).sum())
     if bad:
         raise QgenError(f"sampling produced {bad:,} non-finite pixel values (NaN/inf) with the "
-                        f"{ckpt.get('weights', 'ema')} weights of {run.path} at step {ckpt.get('step')}: the model "
+                        f"{ckpt.get('weights', 'ema')} weights of {source} at step {ckpt.get('step')}: the model "
                         "has diverged; nothing was written. Resume training from an earlier state or retrain")
+
+
+def draw_samples(eps_model: torch.nn.Module, scheduler: Scheduler, channels: int, noise, req: SampleRequest,
+                 show_progress: bool = False) -> torch.Tensor:
+    """``req.n`` images in batches of ``req.batch_size``, one scheduler and noise source throughout."""
+    chunks = batch_sizes(req.n, req.batch_size)
+    bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
+               disable=not show_progress)
+    try:
+        out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
+    finally:
+        bar.close()
+    return torch.cat(out)
+
+
+def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends_file: Path | None,
+                 show_progress: bool = True, local: bool = False) -> dict:
+    """``qgen sample --model DIR``: samples of an exported model folder, written into ``out_dir``.
+
+    Classical noise only, on backends that spend no shots: quantum bits and hardware jobs are
+    journaled in a run directory, which a shared model folder does not have.
+    """
+    from qgen.noise import ClassicalNoise
+    from qgen.pretrained import from_pretrained
+    from qgen.rundir import ModelFolder, write_samples
+
+    if req.noise != "classical":
+        raise QgenError(f"--noise {req.noise} needs a run directory (its entropy pool records the bits); "
+                        "sample a model folder with --noise classical, or sample the run with --run")
+    if req.reuse_noise:
+        raise QgenError("--reuse-noise replays a run's quantum noise pool; a model folder has none")
+    pretrained = from_pretrained(model_dir, backend=req.backend, backends_file=backends_file, local=local)
+    backend, cfg = pretrained.backend, pretrained.config
+    if backend.spends_shots and cfg.model.kind == "quantum":
+        raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
+                        "directory; sample the run with --run, or choose a simulator with --backend")
+    req.validate(cfg.diffusion.T)
+    scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+    noise = ClassicalNoise(req.seed)
+    images = draw_samples(pretrained.eps_model(scheduler), scheduler, cfg.channels, noise, req, show_progress)
+    weights = {"weights": cfg.weights.get("source", "ema"), "step": pretrained.step}
+    check_finite(images, weights, pretrained.path)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QgenError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
+    files = ModelFolder.new_samples_file(out_dir, f"{req.sampler}{scheduler.model_calls()}", backend.spec.name)
+    meta = {
+        "request": asdict(req),
+        "model": str(pretrained.path),
+        "backend": to_dict(backend.spec) | {"local": local},
+        "checkpoint_step": pretrained.step,
+        "weights": weights["weights"],
+        "noise": noise.provenance(),
+        "noise_draws": scheduler.noise_draws(),
+        "scheduler": scheduler.describe(),
+    }
+    write_samples(files, images=to_uint8_pixels(images).numpy(), samples=images.numpy(),
+                  metadata=json.dumps(meta, default=str))
+    save_image_grid(images, files.png)
+    return {"npz": files.npz, "png": files.png, "images": images, "metadata": meta}
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
@@ -114,15 +181,9 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
-    channels = ckpt["channels"]
-    chunks = batch_sizes(req.n, req.batch_size)
-    bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
-               disable=not show_progress)
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
-    out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
-    bar.close()
-    images = torch.cat(out)
-    check_finite(images, ckpt, run)
+    images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress)
+    check_finite(images, ckpt, run.path)
     files = run.new_samples_file(f"{req.sampler}{scheduler.model_calls()}", backend.spec.name)
     meta = {
         "request": asdict(req),

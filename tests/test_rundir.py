@@ -25,7 +25,7 @@ LEGACY_RUN = Path(__file__).parent / "data" / "legacy-run-1bad57f"  # text files
 # The layout users see, spelled out: only qgen/rundir/layout.py may name these files in code.
 RUN_FILE_NAMES = ("config.toml", "manifest.json", "checkpoint-last.pt", "checkpoint-ema.pt", "loss.csv",
                   "loss.png", "samples.png", "schedule.png", "samples-", "metrics.json", "jobs.jsonl",
-                  "job_results", "budget.json", ".qgen.lock")
+                  "job_results", "budget.json", ".qgen.lock", "model.safetensors", "config.json")
 # The experiment's cell folder has a metrics.json of its own: its layout, not a run's.
 OTHER_LAYOUTS = {"metrics.json": {"qgen/experiment/runner.py", "qgen/experiment/report.py"}}
 

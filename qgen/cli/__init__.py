@@ -33,12 +33,12 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
         raise QgenError(f"{what} must be a comma-separated list of integers, got {value!r}") from None
 
 
-def _mixing(value: str) -> dict:
+def _mixing(value: str) -> tuple[float, float, float]:
     try:
         lam_min, lam_max, power = (float(v) for v in value.split(","))
     except ValueError:
         raise QgenError(f"--mix must be lam_min,lam_max,power (three numbers), got {value!r}") from None
-    return {"mix_lam_min": lam_min, "mix_lam_max": lam_max, "mix_power": power}
+    return lam_min, lam_max, power
 
 
 backends_option = click.option(
@@ -172,43 +172,36 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
-          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress,
+          no_tensorboard) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
-    from qgen.training.run import resume_training, start_training
+    from qgen import api
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
         _refuse_options_fixed_on_resume(click.get_current_context())
-        resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                        show_progress=not no_progress, local=local, report=_to_stderr)
+        api.resume(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
+                   progress=not no_progress, local=local, report=_to_stderr)
         return
-    from qgen.config import RunConfig
-    from qgen.data import DataConfig
-    from qgen.models.config import ModelConfig
-    from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
-
     if classes is not None and single_class is not None:
         raise QgenError("give either --classes or --class, not both")
     if steps is not None and epochs is not None:
         raise QgenError("give either --steps or --epochs, not both")
     cls = (single_class,) if single_class is not None else _int_list(classes, "--classes")
-    data_cfg = DataConfig(dataset=dataset, root=data_root, classes=cls, n_train=n_train, seed=seed,
-                          download=not no_download)
-    model_cfg = ModelConfig(kind=model_kind, widths=_int_list(widths, "--widths"), qubits=qubits,
-                            layers=layers, entanglement=entanglement)
-    train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
-                                    lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
-                                    augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
-                                    seed=seed, noise=noise, checkpoint_every=checkpoint_every)
-    diffusion_cfg = recipe_diffusion_config(schedule=schedule, T=T, prediction=prediction,
-                                            loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma, **_mixing(mix))
-    cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg, diffusion=diffusion_cfg,
-                    train=train_cfg)
-    start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
-                   show_progress=not no_progress, local=local, report=_to_stderr)
+    cfg = api.run_config(name=name or "", backend=backend, dataset=dataset, data_root=data_root, classes=cls,
+                         n_train=n_train, download=not no_download, seed=seed, model=model_kind, qubits=qubits,
+                         layers=layers, entanglement=entanglement, widths=_int_list(widths, "--widths"),
+                         schedule=schedule, timesteps=T, prediction=prediction, loss_weighting=loss_weighting,
+                         min_snr_gamma=min_snr_gamma, mix=_mixing(mix), steps=steps, batch_size=batch_size, lr=lr,
+                         lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
+                         augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
+                         noise=noise, checkpoint_every=checkpoint_every, tensorboard=not no_tensorboard)
+    api.train(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file, progress=not no_progress,
+              local=local, report=_to_stderr)
 
 
 #: train options that --resume accepts: the rest are fixed by the run's config.toml.
@@ -229,7 +222,11 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--run", "run", required=True, help="run name or path")
+@click.option("--run", "run", default=None, help="run name or path")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="a model folder (qgen export) instead of a run; samples go to --out")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="with --model: folder for the samples (default ./samples)")
 @click.option("--backend", default=None, help="backend for the quantum layer (default: the run's)")
 @backends_option
 @click.option("--n", "n", type=POSITIVE_INT, default=64, show_default=True, help="number of samples")
@@ -248,23 +245,42 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @runs_option
 @click.option("--no-progress", is_flag=True)
-def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size, shot_budget,
-           reuse_noise, dry_run, local, runs_dir, no_progress) -> None:
-    """Generate samples from a trained run into the run directory."""
-    from qgen.sampling import SampleRequest, plan_sampling, sample_run
+def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size,
+           shot_budget, reuse_noise, dry_run, local, runs_dir, no_progress) -> None:
+    """Generate samples from a trained run (into the run directory) or from a model folder (into --out)."""
+    from qgen import api
 
-    req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
-                        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
+    if (run is None) == (model_dir is None):
+        raise QgenError("give either --run RUN or --model DIR")
+    if model_dir is not None:
+        from qgen.pretrained.folder_config import read_folder_config
+        from qgen.rundir import ModelFolder
+
+        read_folder_config(ModelFolder(model_dir).config_path)  # a run directory or any other folder: one line
+        if weights != "ema":
+            raise QgenError("--weights chooses a run's checkpoint; a model folder holds the weights it was exported with")
+        if dry_run:
+            raise QgenError("--dry-run plans a run's sampling; give --run")
+    elif api.is_model_folder(run):
+        raise QgenError(f"{run} is a model folder, not a run directory; sample it with --model {run}")
+    elif out_dir is not None:
+        raise QgenError("--out is for --model; a run's samples go into its run directory")
     if dry_run:
+        from qgen.sampling import SampleRequest, plan_sampling
+
+        req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
+                            batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
         plan = plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local)
         for line in plan.lines:
             click.echo(line)
         if plan.refusals:  # the plan is printed; exit non-zero because the real run would not start
             raise QgenError(f"the real run would be refused: {'; '.join(plan.refusals)}")
         return
-    out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress,
-                     local=local)
-    click.echo(f"wrote {out['npz']} and {out['png']}")
+    out = api.sample(model_dir if model_dir is not None else run, n=n, sampler=sampler, steps=steps, eta=eta,
+                     seed=seed, noise=noise, weights=weights, batch_size=batch_size, backend=backend,
+                     shot_budget=shot_budget, reuse_noise=reuse_noise, out=out_dir, runs_dir=runs_dir,
+                     backends_file=backends_file, progress=not no_progress, local=local)
+    click.echo(f"wrote {out.npz} and {out.png}")
 
 
 @cli.command()
@@ -311,9 +327,10 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @runs_option
 def evaluate(run, samples, heldout, seed, runs_dir) -> None:
     """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
-    from qgen.evaluation import evaluate_run
+    from qgen import api
 
-    metrics, out = evaluate_run(run, samples=samples, runs_dir=runs_dir, heldout_limit=heldout, seed=seed)
+    result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed)
+    metrics, out = result.metrics, result.path
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
     mem = metrics["memorization"]["pixels"]
@@ -332,6 +349,22 @@ def evaluate(run, samples, heldout, seed, runs_dir) -> None:
                    f"{key.upper()}/memorizer {base['fld_over_memorizer']:.2f}, copy fraction "
                    f"{base['copy_fraction']:.0%} (features) -> {base['reading']}")
     click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.option("--run", "run", required=True, help="run name or path")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="the model folder to write")
+@click.option("--weights", type=click.Choice(["ema", "best"]), default="ema", show_default=True,
+              help="the EMA weights at the end, or those with the best validation FLD")
+@backends_option
+@click.option("--local", is_flag=True, help="ibm backends: transpile for the fake device if circuits/ is gone")
+@runs_option
+def export(run, out, weights, backends_file, local, runs_dir) -> None:
+    """Write a run as a model folder: model.safetensors, config.json, circuit QPY/QASM 3, README.md card."""
+    from qgen import api
+
+    folder = api.export(run, out, weights=weights, runs_dir=runs_dir, backends_file=backends_file, local=local)
+    click.echo(f"wrote {folder}")
 
 
 def _set_threads() -> None:

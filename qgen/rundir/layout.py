@@ -11,7 +11,15 @@
     metrics.json           ``qgen evaluate``
     noise/<backend>/       the quantum noise pool of each backend
     jobs.jsonl, job_results/, budget.json   journaled primitive jobs and the shot budget (ibm)
+    tensorboard/           TensorBoard event files (qgen.training.tensorboard; the CSVs stay the record)
     .qgen.lock             who is writing into the run now (see qgen.rundir.lock)
+
+A model folder (``qgen export``, ``ModelFolder``) follows the Hugging Face convention:
+
+    model.safetensors      the EMA weights (safetensors: tensors only, nothing to unpickle)
+    config.json            everything needed to rebuild the model (qgen.pretrained.folder_config)
+    README.md              the model card
+    circuit/               the transpiled bottleneck circuit (QPY, OpenQASM 3, stats) for its backend
 
 Every write is atomic (qgen.fileio), so a kill leaves each file old or new, never half.
 """
@@ -50,6 +58,11 @@ JOURNAL = "jobs.jsonl"
 JOB_RESULTS = "job_results"
 BUDGET = "budget.json"
 LOCK = ".qgen.lock"
+TENSORBOARD = "tensorboard"
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+MODEL_CARD = "README.md"
+MODEL_CIRCUIT = "circuit"
 
 logger = logging.getLogger(__name__)
 
@@ -294,11 +307,7 @@ class RunDir:
         return SamplesFile(self.path / f"{stem}.npz", self.path / f"{stem}.png")
 
     def save_samples(self, file: SamplesFile, **arrays) -> None:
-        import numpy as np
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(file.npz, buf.getvalue())
+        write_samples(file, **arrays)
 
     def latest_samples(self) -> Path:
         files = sorted(self.path.glob(SAMPLES_GLOB), key=lambda p: p.stat().st_mtime)
@@ -326,6 +335,60 @@ class RunDir:
     @property
     def budget_path(self) -> Path:
         return self.path / BUDGET
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """Where training writes its TensorBoard event files (``tensorboard --logdir runs/`` finds them)."""
+        return self.path / TENSORBOARD
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """The files of an exported model folder (``qgen export``); the folder itself may not exist yet."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / MODEL_WEIGHTS
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / MODEL_CONFIG
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / MODEL_CARD
+
+    @property
+    def circuit_dir(self) -> Path:
+        return self.path / MODEL_CIRCUIT
+
+    def staging(self) -> ModelFolder:
+        """A hidden sibling to write into first and rename into place: a failed export leaves nothing."""
+        return ModelFolder(self.path.parent / f".{self.path.name}.partial")
+
+    @staticmethod
+    def new_samples_file(out_dir: Path, tag: str, backend_name: str) -> SamplesFile:
+        """Sample files drawn from a model folder, named like a run's, in ``out_dir`` (the folder
+        itself stays as it was shared)."""
+        stem = f"{SAMPLES_PREFIX}{tag}-{backend_name}-{timestamp()}"
+        return SamplesFile(Path(out_dir) / f"{stem}.npz", Path(out_dir) / f"{stem}.png")
+
+
+def write_samples(file: SamplesFile, **arrays) -> None:
+    """The sample set's arrays as one compressed .npz, written atomically."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(file.npz, buf.getvalue())
 
 
 def _json_bytes(data: dict) -> bytes:

@@ -7,4 +7,5 @@
   ema.py           the EMA of the weights (with a power warm-up)
   augment.py       safe augmentation for tiny datasets (small translations)
   quality.py       validation FLD and copy fraction against the floor and memorizer baselines
+  tensorboard.py   TensorBoard event files of a run (a view; the CSV logs stay the record)
 """

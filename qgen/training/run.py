@@ -22,6 +22,7 @@ from qgen.errors import QgenError
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
+from qgen.training.tensorboard import TrainingBoard, require_tensorboard
 from qgen.training.trainer import Trainer
 
 Reporter = Callable[[str], None]
@@ -90,6 +91,8 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
     noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
     trainer = Trainer(Path("."), cfg, data, backend, noise)  # builds the model: a bad model fails first
     trainer.quality = make_quality_monitor(cfg, data, report)
+    if cfg.train.tensorboard:
+        require_tensorboard()  # a missing package is one line before any folder exists
     root = runs_dir or default_runs_root()
     manifest = base_manifest() | {
         "run": name,
@@ -112,6 +115,8 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
             backend.attach_run_dir(run_dir)
             if trainer.noise is None:
                 trainer.noise = make_noise(cfg, run_dir, backend)
+            if cfg.train.tensorboard:
+                trainer.board = TrainingBoard(run.tensorboard_dir)
             plot_schedule(cfg.diffusion.make_schedule(),
                           cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None, run.path_for("schedule_png"))
         except BaseException:
@@ -160,6 +165,8 @@ def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps:
                         "to train further")
     if steps is not None:
         run.save_config(cfg)
+    if cfg.train.tensorboard:  # events past the checkpoint (a kill) are purged, like the CSV rows
+        trainer.board = TrainingBoard(run.tensorboard_dir, purge_step=trainer.step + 1)
     report(f"qgen: resuming {run_dir} at step {trainer.step}")
     _train(trainer, show_progress, report)
     return run_dir

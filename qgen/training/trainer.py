@@ -36,6 +36,7 @@ from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
 from qgen.training.lr_schedule import lr_factor
 from qgen.training.quality import QualityMonitor, QualityRow
+from qgen.training.tensorboard import TrainingBoard, final_metrics, run_hparams
 
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Trainer:
     backend: QuantumBackend
     noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
     quality: QualityMonitor | None = None  # in-training validation FLD (train.eval_every > 0)
+    board: TrainingBoard | None = None     # TensorBoard event files (train.tensorboard); a view of the CSVs
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
@@ -165,6 +167,8 @@ class Trainer:
                         t0, c0 = time.perf_counter(), time.process_time()
                         loss = self.train_step()
                         log_row(self.step + 1, loss, time.perf_counter() - t0)
+                        if self.board is not None:
+                            self.board.step(self.step + 1, loss, self.optimizer.param_groups[0]["lr"])
                         self.cpu_seconds += time.process_time() - c0
                         self.step += 1  # after the row: a hard stop never leaves a step without its log line
                         signals.in_step = False
@@ -201,6 +205,8 @@ class Trainer:
                                  f"(step {self.saved_step}) is intact") from None
         finally:
             bar.close()
+            if self.board is not None:
+                self.board.close()
 
     def finish(self, signals: _StopRequests) -> None:
         """Plots, the preview grid and the manifest of a completed run; a stop request skips the grid."""
@@ -209,9 +215,14 @@ class Trainer:
             save_quality_plot(self.run.quality_log().rows(), self.run.path_for("quality_png"))
         note = EXACT_PREVIEW_NOTE if self.backend.spends_shots else None
         try:
-            self.write_samples_grid(stop=lambda: bool(signals.requested))
+            grid = self.write_samples_grid(stop=lambda: bool(signals.requested))
+            if self.board is not None:
+                self.board.images("samples/preview", grid, self.step)
         except _PreviewSkipped:
             note = "preview grid skipped: interrupted after the last step"
+        if self.board is not None:
+            losses = [float(r["loss"]) for r in self.run.loss_log().rows()]
+            self.board.hparams(run_hparams(self.cfg), final_metrics(losses, self.run.quality_log().rows()), self.step)
         self.run.update_manifest(status="finished", steps_done=self.step, preview_note=note,
                                  noise_provenance=self.noise.provenance())
 
@@ -277,13 +288,15 @@ class Trainer:
         row = replace(self.quality.score(images, self.step, time.process_time() - t0),
                       train_cpu_seconds=self.cpu_seconds)
         self.run.quality_log().append(row.as_row())
+        if self.board is not None:
+            self.board.quality(row, images)
         if row.fld < self.best_fld:
             self.best_fld = row.fld
             self.run.save_checkpoint("best", {"step": self.step, "model": self.ema.shadow,
                                               "channels": self.data.channels, "validation_fld": row.fld})
         return row
 
-    def write_samples_grid(self, stop=lambda: False) -> None:
+    def write_samples_grid(self, stop=lambda: False) -> torch.Tensor:
         tc = self.cfg.train
 
         def progress(_: int) -> None:
@@ -292,6 +305,7 @@ class Trainer:
 
         x = self.sample_ema("ddim", min(tc.sample_steps, self.diffusion.T), tc.sample_n, tc.seed + 2, progress)
         save_image_grid(x, self.run.path_for("samples_png"))
+        return x
 
 
 class _StopRequests:

@@ -1,0 +1,210 @@
+"""qgen's Python API: what the ``qgen`` commands do, as functions for scripts and notebooks.
+
+The CLI is a thin layer over these (it parses options, calls one function, prints the result)::
+
+    import qgen
+
+    cfg = qgen.run_config(classes=(3,), n_train=64, steps=1500)    # the recipe, every knob a keyword
+    run = qgen.train(cfg)                                          # -> the run directory
+    out = qgen.sample(run, n=128, sampler="dpm", steps=10)         # -> Samples(images, npz, png, ...)
+    ev = qgen.evaluate(run)                                        # -> Evaluation(metrics, path)
+    folder = qgen.export(run, "my-model")                          # -> a model folder (safetensors)
+    model = qgen.from_pretrained("my-model")                       # -> PretrainedModel; model.sample(16)
+    backend = qgen.load_backend("aer_simulator")                   # a named backend of backends.toml
+
+Errors are ``qgen.errors.QgenError`` with a one-line message (the CLI prints it as ``qgen: error:``).
+Imports are deferred to each call, so ``import qgen`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from qgen.backends.base import QuantumBackend
+    from qgen.config import RunConfig
+    from qgen.pretrained import PretrainedModel
+
+__all__ = ["Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "resume",
+           "run_config", "sample", "train"]
+
+
+def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "mnist", data_root: str | None = None,
+               classes: tuple[int, ...] | None = None, n_train: int | None = None, download: bool = True,
+               seed: int = 0, model: str = "quantum", qubits: int = 8, layers: int = 3, entanglement: str = "linear",
+               widths: tuple[int, ...] = (32, 64, 64), schedule: str | None = None, timesteps: int | None = None,
+               prediction: str | None = None, loss_weighting: str | None = None,
+               min_snr_gamma: float | None = None, mix: tuple[float, float, float] = (0.0, 1.0, 1.0),
+               steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
+               lr_warmup: int | None = None, lr_schedule: str | None = None, ema_decay: float | None = None,
+               ema_power: float | None = None, augment_shift: int | None = None, eval_every: int | None = None,
+               eval_samples: int | None = None, noise: str = "classical", checkpoint_every: int = 50,
+               tensorboard: bool = True) -> RunConfig:
+    """A training run's configuration: the measured recipe (``qgen.training.recipe``) where a value
+    is None, the given value otherwise. Same names and meaning as ``qgen train``'s options."""
+    from qgen.config import RunConfig
+    from qgen.data import DataConfig
+    from qgen.errors import QgenError
+    from qgen.models.config import ModelConfig
+    from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
+
+    if len(mix) != 3:
+        raise QgenError(f"mix must be (lam_min, lam_max, power), got {mix!r}")
+    data = DataConfig(dataset=dataset, root=data_root, classes=tuple(classes) if classes is not None else None,
+                      n_train=n_train, seed=seed, download=download)
+    model_cfg = ModelConfig(kind=model, widths=tuple(widths), qubits=qubits, layers=layers, entanglement=entanglement)
+    train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
+                                    lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
+                                    augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
+                                    seed=seed, noise=noise, checkpoint_every=checkpoint_every, tensorboard=tensorboard)
+    diffusion = recipe_diffusion_config(schedule=schedule, T=timesteps, prediction=prediction,
+                                        loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma,
+                                        mix_lam_min=float(mix[0]), mix_lam_max=float(mix[1]), mix_power=float(mix[2]))
+    return RunConfig(name=name, backend=backend, data=data, model=model_cfg, diffusion=diffusion, train=train_cfg)
+
+
+def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None = None, epochs: int | None = None,
+          backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
+          report: Callable[[str], None] | None = None) -> Path:
+    """Train a new run; returns its directory (``runs_dir``/<timestamp>-<name>).
+
+    ``config``: a RunConfig (see ``run_config``), the dict of a config.toml, or the path of one.
+    ``report`` receives the progress lines the CLI prints (default: none).
+    """
+    from qgen.training.run import start_training
+
+    return start_training(_as_run_config(config), runs_dir=_path(runs_dir), epochs=epochs,
+                          backends_file=_path(backends_file), show_progress=progress, local=local,
+                          report=report or _quiet)
+
+
+def resume(run: str | Path, *, steps: int | None = None, runs_dir: str | Path | None = None,
+           backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
+           report: Callable[[str], None] | None = None) -> Path:
+    """Continue an interrupted run (or train a finished one further to ``steps``)."""
+    from qgen.training.run import resume_training
+
+    return resume_training(str(run), runs_dir=_path(runs_dir), steps=steps, backends_file=_path(backends_file),
+                           show_progress=progress, local=local, report=report or _quiet)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A sample set: ``images`` (n, C, 28, 28) floats in [-1, 1], and the files it was written to."""
+
+    images: torch.Tensor
+    npz: Path
+    png: Path
+    metadata: dict
+
+
+def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
+           seed: int = 0, noise: str = "classical", weights: str = "ema", batch_size: int = 64,
+           backend: str | None = None, shot_budget: int | None = None, reuse_noise: bool = False,
+           out: str | Path | None = None, runs_dir: str | Path | None = None,
+           backends_file: str | Path | None = None, progress: bool = False, local: bool = False) -> Samples:
+    """Samples of a run (written into the run directory) or of a model folder (written into ``out``,
+    default ./samples). A folder with config.json and no config.toml is a model folder."""
+    from qgen.sampling import SampleRequest, sample_model, sample_run
+
+    req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
+                        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
+    if is_model_folder(run_or_model):
+        result = sample_model(Path(run_or_model), req, out_dir=_path(out) or Path("samples"),
+                              backends_file=_path(backends_file), show_progress=progress, local=local)
+    else:
+        if out is not None:
+            from qgen.errors import QgenError
+
+            raise QgenError(f"out is only for model folders: the samples of run {run_or_model} go into its "
+                            "run directory")
+        result = sample_run(str(run_or_model), req, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
+                            show_progress=progress, local=local)
+    return Samples(result["images"], result["npz"], result["png"], result["metadata"])
+
+
+def is_model_folder(path: str | Path) -> bool:
+    """An exported model folder (config.json), not a run directory (config.toml)."""
+    from qgen.rundir import ModelFolder, RunDir
+
+    path = Path(path)
+    return ModelFolder(path).config_path.is_file() and not RunDir.is_run(path)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``qgen evaluate``'s result: every metric (as written to ``path``, the run's metrics.json)."""
+
+    metrics: dict
+    path: Path
+
+    @property
+    def fld(self) -> float | None:
+        key = next((k for k in ("fld", "fd_small_cnn") if k in self.metrics), None)
+        return self.metrics[key]["value"] if key else None
+
+    @property
+    def reading(self) -> str | None:
+        """copying, under-trained, generalizing or near-real (FLD read against floor and memorizer)."""
+        return self.metrics.get("baselines", {}).get("reading")
+
+
+def evaluate(run: str | Path, *, samples: str | Path | None = None, heldout: int = 1000, seed: int = 0,
+             runs_dir: str | Path | None = None) -> Evaluation:
+    """Score a run's samples (default: its newest sample set) against the held-out test images."""
+    from qgen.evaluation import evaluate_run
+
+    metrics, path = evaluate_run(str(run), samples=_path(samples), runs_dir=_path(runs_dir), heldout_limit=heldout,
+                                 seed=seed)
+    return Evaluation(metrics, path)
+
+
+def export(run: str | Path, out: str | Path, *, weights: str = "ema", runs_dir: str | Path | None = None,
+           backends_file: str | Path | None = None, local: bool = False) -> Path:
+    """Write ``run`` as a model folder at ``out`` (model.safetensors, config.json, circuit, README.md)."""
+    from qgen.pretrained import export_run
+
+    return export_run(run, out, weights=weights, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
+                      local=local)
+
+
+def from_pretrained(path: str | Path, *, backend: str | None = None, backends_file: str | Path | None = None,
+                    local: bool = False, device: str = "cpu") -> PretrainedModel:
+    """Load a model folder (JSON + safetensors, never a pickle); ``.sample(n, ...)`` draws images."""
+    from qgen.pretrained import from_pretrained as load
+
+    return load(path, backend=backend, backends_file=_path(backends_file), local=local, device=device)
+
+
+def load_backend(name: str, backends_file: str | Path | None = None, *, local: bool = False) -> QuantumBackend:
+    """The backend ``name`` of backends.toml (``qgen backends`` lists them)."""
+    from qgen.backends.registry import load_backend as load
+
+    return load(name, _path(backends_file), local=local)
+
+
+def _as_run_config(config) -> RunConfig:
+    from qgen.config import RunConfig, load_run_config
+    from qgen.errors import QgenError
+    from qgen.tomlconfig import from_dict
+
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return from_dict(RunConfig, config)
+    if isinstance(config, str | Path):
+        return load_run_config(Path(config))
+    raise QgenError(f"config must be a RunConfig, a dict or the path of a run config (TOML), got {type(config).__name__}")
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _quiet(line: str) -> None:
+    pass

@@ -1,0 +1,144 @@
+"""``qgen export``: a run directory -> a model folder (safetensors, config.json, circuit, model card).
+
+The folder is staged beside its destination and renamed into place, so a failed export leaves
+nothing behind, and an existing non-empty folder is never overwritten. The checkpoint read here is
+the run's own; the folder written holds no pickle.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from qgen import __version__
+from qgen.config import RunConfig
+from qgen.errors import QgenError
+from qgen.fileio import atomic_write_text
+from qgen.pretrained.card import model_card
+from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig
+from qgen.rundir import ModelFolder, RunDir, default_runs_root
+from qgen.tomlconfig import to_dict
+
+EXPORTABLE_WEIGHTS = ("ema", "best")  # both are EMA weights: the ones samples are drawn from
+
+
+def export_run(run: str | Path, out: str | Path, *, weights: str = "ema", runs_dir: Path | None = None,
+               backends_file: Path | None = None, local: bool = False) -> Path:
+    """Write the model folder of ``run`` to ``out``; returns its path."""
+    if weights not in EXPORTABLE_WEIGHTS:
+        raise QgenError(f"export writes EMA weights: --weights must be {' or '.join(EXPORTABLE_WEIGHTS)}, got {weights!r}")
+    found = RunDir.resolve(str(run), runs_dir or default_runs_root())
+    folder = ModelFolder(Path(out))
+    if folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
+        raise QgenError(f"{folder.path} already exists and is not an empty folder; choose another --out or remove it")
+    # no lock: export only reads, and checkpoints and the manifest are replaced atomically
+    cfg, manifest = found.config(), found.manifest()
+    if not found.has_checkpoint(weights):
+        raise QgenError(f"run {found.path} has no {found.checkpoint_path(weights).name} to export"
+                        + (" (it was never evaluated in training; use --weights ema)" if weights == "best" else ""))
+    ckpt = found.load_checkpoint(weights)
+    folder_cfg = folder_config(cfg, manifest, ckpt, weights, found)
+    staging = folder.staging()
+    shutil.rmtree(staging.path, ignore_errors=True)
+    try:
+        staging.path.mkdir(parents=True)
+        circuit = _write_circuit(cfg, manifest, staging, backends_file, local)
+        folder_cfg = _with_circuit(folder_cfg, circuit)
+        _write_weights(ckpt["model"], staging, weights, ckpt["step"])
+        atomic_write_text(staging.config_path, folder_cfg.to_json())
+        model_card(folder_cfg, title=found.path.name, folder_name=folder.path.name).save(staging.card_path)
+        if folder.path.is_dir():
+            folder.path.rmdir()  # empty (checked above): the rename needs the name free
+        staging.path.rename(folder.path)
+    except OSError as exc:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise QgenError(f"cannot write the model folder {folder.path}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise
+    return folder.path
+
+
+def folder_config(cfg: RunConfig, manifest: dict, ckpt: dict, weights: str, run: RunDir) -> FolderConfig:
+    """config.json's content: the rebuild recipe from config.toml, the rest from the manifest and metrics."""
+    source = manifest.get("data_source") or {}
+    train = to_dict(cfg.train)
+    return FolderConfig(
+        model_type=MODEL_TYPE, format_version=FORMAT_VERSION, qgen_version=__version__,
+        model=cfg.model, channels=int(ckpt["channels"]), diffusion=cfg.diffusion, backend=cfg.backend,
+        seed=cfg.train.seed,
+        weights={"file": ModelFolder(Path(".")).weights_path.name, "source": weights, "step": int(ckpt["step"]),
+                 **({"validation_fld": float(ckpt["validation_fld"])} if "validation_fld" in ckpt else {})},
+        training={**train, "steps_done": manifest.get("steps_done"), "steps_planned": cfg.train.steps,
+                  "status": manifest.get("status"), "parameters": manifest.get("parameters"),
+                  "simulation": (manifest.get("backend") or {}).get("simulation_method"), "run": run.path.name},
+        data={"dataset": cfg.data.dataset, "classes": list(cfg.data.classes) if cfg.data.classes else None,
+              "n_train": cfg.data.n_train, "seed": cfg.data.seed, "split": cfg.data.split,
+              "n_train_images": manifest.get("n_train_images"), "source_kind": source.get("kind"),
+              "source_url": source.get("url"), "source_sha256": source.get("sha256"),
+              "indices": source.get("indices")},
+        metrics={"test": _test_metrics(run), "validation": run.quality_log().rows()},
+    )
+
+
+def _test_metrics(run: RunDir) -> dict | None:
+    """The run's ``qgen evaluate`` result (metrics.json), the numbers the card reports."""
+    from qgen.fileio import read_json
+
+    if not run.metrics_path.is_file():
+        return None
+    metrics = read_json(run.metrics_path)
+    key = next((k for k in ("fld", "fd_small_cnn") if k in metrics), None)
+    if key is None:
+        return None
+    return {"metric": key, "value": metrics[key].get("value"), "n_samples": metrics[key].get("n_samples"),
+            "n_reference": metrics[key].get("n_reference"), "samples_file": metrics.get("samples_file"),
+            "kid": metrics.get("kid"), "precision_recall": metrics.get("precision_recall"),
+            "baselines": metrics.get("baselines", {}), "heldout_sizes": metrics.get("heldout_sizes")}
+
+
+def _write_weights(state: dict, folder: ModelFolder, weights: str, step: int) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
+    save_file(tensors, str(folder.weights_path), metadata={"format": "pt", "qgen_weights": weights, "step": str(step)})
+
+
+def _write_circuit(cfg: RunConfig, manifest: dict, folder: ModelFolder, backends_file: Path | None,
+                   local: bool) -> dict:
+    """The transpiled circuit the run used (copied from the circuits/ folder its manifest names, or
+    transpiled again for the run's backend when that folder is gone); its stats for config.json."""
+    from qgen.fileio import read_json
+
+    if cfg.model.kind != "quantum":
+        return {}
+    recorded = [Path(p) for p in manifest.get("circuits") or [] if (Path(p) / "circuit.qpy").is_file()]
+    if recorded:
+        shutil.copytree(recorded[0], folder.circuit_dir)
+    else:
+        _transpile_again(cfg, folder, backends_file, local)
+    stats = read_json(folder.circuit_dir / "stats.json")
+    keep = ("name", "num_qubits", "num_parameters", "depth", "two_qubit_depth", "count_ops", "layout",
+            "estimated_success_probability", "optimization_level", "seed_transpiler")
+    return {"ansatz": to_dict(cfg.model.ansatz), "transpiled_for": stats.get("backend"),
+            **{k: stats.get(k) for k in keep},
+            "files": {kind: f"{folder.circuit_dir.name}/{name}" for kind, name in
+                      (("qpy", "circuit.qpy"), ("qasm3", "circuit.qasm3"), ("stats", "stats.json"))}}
+
+
+def _transpile_again(cfg: RunConfig, folder: ModelFolder, backends_file: Path | None, local: bool) -> None:
+    from qgen.backends.artifacts import write_prepared_artifacts
+    from qgen.backends.registry import load_backend
+    from qgen.circuits import build_ansatz
+
+    backend = load_backend(cfg.backend, backends_file, local=local)
+    with tempfile.TemporaryDirectory(dir=folder.path) as tmp:
+        written = write_prepared_artifacts(backend, backend.prepare(build_ansatz(cfg.model.ansatz)), Path(tmp))
+        shutil.move(str(written), folder.circuit_dir)
+
+
+def _with_circuit(cfg: FolderConfig, circuit: dict) -> FolderConfig:
+    from dataclasses import replace
+
+    return replace(cfg, circuit=circuit)

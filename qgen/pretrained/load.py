@@ -1,0 +1,99 @@
+"""``from_pretrained(DIR)``: rebuild a model from its folder and load its weights, without the run.
+
+Only JSON (config.json) and safetensors (model.safetensors) are read; no pickle is ever executed, so
+a folder from anyone is safe to load. The circuit is rebuilt from its spec and prepared for the
+chosen backend (the one it was trained on unless another is named), as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from qgen.errors import QgenError
+from qgen.pretrained.folder_config import FolderConfig, read_folder_config
+from qgen.rundir.layout import ModelFolder
+
+
+@dataclass
+class PretrainedModel:
+    """A loaded model folder: its config, the model (eval mode, weights loaded) and its backend."""
+
+    path: Path
+    config: FolderConfig
+    model: torch.nn.Module
+    backend: object  # qgen.backends.base.QuantumBackend
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def step(self) -> int | None:
+        return self.config.weights.get("step")
+
+    def eps_model(self, scheduler) -> torch.nn.Module:
+        """The model as samplers see it: an ε-predictor on ``scheduler``'s noise levels."""
+        from qgen.diffusion.objectives import EpsModel
+
+        return EpsModel(self.model, self.config.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
+
+    def sample(self, n: int = 16, *, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, seed: int = 0,
+               batch_size: int = 64) -> torch.Tensor:
+        """``n`` images in [-1, 1], shape (n, channels, 28, 28), with classical noise seeded by ``seed``:
+        the same numbers ``qgen sample --model`` writes for the same options."""
+        from qgen.noise import ClassicalNoise
+        from qgen.sampling import SampleRequest, draw_samples
+
+        req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size)
+        req.validate(self.config.diffusion.T)
+        scheduler = req.make_scheduler(self.config.diffusion.make_schedule())
+        return draw_samples(self.eps_model(scheduler), scheduler, self.channels, ClassicalNoise(seed), req)
+
+
+def from_pretrained(path: str | Path, *, backend: str | None = None, backends_file: Path | None = None,
+                    local: bool = False, device: str | torch.device = "cpu") -> PretrainedModel:
+    """Load the model folder at ``path`` (written by ``qgen export``).
+
+    ``backend``: a name from backends.toml for the quantum layer (default: the one it was trained on).
+    ``device``: where the weights are loaded (safetensors maps them there directly).
+    """
+    from qgen.backends.registry import load_backend
+    from qgen.models.build import build_model
+
+    folder = ModelFolder(Path(path))
+    if not folder.path.is_dir():
+        raise QgenError(f"no model folder at {folder.path} (make one with qgen export --run RUN --out DIR)")
+    cfg = read_folder_config(folder.config_path)
+    tensors = read_weights(folder)
+    quantum = load_backend(backend or cfg.backend, backends_file, local=local)
+    model = build_model(cfg.model, cfg.channels, cfg.seed, quantum)
+    load_weights(model, tensors, folder)
+    model.to(device).eval()
+    return PretrainedModel(folder.path, cfg, model, quantum)
+
+
+def read_weights(folder: ModelFolder) -> dict[str, torch.Tensor]:
+    """The folder's tensors, by safetensors alone (its format holds tensors and a JSON header, no code)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not folder.weights_path.is_file():
+        raise QgenError(f"{folder.path} has no {folder.weights_path.name}: not a complete model folder")
+    try:
+        return load_file(folder.weights_path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise QgenError(f"cannot read {folder.weights_path}: {exc}") from None
+
+
+def load_weights(model: torch.nn.Module, tensors: dict, folder: ModelFolder) -> None:
+    from qgen.models.build import state_mismatches
+
+    mismatches = state_mismatches(model.state_dict(), tensors)
+    if mismatches:
+        shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")
+        raise QgenError(f"{folder.weights_path} does not fit the model its {folder.config_path.name} describes: "
+                        f"{shown}")
+    model.load_state_dict(tensors)
