@@ -1,4 +1,9 @@
-"""``qgen sample``: load a trained run and generate images with DDPM or DDIM."""
+"""``qgen sample``: load a trained run and generate images with DDPM or DDIM.
+
+The model runs on ``SampleRequest.device`` (any device: checkpoints are read onto the CPU and copied
+there, so a GPU-trained run samples on a CPU); noise is drawn on the host, so a seed gives the same
+x_T and per-step noise everywhere. The images come back to the host to be checked and written.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from qgen.noise.factory import make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
+from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +60,15 @@ class SampleRequest:
 
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
-                       local: bool = False):
-    """(config, backend, model, checkpoint); ``checkpoint["weights"]`` says which weights were loaded."""
+                       local: bool = False, device: torch.device | str = "cpu"):
+    """(config, backend, model on ``device``, checkpoint); ``checkpoint["weights"]`` says which weights
+    were loaded."""
     run = RunDir(run_dir)
     cfg = run.config()
     backend = load_backend(backend_name or cfg.backend, backends_file, local=local)
     weights = weights_to_load(run, weights)
-    ckpt = run.load_checkpoint(weights)  # "ema" or "last"
-    model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend)
+    ckpt = run.load_checkpoint(weights)  # "ema" or "last"; read onto the CPU whatever device wrote it
+    model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend).to(device)
     load_model_state(model, ckpt["model"], run.checkpoint_path(weights))
     model.eval()
     return cfg, backend, model, ckpt | {"weights": weights}
@@ -87,16 +94,20 @@ def check_finite(images: torch.Tensor, ckpt: dict, run: RunDir) -> None:
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
-               show_progress: bool = True, local: bool = False) -> dict:
+               show_progress: bool = True, local: bool = False, device: str = "cpu") -> dict:
+    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
+    resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # one writer at a time: never while the run trains
-        return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local)
+        return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
+                              device=(device, resolved))
 
 
 def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | None, show_progress: bool,
-                   local: bool) -> dict:
+                   local: bool, device: tuple[str, torch.device]) -> dict:
     run_dir = run.path
-    cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
+    requested_device, device = device
+    cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local, device)
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
@@ -109,7 +120,8 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
     bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
                disable=not show_progress)
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
-    out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
+    out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update, device=device).cpu()
+           for size in chunks]
     bar.close()
     images = torch.cat(out)
     check_finite(images, ckpt, run)
@@ -122,6 +134,7 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
         "noise": noise.provenance(),
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
+        "device": describe_device(requested_device, device),
     }
     u8 = to_uint8_pixels(images).numpy()
     run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))

@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from qgen import __version__
-from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, FiniteFloat
+from qgen.cli.options import (
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    FiniteFloat,
+    device_option,
+)
 from qgen.errors import QgenError
 from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 
@@ -171,11 +178,13 @@ def list_backends(backends_file: Path | None) -> None:
 @runs_option
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
+@device_option(default=None, help_extra=" [default: auto; on --resume the run's own device]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
-          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress) -> None:
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, device,
+          no_progress) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen.training.run import resume_training, start_training
 
@@ -183,7 +192,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     if resume_run:
         _refuse_options_fixed_on_resume(click.get_current_context())
         resume_training(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                        show_progress=not no_progress, local=local, report=_to_stderr)
+                        show_progress=not no_progress, local=local, report=_to_stderr, device=device)
         return
     from qgen.config import RunConfig
     from qgen.data import DataConfig
@@ -206,13 +215,13 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     diffusion_cfg = recipe_diffusion_config(schedule=schedule, T=T, prediction=prediction,
                                             loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma, **_mixing(mix))
     cfg = RunConfig(name=name or "", backend=backend, data=data_cfg, model=model_cfg, diffusion=diffusion_cfg,
-                    train=train_cfg)
+                    train=train_cfg, device=device or "auto")
     start_training(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file,
                    show_progress=not no_progress, local=local, report=_to_stderr)
 
 
 #: train options that --resume accepts: the rest are fixed by the run's config.toml.
-RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local"}
+RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local", "device"}
 
 
 def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
@@ -247,9 +256,10 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--dry-run", is_flag=True, help="print the plan (bits, shots, jobs, PUBs) and submit nothing")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @runs_option
+@device_option()
 @click.option("--no-progress", is_flag=True)
 def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size, shot_budget,
-           reuse_noise, dry_run, local, runs_dir, no_progress) -> None:
+           reuse_noise, dry_run, local, runs_dir, device, no_progress) -> None:
     """Generate samples from a trained run into the run directory."""
     from qgen.sampling import SampleRequest, plan_sampling, sample_run
 
@@ -263,7 +273,7 @@ def sample(run, backend, backends_file, n, sampler, steps, eta, seed, noise, wei
             raise QgenError(f"the real run would be refused: {'; '.join(plan.refusals)}")
         return
     out = sample_run(run, req, runs_dir=runs_dir, backends_file=backends_file, show_progress=not no_progress,
-                     local=local)
+                     local=local, device=device)
     click.echo(f"wrote {out['npz']} and {out['png']}")
 
 
@@ -309,11 +319,13 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
 @click.option("--seed", type=int, default=0, show_default=True)
 @runs_option
-def evaluate(run, samples, heldout, seed, runs_dir) -> None:
+@device_option()
+def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:
     """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
     from qgen.evaluation import evaluate_run
 
-    metrics, out = evaluate_run(run, samples=samples, runs_dir=runs_dir, heldout_limit=heldout, seed=seed)
+    metrics, out = evaluate_run(run, samples=samples, runs_dir=runs_dir, heldout_limit=heldout, seed=seed,
+                                device=device)
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
     mem = metrics["memorization"]["pixels"]

@@ -2,6 +2,9 @@
 
 Both hold the run's lock while they write into it. What they have to say (the run directory,
 progress at the end) goes to a ``report`` callback: the CLI prints it, other callers log or drop it.
+
+The torch device is resolved before anything is created (a missing GPU is one error and no run
+folder); config.toml keeps the device used, the manifest what was asked for and the hardware.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from qgen.errors import QgenError
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
+from qgen.torch_device import describe_device, device_name, resolve_device
 from qgen.training.trainer import Trainer
 
 Reporter = Callable[[str], None]
@@ -41,8 +45,11 @@ def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
 MIN_VALIDATION_IMAGES = 8
 
 
-def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet):
-    """The in-training evaluator (validation images, feature net, baselines), or None when off."""
+def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet, device=None):
+    """The in-training evaluator (validation images, feature net, baselines), or None when off.
+
+    The feature net is trained (and cached) on the CPU whatever ``device`` is, so every run measures
+    with the same net; it then runs on ``device``."""
     if not cfg.train.eval_every:
         return None
     from qgen.evaluation import feature_net_for
@@ -56,8 +63,10 @@ def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet):
         report(f"qgen: no in-training evaluation: only {len(held.validation)} validation images are left "
                f"after the {len(data.images)} training images (need {MIN_VALIDATION_IMAGES}); use --n-train")
         return None
-    return QualityMonitor(feature_net_for(cfg.data), data.images, held.validation,
-                          n_samples=cfg.train.eval_samples, seed=cfg.train.seed)
+    net = feature_net_for(cfg.data)
+    if device is not None:
+        net = net.to(device)
+    return QualityMonitor(net, data.images, held.validation, n_samples=cfg.train.eval_samples, seed=cfg.train.seed)
 
 
 def _run_name(cfg: RunConfig) -> str:
@@ -67,6 +76,10 @@ def _run_name(cfg: RunConfig) -> str:
 
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
+    """Train ``cfg`` in a new run folder; ``cfg.device`` may be ``auto`` (resolved here)."""
+    requested = cfg.device
+    device = resolve_device(requested)
+    cfg = replace(cfg, device=device_name(device))
     backend = load_backend(cfg.backend, backends_file, local=local)
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
@@ -79,8 +92,8 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
     noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
-    trainer = Trainer(Path("."), cfg, data, backend, noise)  # builds the model: a bad model fails first
-    trainer.quality = make_quality_monitor(cfg, data, report)
+    trainer = Trainer(Path("."), cfg, data, backend, noise, device=device)  # builds the model: a bad model fails first
+    trainer.quality = make_quality_monitor(cfg, data, report, device)
     root = runs_dir or default_runs_root()
     manifest = base_manifest() | {
         "run": name,
@@ -92,6 +105,7 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
         "circuits": write_run_circuits(cfg, backend),
         "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
         "noise": {"train": cfg.train.noise},
+        "device": describe_device(requested, device),
         "schedule": cfg.diffusion.make_schedule().describe(),
         "parameters": _parameter_counts(trainer),
     }
@@ -114,32 +128,40 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
 
 
 def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
-                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
+                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet,
+                    device: str | None = None) -> Path:
+    """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
-                              local=local, report=report)
+                              local=local, report=report, device=device)
 
 
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
-                   local: bool, report: Reporter) -> Path:
+                   local: bool, report: Reporter, device: str | None) -> Path:
     run_dir = run.path
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
+    requested = device or cfg.device
+    resolved = resolve_device(requested)
+    moved = device_name(resolved) != cfg.device
+    cfg = replace(cfg, device=device_name(resolved))
     backend = load_backend(cfg.backend, backends_file, local=local)
     backend.attach_run_dir(run_dir)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
     noise = make_noise(cfg, run_dir, backend)
-    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report))
-    trainer.restore()
+    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
+                      device=resolved)
+    trainer.restore()  # the checkpoint is read onto the CPU and copied onto the device
     if trainer.step >= cfg.train.steps:
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
-    if steps is not None:
+    if steps is not None or moved:
         run.save_config(cfg)
+    run.update_manifest(device=describe_device(requested, resolved))
     report(f"qgen: resuming {run_dir} at step {trainer.step}")
     _train(trainer, show_progress, report)
     return run_dir

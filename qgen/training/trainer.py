@@ -4,6 +4,11 @@ quality, atomic checkpoints, resumption, and a preview grid at the end.
 Stopping is always clean: a signal is honoured between steps, a second one never saves a torn
 step, an error (a diverged loss, a full disk) marks the manifest ``failed`` and leaves the last
 checkpoint as it was.
+
+Devices: the model, the diffusion terms, the EMA, the optimizer state and the training images live
+on ``device`` (the images are moved once); batch order, timesteps, augmentation shifts and ε are
+drawn on the host from CPU generators and moved, so a seed trains on the same batches, timesteps
+and noise on every device. Checkpoints load on any device.
 """
 
 from __future__ import annotations
@@ -81,11 +86,15 @@ class Trainer:
     backend: QuantumBackend
     noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
     quality: QualityMonitor | None = None  # in-training validation FLD (train.eval_every > 0)
+    device: torch.device = torch.device("cpu")
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
-        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend)
-        self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule())
+        self.device = torch.device(self.device)
+        # built (and seeded) on the CPU, then moved: the initial weights are the same on every device
+        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend).to(self.device)
+        self.images = self.data.images.to(self.device)  # once, not per batch
+        self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule()).to(self.device)
         self.objective = self.cfg.diffusion.objective()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.ema = EMA(self.model, tc.ema_decay, power=tc.ema_power or None)
@@ -213,7 +222,7 @@ class Trainer:
             group["lr"] = tc.lr * lr_factor(self.step, tc.steps, warmup=tc.lr_warmup, schedule=tc.lr_schedule,
                                             final_fraction=tc.lr_final_fraction)
         idx = self.order.next(tc.batch_size)
-        x0 = random_translate(self.data.images[idx], tc.augment_shift, self.generator)
+        x0 = random_translate(self.images[idx.to(self.device)], tc.augment_shift, self.generator)
         loss = self.diffusion.training_loss(self.model, x0, self.noise, self.generator, self.objective)
         value = loss.item()
         if not math.isfinite(value):  # before the update: the weights and the EMA stay finite
@@ -228,7 +237,7 @@ class Trainer:
         return value
 
     def sample_ema(self, sampler: str, steps: int, n: int, seed: int, progress=None) -> torch.Tensor:
-        """``n`` images from the EMA weights, x_T from a classical generator seeded with ``seed``."""
+        """``n`` images (on the host) from the EMA weights, x_T from a classical generator seeded with ``seed``."""
         from qgen.noise import ClassicalNoise
 
         scheduler = make_scheduler(sampler, self.diffusion.schedule, steps=steps)
@@ -236,7 +245,7 @@ class Trainer:
         try:
             with self.ema.applied_to(self.model):
                 return sample(self.eps_model(), scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
-                              progress=progress)
+                              progress=progress, device=self.device).cpu()
         finally:
             self.model.train()
 
