@@ -72,19 +72,21 @@ def _check_executor_options(executor: str, workers: int | None, address: str | N
     """Refuse what would be ignored, and a missing Ray or GPU, before the output folder is touched."""
     from qgen.torch_device import check_device_name
 
+    from qgen.torch_device import resolve_device
+
     check_device_name(device)
     if executor == "local":
         given = [name for name, value in (("--workers", workers), ("--address", address)) if value is not None]
         if given:
             raise QgenError(f"{' and '.join(given)} only apply to --executor ray")
-        if not nothing_runs:
-            from qgen.torch_device import resolve_device
-
-            resolve_device(device)
-    elif not nothing_runs:
+    if nothing_runs:
+        return
+    if executor == "ray":
         from qgen.experiment.ray_executor import import_ray
 
         import_ray()
+    if address is None:  # this machine runs the cells (a cluster's GPUs are checked once it is joined)
+        resolve_device(device)
 
 
 @click.command("experiment")
