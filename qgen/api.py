@@ -44,9 +44,10 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                lr_warmup: int | None = None, lr_schedule: str | None = None, ema_decay: float | None = None,
                ema_power: float | None = None, augment_shift: int | None = None, eval_every: int | None = None,
                eval_samples: int | None = None, noise: str = "classical", checkpoint_every: int = 50,
-               tensorboard: bool = True) -> RunConfig:
+               tensorboard: bool = True, device: str = "auto") -> RunConfig:
     """A training run's configuration: the measured recipe (``qgen.training.recipe``) where a value
-    is None, the given value otherwise. Same names and meaning as ``qgen train``'s options."""
+    is None, the given value otherwise. Same names and meaning as ``qgen train``'s options
+    (``device``: auto, cpu, cuda[:N] or mps, resolved when training starts)."""
     from qgen.config import RunConfig
     from qgen.data import DataConfig
     from qgen.errors import QgenError
@@ -65,7 +66,8 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     diffusion = recipe_diffusion_config(schedule=schedule, T=timesteps, prediction=prediction,
                                         loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma,
                                         mix_lam_min=float(mix[0]), mix_lam_max=float(mix[1]), mix_power=float(mix[2]))
-    return RunConfig(name=name, backend=backend, data=data, model=model_cfg, diffusion=diffusion, train=train_cfg)
+    return RunConfig(name=name, backend=backend, data=data, model=model_cfg, diffusion=diffusion, train=train_cfg,
+                     device=device)
 
 
 def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None = None, epochs: int | None = None,
@@ -85,12 +87,13 @@ def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None 
 
 def resume(run: str | Path, *, steps: int | None = None, runs_dir: str | Path | None = None,
            backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
-           report: Callable[[str], None] | None = None) -> Path:
-    """Continue an interrupted run (or train a finished one further to ``steps``)."""
+           report: Callable[[str], None] | None = None, device: str | None = None) -> Path:
+    """Continue an interrupted run (or train a finished one further to ``steps``); ``device``
+    None: the device the run recorded."""
     from qgen.training.run import resume_training
 
     return resume_training(str(run), runs_dir=_path(runs_dir), steps=steps, backends_file=_path(backends_file),
-                           show_progress=progress, local=local, report=report or _quiet)
+                           show_progress=progress, local=local, report=report or _quiet, device=device)
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,19 @@ def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", step
            seed: int = 0, noise: str = "classical", weights: str = "ema", batch_size: int = 64,
            backend: str | None = None, shot_budget: int | None = None, reuse_noise: bool = False,
            out: str | Path | None = None, runs_dir: str | Path | None = None,
-           backends_file: str | Path | None = None, progress: bool = False, local: bool = False) -> Samples:
+           backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
+           device: str | None = None) -> Samples:
     """Samples of a run (written into the run directory) or of a model folder (written into ``out``,
-    default ./samples). A folder with config.json and no config.toml is a model folder."""
+    default ./samples). A folder with config.json and no config.toml is a model folder.
+    ``device``: where the U-Net runs (auto, cpu, cuda[:N], mps; None: auto); the draws are the same."""
     from qgen.sampling import SampleRequest, sample_model, sample_run
 
     req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
                         batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
     if is_model_folder(run_or_model):
         result = sample_model(Path(run_or_model), req, out_dir=_path(out) or Path("samples"),
-                              backends_file=_path(backends_file), show_progress=progress, local=local)
+                              backends_file=_path(backends_file), show_progress=progress, local=local,
+                              device=device or "auto")
     else:
         if out is not None:
             from qgen.errors import QgenError
@@ -124,7 +130,7 @@ def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", step
             raise QgenError(f"out is only for model folders: the samples of run {run_or_model} go into its "
                             "run directory")
         result = sample_run(str(run_or_model), req, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
-                            show_progress=progress, local=local)
+                            show_progress=progress, local=local, device=device or "auto")
     return Samples(result["images"], result["npz"], result["png"], result["metadata"])
 
 
@@ -155,12 +161,12 @@ class Evaluation:
 
 
 def evaluate(run: str | Path, *, samples: str | Path | None = None, heldout: int = 1000, seed: int = 0,
-             runs_dir: str | Path | None = None) -> Evaluation:
+             runs_dir: str | Path | None = None, device: str | None = None) -> Evaluation:
     """Score a run's samples (default: its newest sample set) against the held-out test images."""
     from qgen.evaluation import evaluate_run
 
     metrics, path = evaluate_run(str(run), samples=_path(samples), runs_dir=_path(runs_dir), heldout_limit=heldout,
-                                 seed=seed)
+                                 seed=seed, device=device or "auto")
     return Evaluation(metrics, path)
 
 

@@ -126,6 +126,14 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # where the torch parts train (qgen.torch_device): "auto" until start_training resolves it, then
+    # the device used ("cpu", "cuda:0", "mps"). Runs from before the option trained on the CPU.
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from qgen.torch_device import check_device_name
+
+        check_device_name(self.device)
 
     def with_steps(self, steps: int) -> RunConfig:
         return replace(self, train=replace(self.train, steps=steps))

@@ -38,13 +38,22 @@ def heldout_for(data_cfg: DataConfig, train: LoadedData) -> HeldOut:
 
 
 def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None = None,
-                 heldout_limit: int = 1000, seed: int = 0) -> tuple[dict, Path]:
+                 heldout_limit: int = 1000, seed: int = 0, device: str = "cpu") -> tuple[dict, Path]:
+    """Score a run's samples; the feature net runs on ``device`` (it is trained and cached on the CPU,
+    so every device measures with the same net)."""
+    from qgen.torch_device import resolve_device
+
+    resolved = resolve_device(device)
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # metrics.json is written into the run: not while it trains or samples
-        return _evaluate_locked(found, samples=samples, heldout_limit=heldout_limit, seed=seed)
+        return _evaluate_locked(found, samples=samples, heldout_limit=heldout_limit, seed=seed,
+                                device=(device, resolved))
 
 
-def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, seed: int) -> tuple[dict, Path]:
+def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, seed: int,
+                     device: tuple[str, torch.device]) -> tuple[dict, Path]:
+    from qgen.torch_device import describe_device
+
     from qgen.metrics import evaluate_samples, write_metrics_json
 
     cfg = run.config()
@@ -57,7 +66,7 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     train = load_dataset(cfg.data)
     held = heldout_for(cfg.data, train)
     test = limit_images(held.test, heldout_limit, seed)
-    net = feature_net_for(cfg.data, seed)
+    net = feature_net_for(cfg.data, seed).to(device[1])
     classes = cfg.data.classes
     metrics = evaluate_samples(generated, train.images, test, feature_net=net,
                                intended_class=classes[0] if classes and len(classes) == 1 else None, seed=seed)
@@ -66,6 +75,7 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     metrics["samples_file"] = samples_path.name
     metrics["heldout_source"] = f"test part of the held-out images ({held.origin})"
     metrics["heldout_sizes"] = held.sizes()
+    metrics["device"] = describe_device(*device)
     out = run.metrics_path
     write_metrics_json(out, metrics)
     return metrics, out

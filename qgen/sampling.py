@@ -3,6 +3,10 @@
 ``sample_run`` writes into the run directory; ``sample_model`` reads a model folder (``qgen export``)
 and writes into a folder of the caller's choice. Both draw through ``draw_samples``, so the same
 weights, sampler and seed give bit-identical images either way.
+
+The model runs on the requested device (any device: checkpoints are read onto the CPU and copied
+there, so a GPU-trained run samples on a CPU); noise is drawn on the host, so a seed gives the same
+x_T and per-step noise everywhere. The images come back to the host to be checked and written.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from qgen.noise.factory import complete_reservation, make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
+from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +64,15 @@ class SampleRequest:
 
 
 def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, backends_file: Path | None,
-                       local: bool = False):
-    """(config, backend, model, checkpoint); ``checkpoint["weights"]`` says which weights were loaded."""
+                       local: bool = False, device: torch.device | str = "cpu"):
+    """(config, backend, model on ``device``, checkpoint); ``checkpoint["weights"]`` says which weights
+    were loaded."""
     run = RunDir(run_dir)
     cfg = run.config()
     backend = load_backend(backend_name or cfg.backend, backends_file, local=local)
     weights = weights_to_load(run, weights)
-    ckpt = run.load_checkpoint(weights)  # "ema" or "last"
-    model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend)
+    ckpt = run.load_checkpoint(weights)  # "ema" or "last"; read onto the CPU whatever device wrote it
+    model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend).to(device)
     load_model_state(model, ckpt["model"], run.checkpoint_path(weights))
     model.eval()
     return cfg, backend, model, ckpt | {"weights": weights}
@@ -92,20 +98,22 @@ def check_finite(images: torch.Tensor, ckpt: dict, source: Path) -> None:
 
 
 def draw_samples(eps_model: torch.nn.Module, scheduler: Scheduler, channels: int, noise, req: SampleRequest,
-                 show_progress: bool = False) -> torch.Tensor:
-    """``req.n`` images in batches of ``req.batch_size``, one scheduler and noise source throughout."""
+                 show_progress: bool = False, device: torch.device | None = None) -> torch.Tensor:
+    """``req.n`` images in batches of ``req.batch_size``, one scheduler and noise source throughout;
+    the model runs on ``device`` (default: the CPU), the images come back to the host."""
     chunks = batch_sizes(req.n, req.batch_size)
     bar = tqdm(total=scheduler.model_calls() * len(chunks), desc=f"{req.sampler}", unit="step",
                disable=not show_progress)
     try:
-        out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update) for size in chunks]
+        out = [sample(eps_model, scheduler, (size, channels, 28, 28), noise, progress=bar.update,
+                      device=device or torch.device("cpu")).cpu() for size in chunks]
     finally:
         bar.close()
     return torch.cat(out)
 
 
 def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends_file: Path | None,
-                 show_progress: bool = True, local: bool = False) -> dict:
+                 show_progress: bool = True, local: bool = False, device: str = "cpu") -> dict:
     """``qgen sample --model DIR``: samples of an exported model folder, written into ``out_dir``.
 
     Classical noise only, on backends that spend no shots: quantum bits and hardware jobs are
@@ -120,7 +128,9 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
                         "sample a model folder with --noise classical, or sample the run with --run")
     if req.reuse_noise:
         raise QgenError("--reuse-noise replays a run's quantum noise pool; a model folder has none")
-    pretrained = from_pretrained(model_dir, backend=req.backend, backends_file=backends_file, local=local)
+    resolved = resolve_device(device)
+    pretrained = from_pretrained(model_dir, backend=req.backend, backends_file=backends_file, local=local,
+                                 device=resolved)
     backend, cfg = pretrained.backend, pretrained.config
     if backend.spends_shots and cfg.model.kind == "quantum":
         raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
@@ -128,7 +138,8 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
     req.validate(cfg.diffusion.T)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     noise = ClassicalNoise(req.seed)
-    images = draw_samples(pretrained.eps_model(scheduler), scheduler, cfg.channels, noise, req, show_progress)
+    images = draw_samples(pretrained.eps_model(scheduler), scheduler, cfg.channels, noise, req, show_progress,
+                          resolved)
     weights = {"weights": cfg.weights.get("source", "ema"), "step": pretrained.step}
     check_finite(images, weights, pretrained.path)
     out_dir = Path(out_dir)
@@ -146,6 +157,7 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
         "noise": noise.provenance(),
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
+        "device": describe_device(device, resolved),
     }
     write_samples(files, images=to_uint8_pixels(images).numpy(), samples=images.numpy(),
                   metadata=json.dumps(meta, default=str))
@@ -154,25 +166,31 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
-               show_progress: bool = True, local: bool = False) -> dict:
+               show_progress: bool = True, local: bool = False, device: str = "cpu") -> dict:
+    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
+    resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # one writer at a time: never while the run trains
-        return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local)
+        return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
+                              device=(device, resolved))
 
 
 def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | None, show_progress: bool,
-                   local: bool) -> dict:
+                   local: bool, device: tuple[str, torch.device]) -> dict:
     run_dir = run.path
-    cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local)
+    requested_device, device = device
+    cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local, device)
     try:  # a Session/Batch the backend opened is closed on every way out
-        return _sample_with(run, cfg, backend, model, ckpt, req, show_progress=show_progress, local=local)
+        return _sample_with(run, cfg, backend, model, ckpt, req, show_progress=show_progress, local=local,
+                            device=(requested_device, device))
     finally:
         backend.close()
 
 
 def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, show_progress: bool,
-                 local: bool) -> dict:
+                 local: bool, device: tuple[str, torch.device]) -> dict:
     run_dir = run.path
+    requested_device, device = device
     req.validate(cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
@@ -182,7 +200,7 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
-    images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress)
+    images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress, device)
     check_finite(images, ckpt, run.path)
     files = run.new_samples_file(f"{req.sampler}{scheduler.model_calls()}", backend.spec.name)
     meta = {
@@ -193,6 +211,7 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
         "noise": noise.provenance(),
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
+        "device": describe_device(requested_device, device),
     }
     u8 = to_uint8_pixels(images).numpy()
     run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))

@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from qgen import __version__
-from qgen.cli.options import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, FiniteFloat
+from qgen.cli.options import (
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    FiniteFloat,
+    device_option,
+)
 from qgen.errors import QgenError
 from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 
@@ -171,12 +178,13 @@ def list_backends(backends_file: Path | None) -> None:
 @runs_option
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
+@device_option(default=None, help_extra=" [default: auto; on --resume the run's own device]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
-          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, no_progress,
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, device, no_progress,
           no_tensorboard) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen import api
@@ -185,7 +193,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     if resume_run:
         _refuse_options_fixed_on_resume(click.get_current_context())
         api.resume(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                   progress=not no_progress, local=local, report=_to_stderr)
+                   progress=not no_progress, local=local, report=_to_stderr, device=device)
         return
     if classes is not None and single_class is not None:
         raise QgenError("give either --classes or --class, not both")
@@ -199,13 +207,14 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                          min_snr_gamma=min_snr_gamma, mix=_mixing(mix), steps=steps, batch_size=batch_size, lr=lr,
                          lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                          augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
-                         noise=noise, checkpoint_every=checkpoint_every, tensorboard=not no_tensorboard)
+                         noise=noise, checkpoint_every=checkpoint_every, tensorboard=not no_tensorboard,
+                         device=device or "auto")
     api.train(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file, progress=not no_progress,
               local=local, report=_to_stderr)
 
 
 #: train options that --resume accepts: the rest are fixed by the run's config.toml.
-RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local"}
+RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local", "device"}
 
 
 def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
@@ -244,9 +253,10 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--dry-run", is_flag=True, help="print the plan (bits, shots, jobs, PUBs) and submit nothing")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
 @runs_option
+@device_option()
 @click.option("--no-progress", is_flag=True)
 def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size,
-           shot_budget, reuse_noise, dry_run, local, runs_dir, no_progress) -> None:
+           shot_budget, reuse_noise, dry_run, local, runs_dir, device, no_progress) -> None:
     """Generate samples from a trained run (into the run directory) or from a model folder (into --out)."""
     from qgen import api
 
@@ -279,7 +289,7 @@ def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, e
     out = api.sample(model_dir if model_dir is not None else run, n=n, sampler=sampler, steps=steps, eta=eta,
                      seed=seed, noise=noise, weights=weights, batch_size=batch_size, backend=backend,
                      shot_budget=shot_budget, reuse_noise=reuse_noise, out=out_dir, runs_dir=runs_dir,
-                     backends_file=backends_file, progress=not no_progress, local=local)
+                     backends_file=backends_file, progress=not no_progress, local=local, device=device)
     click.echo(f"wrote {out.npz} and {out.png}")
 
 
@@ -325,11 +335,12 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
 @click.option("--seed", type=int, default=0, show_default=True)
 @runs_option
-def evaluate(run, samples, heldout, seed, runs_dir) -> None:
+@device_option()
+def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:
     """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
     from qgen import api
 
-    result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed)
+    result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed, device=device)
     metrics, out = result.metrics, result.path
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]

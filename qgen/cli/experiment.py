@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from qgen.cli.options import device_option
 from qgen.errors import QgenError
 from qgen.experiment.cells import expand_cells
 from qgen.experiment.config import (
@@ -18,6 +19,7 @@ from qgen.experiment.config import (
     to_dict_deep,
 )
 from qgen.experiment.presets import PRESETS, preset
+from qgen.experiment.runner import EXECUTORS
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import timestamp
 
@@ -65,6 +67,28 @@ def _set_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("QGEN_THREADS", "1"))))
 
 
+def _check_executor_options(executor: str, workers: int | None, address: str | None, device: str,
+                            nothing_runs: bool) -> None:
+    """Refuse what would be ignored, and a missing Ray or GPU, before the output folder is touched."""
+    from qgen.torch_device import check_device_name
+
+    from qgen.torch_device import resolve_device
+
+    check_device_name(device)
+    if executor == "local":
+        given = [name for name, value in (("--workers", workers), ("--address", address)) if value is not None]
+        if given:
+            raise QgenError(f"{' and '.join(given)} only apply to --executor ray")
+    if nothing_runs:
+        return
+    if executor == "ray":
+        from qgen.experiment.ray_executor import import_ray
+
+        import_ray()
+    if address is None:  # this machine runs the cells (a cluster's GPUs are checked once it is joined)
+        resolve_device(device)
+
+
 @click.command("experiment")
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
               help="smoke: minutes, for CI; full: the real experiment (hours; see --dry-run)")
@@ -79,13 +103,21 @@ def _set_threads() -> None:
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
 @click.option("--progress", is_flag=True, help="show training and sampling progress bars")
+@device_option()
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="local: one cell after another in this process; ray: each cell a Ray task (the 'ray' extra)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="ray: most cells at once (default: the Ray cluster's CPUs / $QGEN_THREADS)")
+@click.option("--address", default=None,
+              help="ray: join this cluster (auto, host:6379, ray://host:10001) instead of starting a local Ray")
 def experiment_command(preset_name: str | None, smoke: bool, config_file: Path | None, out: Path | None,
                        dry_run: bool, max_cells: int | None, report_only: bool, backends_file: Path | None,
-                       progress: bool) -> None:
+                       progress: bool, device: str, executor: str, workers: int | None, address: str | None) -> None:
     """Quantum vs parameter-matched classical bottleneck: train, sample and evaluate every cell, then report.
 
     Resumable: run the same command (or just --out DIR) again after an interrupt; finished cells are skipped
-    and interrupted trainings continue from their last checkpoint.
+    and interrupted trainings continue from their last checkpoint. The executor and device do not change the
+    experiment: a resumed one may use others.
     """
     from qgen.experiment.outputs import write_outputs
     from qgen.experiment.plan import plan_cells, plan_lines
@@ -97,6 +129,7 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         preset_name = "smoke"
     if max_cells is not None and max_cells < 1:
         raise QgenError(f"--max-cells must be >= 1, got {max_cells}")
+    _check_executor_options(executor, workers, address, device, dry_run or report_only)
     cfg = resolve_config(out, config_file, preset_name)
     out = out or Path("experiments") / f"{timestamp()}-{preset_name or cfg.name}"
     cells = expand_cells(cfg)
@@ -118,8 +151,9 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         click.echo(f"qgen experiment: {len(cells)} cells in {out}", err=True)
         try:
             with sigterm_as_interrupt():
-                result = run_experiment(cfg, cells, RunnerOptions(out=out, backends_file=backends_file,
-                                                                  show_progress=progress, max_cells=max_cells))
+                result = run_experiment(cfg, cells, RunnerOptions(
+                    out=out, backends_file=backends_file, show_progress=progress, max_cells=max_cells,
+                    device=device, executor=executor, workers=workers, address=address))
         except KeyboardInterrupt:
             click.echo(f"qgen experiment: interrupted; finished cells and checkpoints are kept. Resume with: "
                        f"qgen experiment --out {out}", err=True)

@@ -39,3 +39,10 @@ POSITIVE_FLOAT = FiniteFloat(min=0.0, min_open=True)
 NON_NEGATIVE_FLOAT = FiniteFloat(min=0.0)
 POSITIVE_INT = click.IntRange(min=1)
 NON_NEGATIVE_INT = click.IntRange(min=0)
+
+
+def device_option(default: str | None = "auto", help_extra: str = ""):
+    """``--device``: where the torch parts run (checked when used, by ``qgen.torch_device``)."""
+    return click.option("--device", "device", default=default, show_default=default is not None,
+                        help="torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"
+                             + help_extra)

@@ -3,6 +3,10 @@
 Noise is drawn from a ``qgen.noise_protocol.NoiseSource`` so that classical pseudo-random and
 quantum-generated noise are interchangeable. The reverse process (sampling) lives in the
 schedulers (``qgen.diffusion.schedulers``), which read the posterior terms precomputed here.
+
+Devices: the terms move once with ``to(device)``; noise and timesteps are always drawn on the host
+(CPU generators, the quantum entropy pool) and then moved, so a seed means the same ε and t on
+every device.
 """
 
 from __future__ import annotations
@@ -15,9 +19,15 @@ from qgen.diffusion.schedules import NoiseSchedule
 from qgen.noise_protocol import NoiseSource
 
 
-def draw_noise(noise: NoiseSource, shape: tuple[int, ...], t, dtype=torch.float32) -> torch.Tensor:
-    """ε for timestep(s) ``t``: timestep-aware sources (quantum/classical mixing) get told ``t``."""
-    return noise.at(t).randn(shape, dtype=dtype)
+def draw_noise(noise: NoiseSource, shape: tuple[int, ...], t, dtype=torch.float32,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """ε for timestep(s) ``t``, drawn (and mixed) on the host, then moved to ``device``.
+
+    Timestep-aware sources (quantum/classical mixing) get told ``t`` (as host values).
+    """
+    if isinstance(t, torch.Tensor):
+        t = t.cpu()
+    return noise.at(t).randn(shape, dtype=dtype).to(device)
 
 
 class GaussianDiffusion:
@@ -40,6 +50,17 @@ class GaussianDiffusion:
         self.posterior_log_var = torch.log(torch.cat([post_var[1:2], post_var[1:]])).float()
         self.coef_x0 = (betas * abar_prev.sqrt() / (1 - abar)).float()
         self.coef_xt = ((1 - abar_prev) * (1 - betas).sqrt() / (1 - abar)).float()
+        self.device = torch.device("cpu")
+
+    _TERMS = ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_abar", "sqrt_one_minus_abar",
+              "posterior_variance", "posterior_log_var", "coef_x0", "coef_xt")
+
+    def to(self, device: torch.device | str) -> GaussianDiffusion:
+        """Move the precomputed terms to ``device`` (once, instead of at every lookup); returns self."""
+        self.device = torch.device(device)
+        for name in self._TERMS:
+            setattr(self, name, getattr(self, name).to(self.device))
+        return self
 
     @staticmethod
     def extract(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -70,9 +91,13 @@ class GaussianDiffusion:
         generator: torch.Generator,
         objective: Objective | None = None,
     ) -> torch.Tensor:
-        """The objective's loss at uniformly drawn timesteps (default: plain ε-MSE, Ho et al. 2020)."""
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator, device=x0.device)
-        eps = draw_noise(noise, tuple(x0.shape), t, dtype=x0.dtype)
+        """The objective's loss at uniformly drawn timesteps (default: plain ε-MSE, Ho et al. 2020).
+
+        ``generator`` is a CPU generator: t is drawn on the host and moved, like ε.
+        """
+        t_host = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
+        eps = draw_noise(noise, tuple(x0.shape), t_host, dtype=x0.dtype, device=x0.device)
+        t = t_host.to(x0.device)
         xt = self.q_sample(x0, t, eps)
         if objective is None or objective == Objective():
             return nn.functional.mse_loss(model(xt, t), eps)  # the original loss, bit for bit

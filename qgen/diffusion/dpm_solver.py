@@ -57,12 +57,13 @@ class MultistepSolverScheduler(Scheduler):
         self._restart_solver()
         self.timesteps = [int(t) for t in self._inner.timesteps]
 
-    def initial_noise(self, shape: tuple[int, ...], noise: NoiseSource) -> torch.Tensor:
+    def initial_noise(self, shape: tuple[int, ...], noise: NoiseSource,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
         # diffusers' multistep schedulers keep the previous model outputs and a step index: every
         # sampling run (each batch) must start from a clean solver, or the second batch would
         # continue the first one's history
         self._restart_solver()
-        return super().initial_noise(shape, noise)
+        return super().initial_noise(shape, noise, device)
 
     def _restart_solver(self) -> None:
         steps, timesteps = self._request

@@ -13,6 +13,7 @@ from torch import nn
 
 from qgen.diffusion.schedulers import Scheduler
 from qgen.noise_protocol import NoiseSource
+from qgen.torch_device import module_device
 
 
 @torch.no_grad()
@@ -22,11 +23,18 @@ def sample(
     shape: tuple[int, ...],
     noise: NoiseSource,
     progress: Callable[[int], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Draw x_T, then one model call and one scheduler step per timestep; ``progress(1)`` after each."""
-    x = scheduler.initial_noise(shape, noise)
+    """Draw x_T, then one model call and one scheduler step per timestep; ``progress(1)`` after each.
+
+    Runs on ``device`` (default: the model's); noise is drawn on the host and moved, so the same
+    seed gives the same x_T and per-step noise on every device. The images stay on ``device``.
+    """
+    device = module_device(model) if device is None else torch.device(device)
+    scheduler.to(device)
+    x = scheduler.initial_noise(shape, noise, device)
     for i in scheduler.timesteps:
-        t = torch.full((shape[0],), i, dtype=torch.long)
+        t = torch.full((shape[0],), i, dtype=torch.long, device=device)
         x = scheduler.step(model(x, t), i, x, noise)
         if progress:
             progress(1)

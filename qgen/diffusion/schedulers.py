@@ -46,9 +46,15 @@ class Scheduler(ABC):
     def set_timesteps(self, steps: int | None) -> None:
         """Choose the timesteps (descending) a run visits; one model call each."""
 
-    def initial_noise(self, shape: tuple[int, ...], noise: NoiseSource) -> torch.Tensor:
-        """x_T, drawn for the first timestep."""
-        return draw_noise(noise, shape, self.timesteps[0])
+    def to(self, device: torch.device | str) -> Scheduler:
+        """Keep the schedule terms on ``device`` (the samples' device); returns self."""
+        self.diffusion.to(device)
+        return self
+
+    def initial_noise(self, shape: tuple[int, ...], noise: NoiseSource,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+        """x_T, drawn on the host for the first timestep, then moved to ``device``."""
+        return draw_noise(noise, shape, self.timesteps[0], device=device)
 
     @abstractmethod
     def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, noise: NoiseSource) -> torch.Tensor:
@@ -68,7 +74,7 @@ class Scheduler(ABC):
                 **{k: getattr(self, k) for k in self.options}, "schedule": self.schedule.describe()}
 
     def _batch_t(self, t: int, x: torch.Tensor) -> torch.Tensor:
-        return torch.full((x.shape[0],), t, dtype=torch.long)
+        return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
 
 
 class DDPMScheduler(Scheduler):
@@ -90,7 +96,7 @@ class DDPMScheduler(Scheduler):
         mean = d.posterior_mean(x0, x, tt)
         if t == 0:
             return mean  # x_0 is the posterior mean: no noise after the last step
-        return mean + d.posterior_std(tt, x.ndim) * draw_noise(noise, tuple(x.shape), t - 1)
+        return mean + d.posterior_std(tt, x.ndim) * draw_noise(noise, tuple(x.shape), t - 1, device=x.device)
 
     def noise_draws(self) -> int:
         return self.T  # x_T plus one per step t > 0
@@ -136,11 +142,11 @@ class DDIMScheduler(Scheduler):
         x0 = self.diffusion.predict_x0(x, self._batch_t(t, x), eps).clamp(-1, 1)
         # recompute ε from the clipped x0 so that x0 and ε stay consistent
         eps = (x - abar[t].sqrt() * x0) / (1 - abar[t]).sqrt()
-        a_prev = abar[prev] if prev is not None else torch.tensor(1.0)
+        a_prev = abar[prev] if prev is not None else abar.new_tensor(1.0)
         sigma = self.eta * ((1 - a_prev) / (1 - abar[t]) * (1 - abar[t] / a_prev)).clamp(min=0).sqrt()
         x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if self.eta > 0 and prev is not None:
-            x = x + sigma * draw_noise(noise, tuple(x.shape), prev)
+            x = x + sigma * draw_noise(noise, tuple(x.shape), prev, device=x.device)
         return x
 
     def noise_draws(self) -> int:

@@ -14,7 +14,7 @@ holds. Modules, one concept each:
   verdict   supported / not supported / inconclusive  figures   plots and sample grids
   pairing   matching cells of two arms into pairs     plan      --dry-run: status and time per cell
   report    report.md and tables.md                   outputs   everything written from finished cells
-  cli       the click command (experiment_command)
+  ray_executor  --executor ray: each cell a Ray task    cli       the click command (experiment_command)
 """
 
 from qgen.experiment.config import DatasetSpec, ExperimentConfig, load_experiment_config

@@ -7,14 +7,20 @@ Resumption, cell by cell:
   * a run folder without a checkpoint        -> removed and the cell restarted cleanly;
   * nothing                                  -> trained from scratch.
 Sampling and evaluation are cheap next to training and are simply redone after an interrupt.
+
+Executors: ``local`` runs the cells one after another in this process; ``ray``
+(qgen.experiment.ray_executor) runs each cell as a Ray task. Both run the same ``run_cell``; only
+the driver (this process) writes ``state.json``, a worker reports its cell's record back.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
@@ -32,6 +38,9 @@ RUNS_SUBDIR = "run"
 EVALUATION_SEED = 0
 
 
+EXECUTORS = ("local", "ray")
+
+
 @dataclass(frozen=True)
 class RunnerOptions:
     out: Path
@@ -39,6 +48,10 @@ class RunnerOptions:
     show_progress: bool = False
     max_cells: int | None = None          # stop after this many cells were worked on (not skipped)
     log: Callable[[str], None] = lambda line: click.echo(line, err=True)
+    device: str = "cpu"                   # torch device of every cell (qgen.torch_device; "auto" allowed)
+    executor: str = "local"               # "local": one cell after another here; "ray": Ray tasks
+    workers: int | None = None            # ray: most cells at once (default: the cluster's CPUs / threads)
+    address: str | None = None            # ray: an existing cluster ("auto", "ray://host:10001"); None: start one
 
 
 @dataclass
@@ -70,7 +83,47 @@ def checkpoint_step(run_dir: Path) -> int | None:
         return None
 
 
+def cell_threads() -> int:
+    """CPU threads per cell: $QGEN_THREADS, default 1 (qgen's rule, see qgen.cli._set_threads)."""
+    return max(1, int(os.environ.get("QGEN_THREADS", "1")))
+
+
+@contextmanager
+def pinned_threads(threads: int):
+    """torch intra-op threads and every BLAS pool (numpy, scipy) limited to ``threads`` inside.
+
+    Both executors run their cells like this: a Ray worker keeps to its share of the machine, and
+    the sequential runner computes with the same thread counts, so the two give the same numbers
+    (a multi-threaded BLAS sums in another order: FLD then differs in the 9th digit).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_experiment(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) -> RunnerResult:
+    """Run the cells not yet done with ``opts.executor``; resumable after any interrupt."""
+    if opts.executor == "ray":
+        from qgen.experiment.ray_executor import run_on_ray
+
+        return run_on_ray(cfg, cells, opts)
+    if opts.executor != "local":
+        raise QgenError(f"unknown executor {opts.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    from qgen.torch_device import device_name, resolve_device
+
+    opts = replace(opts, device=device_name(resolve_device(opts.device)))  # a missing GPU: one line, before any cell
+    with pinned_threads(cell_threads()):
+        return _run_local(cfg, cells, opts)
+
+
+def _run_local(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) -> RunnerResult:
     state = ExperimentState.open(opts.out)
     state.begin_invocation()
     result = RunnerResult([], [], {}, False)
@@ -108,8 +161,12 @@ def run_experiment(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions
     return result
 
 
-def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: RunnerOptions) -> str:
-    """Train (or resume), sample and evaluate one cell; returns a one-line summary."""
+def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellRecord, opts: RunnerOptions) -> str:
+    """Train (or resume), sample and evaluate one cell; returns a one-line summary.
+
+    ``state`` is the experiment's state (local executor) or a worker's ``CellRecord`` (Ray), whose
+    fields the driver then writes into state.json.
+    """
     from qgen.evaluation import evaluate_run
     from qgen.metrics import write_metrics_json
     from qgen.sampling import sample_run
@@ -121,13 +178,13 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: Ru
     state.update_cell(cell.id, status="sampling")
     t0 = time.perf_counter()
     samples = sample_run(str(run_dir), sample_request(cfg, cell), runs_dir=None, backends_file=opts.backends_file,
-                         show_progress=opts.show_progress)
+                         show_progress=opts.show_progress, device=opts.device)
     sample_seconds = time.perf_counter() - t0
 
     state.update_cell(cell.id, status="evaluating", sample_seconds=round(sample_seconds, 3))
     t0 = time.perf_counter()
     metrics, _ = evaluate_run(str(run_dir), samples=samples["npz"], heldout_limit=cfg.heldout_limit,
-                              seed=EVALUATION_SEED)
+                              seed=EVALUATION_SEED, device=opts.device)
     eval_seconds = time.perf_counter() - t0
 
     record = state.cell(cell.id)
@@ -151,7 +208,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: Ru
             f"evaluate {eval_seconds:.1f}s; {fd_key} {fd:.4g}" if fd is not None else "done")
 
 
-def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: RunnerOptions) -> Path:
+def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellRecord, opts: RunnerOptions) -> Path:
     """Bring the cell's run to ``cfg.train.steps`` steps: start, resume or leave alone; returns the run folder."""
     from qgen.training.run import resume_training, start_training
 
@@ -172,13 +229,13 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: 
     t0 = time.perf_counter()
     try:
         if run_dir is None:
-            run_dir = start_training(run_config(cfg, cell), runs_dir=cell_dir / RUNS_SUBDIR, epochs=None,
+            run_dir = start_training(replace(run_config(cfg, cell), device=opts.device), runs_dir=cell_dir / RUNS_SUBDIR, epochs=None,
                                      backends_file=opts.backends_file, show_progress=opts.show_progress,
                                      report=opts.log)
         else:
             opts.log(f"qgen experiment: {cell.id}: resuming {run_dir.name} at step {step}")
             run_dir = resume_training(str(run_dir), runs_dir=None, steps=None, backends_file=opts.backends_file,
-                                      show_progress=opts.show_progress, report=opts.log)
+                                      show_progress=opts.show_progress, report=opts.log, device=opts.device)
     finally:
         # counted on interrupts too, so the recorded cost of a resumed cell is its whole cost
         state.add_train_time(cell.id, time.perf_counter() - t0)
@@ -188,3 +245,24 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState, opts: 
         raise QgenError(f"training of {cell.id} produced no run folder")
     return run_dir
 
+
+
+@dataclass
+class CellRecord:
+    """One cell's state.json record, kept by a worker process (which must not write state.json).
+
+    The same three methods as ``ExperimentState``, so ``run_cell`` runs unchanged in a worker; the
+    driver writes ``fields`` into state.json when the worker reports back.
+    """
+
+    cell_id: str
+    fields: dict = field(default_factory=dict)
+
+    def cell(self, cell_id: str) -> dict:
+        return self.fields
+
+    def update_cell(self, cell_id: str, **fields) -> None:
+        self.fields.update(fields)
+
+    def add_train_time(self, cell_id: str, seconds: float) -> None:
+        self.fields["train_wall_seconds"] = round(self.fields["train_wall_seconds"] + seconds, 3)

@@ -16,7 +16,8 @@ from pathlib import Path
 from qgen.fileio import write_json
 
 STATE_FILE = "state.json"
-CELL_STATUSES = ("pending", "training", "sampling", "evaluating", "done", "failed", "interrupted")
+# "running": submitted to a Ray worker (the driver sees no phases there)
+CELL_STATUSES = ("pending", "running", "training", "sampling", "evaluating", "done", "failed", "interrupted")
 
 
 def _now() -> str:

@@ -90,14 +90,22 @@ class FeatureNet(nn.Module):
         return self.head(self.body(x))
 
 
+def _net_device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
 @torch.no_grad()
 def extract_features(net: FeatureNet, images: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
-    """Penultimate features of ``images`` (N, C, 28, 28) in [-1, 1] as a float64 (N, D) array."""
+    """Penultimate features of ``images`` (N, C, 28, 28) in [-1, 1] as a float64 (N, D) array.
+
+    Runs on the net's device (chunks of ``images`` are moved there); the features come back to the host.
+    """
     images = check_images(images, what="images", channels=net.channels)
+    device = _net_device(net)
     was_training = net.training
     net.eval()
     try:
-        chunks = [net.features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        chunks = [net.features(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     finally:
         net.train(was_training)
     return torch.cat(chunks).double().numpy()
@@ -110,7 +118,9 @@ def predict_probabilities(net: FeatureNet, images: torch.Tensor, *, batch_size: 
     was_training = net.training
     net.eval()
     try:
-        chunks = [net(images[i : i + batch_size]).softmax(dim=1) for i in range(0, len(images), batch_size)]
+        device = _net_device(net)
+        chunks = [net(images[i : i + batch_size].to(device)).softmax(dim=1).cpu()
+                  for i in range(0, len(images), batch_size)]
     finally:
         net.train(was_training)
     return torch.cat(chunks).double().numpy()

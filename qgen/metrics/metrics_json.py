@@ -20,3 +20,18 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict[str, Any]) -> Path
     except (TypeError, ValueError) as exc:
         raise QgenError(f"metrics are not JSON-serialisable ({exc}); convert arrays/NaN before writing") from exc
     return atomic_write_text(path, text)
+
+
+# Where a metrics.json says *where* and *how long*, not *what*: file names carry timestamps and
+# timings vary run to run. Everything else must agree between two runs of the same config.
+BOOKKEEPING_KEYS = ("run", "run_dir", "samples_file")
+
+
+def result_values(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` without its bookkeeping (paths, file names, ``*seconds`` timings), for comparing runs."""
+    out = {}
+    for key, value in metrics.items():
+        if key in BOOKKEEPING_KEYS or key.endswith("seconds"):
+            continue
+        out[key] = result_values(value) if isinstance(value, dict) else value
+    return out

@@ -42,18 +42,35 @@ class ChannelGate(nn.Module):
 
 
 class QuantumMiddle(nn.Module):
-    """Wraps a ``TorchConnector(EstimatorQNN)``; runs it in float64 as qiskit-ml expects."""
+    """Wraps a ``TorchConnector(EstimatorQNN)``; runs it on the host in float64 as qiskit-ml expects.
+
+    The connector stays on the CPU whatever device the rest of the model moves to (``_apply`` skips
+    it): every call goes through numpy on the host anyway, MPS has no float64, and on a GPU the
+    circuit weights would otherwise be copied device -> host and back at every call. The angles
+    cross to the host here and the readouts cross back; autograd carries the gradients back to the
+    device the angles came from.
+    """
 
     def __init__(self, connector: nn.Module):
         super().__init__()
         self.qnn = connector
+
+    def _apply(self, fn, recurse=True):
+        # ``model.to(device)`` / ``.cuda()`` / ``.half()`` reach modules through _apply: leave the
+        # connector (its weights and their gradients) on the host in float64
+        qnn = self._modules.pop("qnn")
+        try:
+            return super()._apply(fn, recurse)
+        finally:
+            self._modules["qnn"] = qnn
 
     @property
     def num_weights(self) -> int:
         return self.qnn.weight.numel()
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
-        return self.qnn(angles.double()).float()
+        host = self.qnn.weight.device
+        return self.qnn(angles.to(host, torch.float64)).to(angles.device, torch.float32)
 
 
 class ClassicalMiddle(nn.Module):

@@ -54,4 +54,7 @@ class EMA:
         self.decay = state["decay"]
         self.power = state.get("power")  # checkpoints before the power warm-up used the timm one
         self.num_updates = state["num_updates"]
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        # onto the model's devices (the shadow was made from the model): a checkpoint from a GPU
+        # run resumes on a CPU and vice versa
+        here = {k: v.device for k, v in self.shadow.items()}
+        self.shadow = {k: v.to(here.get(k, v.device), copy=True) for k, v in state["shadow"].items()}

@@ -2,6 +2,9 @@
 
 Both hold the run's lock while they write into it. What they have to say (the run directory,
 progress at the end) goes to a ``report`` callback: the CLI prints it, other callers log or drop it.
+
+The torch device is resolved before anything is created (a missing GPU is one error and no run
+folder); config.toml keeps the device used, the manifest what was asked for and the hardware.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from qgen.errors import QgenError
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
+from qgen.torch_device import describe_device, device_name, resolve_device
 from qgen.training.tensorboard import TrainingBoard, require_tensorboard
 from qgen.training.trainer import Trainer
 
@@ -42,8 +46,11 @@ def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
 MIN_VALIDATION_IMAGES = 8
 
 
-def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet):
-    """The in-training evaluator (validation images, feature net, baselines), or None when off."""
+def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet, device=None):
+    """The in-training evaluator (validation images, feature net, baselines), or None when off.
+
+    The feature net is trained (and cached) on the CPU whatever ``device`` is, so every run measures
+    with the same net; it then runs on ``device``."""
     if not cfg.train.eval_every:
         return None
     from qgen.evaluation import feature_net_for
@@ -57,8 +64,10 @@ def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet):
         report(f"qgen: no in-training evaluation: only {len(held.validation)} validation images are left "
                f"after the {len(data.images)} training images (need {MIN_VALIDATION_IMAGES}); use --n-train")
         return None
-    return QualityMonitor(feature_net_for(cfg.data), data.images, held.validation,
-                          n_samples=cfg.train.eval_samples, seed=cfg.train.seed)
+    net = feature_net_for(cfg.data)
+    if device is not None:
+        net = net.to(device)
+    return QualityMonitor(net, data.images, held.validation, n_samples=cfg.train.eval_samples, seed=cfg.train.seed)
 
 
 def _run_name(cfg: RunConfig) -> str:
@@ -68,16 +77,21 @@ def _run_name(cfg: RunConfig) -> str:
 
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
+    """Train ``cfg`` in a new run folder; ``cfg.device`` may be ``auto`` (resolved here)."""
+    requested = cfg.device
+    device = resolve_device(requested)
+    cfg = replace(cfg, device=device_name(device))
     backend = load_backend(cfg.backend, backends_file, local=local)
     try:  # the Session/Batch of a hardware run is closed on every way out
         return _start_with(cfg, backend, runs_dir=runs_dir, epochs=epochs, show_progress=show_progress, local=local,
-                           report=report)
+                           report=report, device=(requested, device))
     finally:
         backend.close()
 
 
 def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | None, epochs: int | None,
-                show_progress: bool, local: bool, report: Reporter) -> Path:
+                show_progress: bool, local: bool, report: Reporter, device: tuple) -> Path:
+    requested, device = device
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
         if epochs < 1:
@@ -89,8 +103,8 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
     noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
-    trainer = Trainer(Path("."), cfg, data, backend, noise)  # builds the model: a bad model fails first
-    trainer.quality = make_quality_monitor(cfg, data, report)
+    trainer = Trainer(Path("."), cfg, data, backend, noise, device=device)  # builds the model: a bad model fails first
+    trainer.quality = make_quality_monitor(cfg, data, report, device)
     if cfg.train.tensorboard:
         require_tensorboard()  # a missing package is one line before any folder exists
     root = runs_dir or default_runs_root()
@@ -104,6 +118,7 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
         "circuits": write_run_circuits(cfg, backend),
         "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
         "noise": {"train": cfg.train.noise},
+        "device": describe_device(requested, device),
         "schedule": cfg.diffusion.make_schedule().describe(),
         "parameters": _parameter_counts(trainer),
     }
@@ -128,45 +143,55 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
 
 
 def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
-                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
+                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet,
+                    device: str | None = None) -> Path:
+    """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
-                              local=local, report=report)
+                              local=local, report=report, device=device)
 
 
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
-                   local: bool, report: Reporter) -> Path:
+                   local: bool, report: Reporter, device: str | None) -> Path:
     run_dir = run.path
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
+    requested = device or cfg.device
+    resolved = resolve_device(requested)
+    moved = device_name(resolved) != cfg.device
+    cfg = replace(cfg, device=device_name(resolved))
     backend = load_backend(cfg.backend, backends_file, local=local)
     try:  # the Session/Batch of a hardware run is closed on every way out
-        return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report)
+        return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report,
+                            device=(requested, resolved, moved))
     finally:
         backend.close()
 
 
 def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps: int | None, show_progress: bool,
-                 report: Reporter) -> Path:
+                 report: Reporter, device: tuple) -> Path:
+    requested, resolved, moved = device
     run_dir = run.path
     backend.attach_run_dir(run_dir)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
     noise = make_noise(cfg, run_dir, backend)
-    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report))
-    trainer.restore()
+    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
+                      device=resolved)
+    trainer.restore()  # the checkpoint is read onto the CPU and copied onto the device
     if backend.spends_shots and cfg.model.kind == "quantum":
         check_training_budget(cfg, backend, run_dir, steps_done=trainer.step)
     if trainer.step >= cfg.train.steps:
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
-    if steps is not None:
+    if steps is not None or moved:
         run.save_config(cfg)
     if cfg.train.tensorboard:  # events past the checkpoint (a kill) are purged, like the CSV rows
         trainer.board = TrainingBoard(run.tensorboard_dir, purge_step=trainer.step + 1)
+    run.update_manifest(device=describe_device(requested, resolved))
     report(f"qgen: resuming {run_dir} at step {trainer.step}")
     _train(trainer, show_progress, report)
     return run_dir

@@ -4,6 +4,11 @@ quality, atomic checkpoints, resumption, and a preview grid at the end.
 Stopping is always clean: a signal is honoured between steps, a second one never saves a torn
 step, an error (a diverged loss, a full disk) marks the manifest ``failed`` and leaves the last
 checkpoint as it was.
+
+Devices: the model, the diffusion terms, the EMA, the optimizer state and the training images live
+on ``device`` (the images are moved once); batch order, timesteps, augmentation shifts and ε are
+drawn on the host from CPU generators and moved, so a seed trains on the same batches, timesteps
+and noise on every device. Checkpoints load on any device.
 """
 
 from __future__ import annotations
@@ -90,11 +95,15 @@ class Trainer:
     noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
     quality: QualityMonitor | None = None  # in-training validation FLD (train.eval_every > 0)
     board: TrainingBoard | None = None     # TensorBoard event files (train.tensorboard); a view of the CSVs
+    device: torch.device = torch.device("cpu")
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
-        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend)
-        self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule())
+        self.device = torch.device(self.device)
+        # built (and seeded) on the CPU, then moved: the initial weights are the same on every device
+        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend).to(self.device)
+        self.images = self.data.images.to(self.device)  # once, not per batch
+        self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule()).to(self.device)
         self.objective = self.cfg.diffusion.objective()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.ema = EMA(self.model, tc.ema_decay, power=tc.ema_power or None)
@@ -109,10 +118,6 @@ class Trainer:
     @property
     def run(self) -> RunDir:
         return RunDir(self.run_dir)
-
-    def eps_model(self) -> torch.nn.Module:
-        """The model as samplers see it: an ε-predictor, whatever it was trained to predict."""
-        return EpsModel(self.model, self.objective, self.diffusion.alphas_cumprod)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -232,7 +237,7 @@ class Trainer:
             group["lr"] = tc.lr * lr_factor(self.step, tc.steps, warmup=tc.lr_warmup, schedule=tc.lr_schedule,
                                             final_fraction=tc.lr_final_fraction)
         idx = self.order.next(tc.batch_size)
-        x0 = random_translate(self.data.images[idx], tc.augment_shift, self.generator)
+        x0 = random_translate(self.images[idx.to(self.device)], tc.augment_shift, self.generator)
         loss = self.diffusion.training_loss(self.model, x0, self.noise, self.generator, self.objective)
         value = loss.item()
         if not math.isfinite(value):  # before the update: the weights and the EMA stay finite
@@ -247,7 +252,7 @@ class Trainer:
         return value
 
     def sample_ema(self, sampler: str, steps: int, n: int, seed: int, progress=None) -> torch.Tensor:
-        """``n`` images from the EMA weights, x_T from a classical generator seeded with ``seed``."""
+        """``n`` images (on the host) from the EMA weights, x_T from a classical generator seeded with ``seed``."""
         from qgen.noise import ClassicalNoise
 
         scheduler = make_scheduler(sampler, self.diffusion.schedule, steps=steps)
@@ -257,7 +262,7 @@ class Trainer:
                 model = self.sampling_model()
                 eps_model = EpsModel(model, self.objective, self.diffusion.alphas_cumprod)
                 return sample(eps_model, scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
-                              progress=progress)
+                              progress=progress, device=self.device).cpu()
         finally:
             self.model.train()
 
@@ -273,7 +278,8 @@ class Trainer:
             from qgen.backends.spec import BackendSpec
 
             exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
-            self._exact_twin = build_model(self.cfg.model, self.data.channels, self.cfg.train.seed, exact)
+            self._exact_twin = build_model(self.cfg.model, self.data.channels, self.cfg.train.seed,
+                                           exact).to(self.device)
             logger.warning(f"qgen: {EXACT_PREVIEW_NOTE} (no {self.backend.spec.name} jobs outside the training budget)")
         self._exact_twin.load_state_dict(self.model.state_dict())
         self._exact_twin.eval()

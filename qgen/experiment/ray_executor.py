@@ -1,0 +1,251 @@
+"""``qgen experiment --executor ray``: every cell (train -> sample -> evaluate) as a Ray task.
+
+The driver (this process) decides what runs, submits at most ``workers`` cells at once and writes
+``state.json``; a worker runs ``run_cell`` with a ``CellRecord`` and hands the record back. The
+safety rules of the sequential runner hold unchanged:
+
+* a cell's ``metrics.json`` is still its done-marker (written last, atomically, by the worker);
+* a failed cell is reported as failed and the other cells carry on;
+* Ctrl-C (or SIGTERM) cancels the running tasks -- the cancel reaches a trainer as an interrupt,
+  so it checkpoints and stops -- waits a little for them, and leaves every cell resumable;
+* cells whose backend spends shots (IBM hardware: a shot budget and a job journal) run one at a
+  time, never next to each other.
+
+Each task asks Ray for ``$QGEN_THREADS`` CPUs (default 1) and, with a CUDA device, a share of a GPU
+(the cluster's GPUs / workers, at most one); the worker pins torch and BLAS to its CPUs. Without an
+address qgen starts a local Ray for the command and stops it at the end; with one (``auto``,
+``ray://host:10001``) it joins that cluster, whose nodes must see the output folder and data root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from qgen.errors import QgenError
+from qgen.experiment.cells import Cell, run_config
+from qgen.experiment.config import ExperimentConfig
+from qgen.experiment.runner import (
+    CellRecord,
+    RunnerOptions,
+    RunnerResult,
+    cell_is_done,
+    cell_threads,
+    pinned_threads,
+    run_cell,
+)
+from qgen.experiment.state import ExperimentState
+
+RAY_EXTRA = "pip install -e '.[ray]'"
+# how long an interrupted driver waits for the cancelled cells to checkpoint before it stops Ray
+CANCEL_GRACE_SECONDS = 60.0
+# a local Ray's shared-memory object store: cells return small records, so keep it small
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise QgenError(f"--executor ray needs Ray, which is not installed; install the 'ray' extra "
+                        f"({RAY_EXTRA}) or use --executor local") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """What one worker needs; everything in it pickles (paths absolute: a worker's cwd is its own)."""
+
+    cfg: ExperimentConfig
+    cell: Cell
+    record: dict
+    out: Path
+    backends_file: Path | None
+    device: str
+    threads: int
+
+
+def execute_cell(task: CellTask) -> dict:
+    """The body of a Ray task: one cell in a worker; never raises for a failed cell (the driver records it)."""
+    lines: list[str] = []
+    record = CellRecord(task.cell.id, dict(task.record))
+    opts = RunnerOptions(out=task.out, backends_file=task.backends_file, device=task.device, log=lines.append)
+    try:
+        with pinned_threads(task.threads):  # the CPUs Ray granted the task; same numbers as the local runner
+            line = run_cell(task.cfg, task.cell, record, opts)
+    except KeyboardInterrupt:  # ray.cancel: the trainer has checkpointed; the cell resumes next time
+        record.update_cell(task.cell.id, status="interrupted")
+        return {"outcome": "interrupted", "record": record.fields, "lines": lines}
+    except Exception as exc:  # one broken cell must not sink the other cells of the grid
+        message = f"{type(exc).__name__}: {exc}"
+        record.update_cell(task.cell.id, status="failed", error=message)
+        return {"outcome": "failed", "error": message, "record": record.fields, "lines": lines}
+    return {"outcome": "done", "line": line, "record": record.fields, "lines": lines}
+
+
+@dataclass
+class _Cluster:
+    ray: object
+    started_here: bool
+    cpus: float
+    gpus: float
+
+    def shutdown(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+
+
+def connect(opts: RunnerOptions, workers: int | None, threads: int) -> _Cluster:
+    """Join the Ray that is already up in this process, the cluster at ``opts.address``, or start one."""
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                      configure_logging=True)
+        if opts.address is None:
+            cpus = (workers or os.cpu_count() or 1) * threads
+            ray.init(num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+        else:
+            # the workers of a cluster do not inherit this shell: pass qgen's settings along
+            env = {k: v for k, v in os.environ.items() if k.startswith("QGEN_")}
+            try:
+                ray.init(address=opts.address, runtime_env={"env_vars": env}, **common)
+            except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
+                raise QgenError(f"cannot connect to the Ray cluster at {opts.address!r}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        started = opts.address is None
+    resources = ray.cluster_resources()
+    return _Cluster(ray, started, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
+
+
+def cell_device(requested: str, cluster: _Cluster) -> str:
+    """The device a worker uses: Ray gives a task its GPU(s) as cuda:0.., so CUDA is just ``cuda``."""
+    from qgen.torch_device import check_device_name, device_name, resolve_device
+
+    name = check_device_name(requested)
+    if name == "auto":
+        return "cuda" if cluster.gpus > 0 else "cpu"
+    if name.startswith("cuda"):
+        if cluster.gpus <= 0:
+            raise QgenError(f"--device {name}: the Ray cluster has no GPUs (resources: {cluster.cpus:g} CPUs); "
+                            "use --device cpu or auto")
+        return "cuda"
+    return device_name(resolve_device(name))  # cpu, or mps on this (local) machine
+
+
+def exclusive(cfg: ExperimentConfig, cell: Cell, backends_file: Path | None) -> bool:
+    """Whether the cell's backend spends shots (IBM: a shot budget and a job journal): run it alone."""
+    from qgen.backends.registry import backend_class, get_backend
+
+    if cell.arm.model_kind != "quantum" and cell.arm.noise == "classical":
+        return False
+    return backend_class(get_backend(run_config(cfg, cell).backend, backends_file)).spends_shots
+
+
+def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) -> RunnerResult:
+    if opts.workers is not None and opts.workers < 1:
+        raise QgenError(f"--workers must be >= 1, got {opts.workers}")
+    threads = cell_threads()
+    out = Path(opts.out).resolve()
+    backends_file = Path(opts.backends_file).resolve() if opts.backends_file is not None else None
+    state = ExperimentState.open(opts.out)
+    result = RunnerResult([], [], {}, False)
+    todo: list[tuple[int, Cell]] = []
+    for index, cell in enumerate(cells, 1):
+        if cell_is_done(opts.out, cell):
+            result.skipped.append(cell.id)
+            if state.cell(cell.id)["status"] != "done":
+                state.update_cell(cell.id, status="done")
+        elif opts.max_cells is not None and len(todo) >= opts.max_cells:
+            result.stopped_early = True
+        else:
+            todo.append((index, cell))
+    lone = {cell.id for _, cell in todo if exclusive(cfg, cell, opts.backends_file)}
+    cluster = connect(opts, opts.workers, threads)
+    try:
+        device = cell_device(opts.device, cluster)
+        workers = opts.workers or max(1, int(cluster.cpus // threads))
+        gpus = min(1.0, cluster.gpus / workers) if device == "cuda" else 0
+        remote = cluster.ray.remote(execute_cell).options(num_cpus=threads, num_gpus=gpus, max_retries=0)
+        state.begin_invocation()
+        _drive(cluster.ray, remote, todo, lone, workers, state, result, opts, len(cells),
+               lambda cell: CellTask(cfg, cell, dict(state.cell(cell.id)), out, backends_file, device, threads))
+    finally:
+        cluster.shutdown()
+    complete = not result.stopped_early and not result.failed
+    state.set_status("finished" if complete else ("stopped" if result.stopped_early else "failed-cells"))
+    return result
+
+
+def _drive(ray, remote, todo, lone, workers, state, result, opts, total, make_task) -> None:
+    """Submit, collect and record; on an interrupt cancel what runs and leave it resumable."""
+    queue = list(todo)
+    running: dict = {}  # ObjectRef -> Cell
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                pick = _next_submittable(queue, running, lone)
+                if pick is None:
+                    break
+                index, cell = queue.pop(pick)
+                state.update_cell(cell.id, status="running")
+                running[remote.remote(make_task(cell))] = cell
+                opts.log(f"qgen experiment: [{index}/{total}] {cell.id}")
+            finished, _ = ray.wait(list(running), num_returns=1)
+            for ref in finished:
+                _record(ray, ref, running.pop(ref), state, result, opts)
+    except KeyboardInterrupt:
+        _cancel(ray, running, state, opts)
+        state.set_status("interrupted")
+        raise
+
+
+def _next_submittable(queue, running, lone) -> int | None:
+    """The first queued cell that may start now: an exclusive cell only when no other one runs."""
+    busy = any(cell.id in lone for cell in running.values())
+    for i, (_, cell) in enumerate(queue):
+        if cell.id not in lone or not busy:
+            return i
+    return None
+
+
+def _record(ray, ref, cell: Cell, state: ExperimentState, result: RunnerResult, opts: RunnerOptions) -> None:
+    try:
+        report = ray.get(ref)
+    except Exception as exc:  # the worker died (killed, out of memory) or Ray itself failed
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        state.update_cell(cell.id, status="failed", error=message)
+        result.failed[cell.id] = message
+        opts.log(f"qgen experiment: {cell.id} FAILED: {message}")
+        return
+    for line in report["lines"]:
+        opts.log(line)
+    state.update_cell(cell.id, **report["record"])
+    if report["outcome"] == "done":
+        result.done.append(cell.id)
+        opts.log(f"qgen experiment: {cell.id} {report['line']}")
+    elif report["outcome"] == "failed":
+        result.failed[cell.id] = report["error"]
+        opts.log(f"qgen experiment: {cell.id} FAILED: {report['error']}")
+    else:  # interrupted inside the worker (a signal that reached it directly)
+        raise KeyboardInterrupt
+
+
+def _cancel(ray, running: dict, state: ExperimentState, opts: RunnerOptions) -> None:
+    """Ask every running cell to stop (the trainer checkpoints), wait a little, mark them interrupted."""
+    for ref in running:
+        ray.cancel(ref)  # not force: a KeyboardInterrupt inside the task, which the trainer honours
+    refs = list(running)
+    finished, _ = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS) if refs else ([], [])
+    for ref, cell in running.items():
+        fields = {"status": "interrupted"}
+        if ref in finished:
+            try:
+                fields = ray.get(ref)["record"] | fields
+            except Exception:  # cancelled before it reported: the folders still say how far it got
+                pass
+        state.update_cell(cell.id, **fields)
+    if running:
+        opts.log(f"qgen experiment: cancelled {len(running)} running cell(s); they resume from their checkpoints")
