@@ -54,7 +54,7 @@ def usage(twin, n: int, calls: int, shots: str) -> tuple[int, int, float]:
     counted with the executor's shot model)."""
     if shots == "exact":
         return 0, 0, float("nan")
-    spec = replace(twin, shots=int(shots), precision=None)
+    spec = replace(twin, shots=int(shots), precision=0.0)  # 0: no precision target, shots rule
     job_plan = sampling_plan(spec, [n], calls)
     return job_plan.num_jobs, job_plan.executions, job_plan.estimated_seconds / 60
 
