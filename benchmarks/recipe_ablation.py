@@ -55,6 +55,7 @@ def cell_name(variant: str, model: str, n: int, seed: int) -> str:
 
 def run_cell(work: Path, variant: str, model: str, n: int, seed: int, steps: int, eval_every: int,
              dataset_args: list[str]) -> Path:
+    work = work.resolve()  # the cell runs with cwd=work (see below)
     runs = work / "runs"
     name = cell_name(variant, model, n, seed)
     existing = sorted(runs.glob(f"*-{name}"))
@@ -73,8 +74,13 @@ def run_cell(work: Path, variant: str, model: str, n: int, seed: int, steps: int
     log = work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
-        subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    return sorted(runs.glob(f"*-{name}"))[-1]
+        # cwd outside the checkout: ``python -m`` puts the cwd first on sys.path, ahead of PYTHONPATH,
+        # so a run started in the checkout would import its code instead of the snapshot's
+        subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False, cwd=work)
+    found = sorted(runs.glob(f"*-{name}"))
+    if not found:
+        raise RuntimeError(f"cell {name} made no run directory; see {log}")
+    return found[-1]
 
 
 def collect(work: Path, cells: list[tuple]) -> list[dict]:
