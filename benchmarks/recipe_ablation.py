@@ -110,8 +110,8 @@ def write_outputs(out: Path, rows: list[dict], command: str) -> None:
     for r in rows:
         groups.setdefault((r["variant"], r["model"], r["n"]), []).append(r)
     lines = ["# Recipe ablation", "", f"Command: `{command}`", "",
-             "Validation FLD (qgen LeNet features, 128 samples of the EMA weights, DPM-Solver++ 10 steps) at the "
-             "last evaluation of each cell; mean ± sd over seeds. Floor: 128 real held-out images; memorizer: the "
+             "Validation FLD (qgen LeNet features, the run's --eval-samples of the EMA weights (recipe: 96), DPM-Solver++ 10 steps) at the "
+             "last evaluation of each cell; mean ± sd over seeds. Floor: as many real held-out images; memorizer: the "
              "N training images replayed; same sizes and reference. CPU minutes: training steps only "
              "(process time, one thread).", "",
              "| variant | model | N | seeds | CPU min | final FLD | best FLD | FLD/memorizer | copy | floor | memorizer | status |",
@@ -176,7 +176,7 @@ def main() -> None:
     p.add_argument("--collect-only", action="store_true")
     a = p.parse_args()
     cells = [(v, m, n, s) for s in a.seeds for n in a.n for m in a.models for v in a.variants]
-    command = " ".join(["python", "benchmarks/recipe_ablation.py", *sys.argv[1:]])
+    command = " ".join(["python", "benchmarks/recipe_ablation.py", *(a for a in sys.argv[1:] if a != "--collect-only")])
     if not a.collect_only:
         with ThreadPoolExecutor(a.workers) as pool:
             dataset = ["--class", str(a.digit), "--no-download"]
