@@ -21,19 +21,9 @@ from qgen.experiment.config import experiment_from_dict, save_experiment_config
 from qgen.experiment.ray_executor import _next_submittable, exclusive
 from qgen.experiment.runner import RunnerOptions, run_experiment
 from qgen.metrics.metrics_json import result_values
+from test_experiment import TINY  # the experiment tests' tiny grid (pytest puts tests/ on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "name": "tiny",
-    "arms": ["classical", "quantum"],
-    "sizes": [10],
-    "seeds": [0],
-    "datasets": [{"label": "mnist-c3", "dataset": "mnist", "classes": [3]}],
-    "model": {"widths": [8, 8, 8], "qubits": 2, "layers": 1, "T": 20},
-    "train": {"steps": 12, "batch_size": 4, "ema_decay": 0.5, "checkpoint_every": 4},
-    "sampling": {"n": 8, "steps": 4, "batch_size": 8, "heldout_limit": 100},
-}
 
 
 @pytest.fixture(scope="module")

@@ -198,3 +198,34 @@ def test_train_help_states_the_recipe_defaults():
     assert f"default {RECIPE_TRAIN['ema_power']};" in helps["ema_power"]
     assert f"default {RECIPE_TRAIN['augment_shift']})" in helps["augment_shift"]
     assert f"default {RECIPE_TRAIN['eval_samples']})" in helps["eval_samples"]
+
+
+def test_a_shot_spending_backend_draws_its_preview_with_the_exact_backend(tmp_path):
+    """Previews and in-training evaluations would submit dozens of hardware jobs outside the training
+    budget: on a backend that spends shots they run the same weights on the exact backend."""
+    from qgen.training.trainer import EXACT_PREVIEW_NOTE
+
+    cfg = replace(_cfg(steps=4), model=ModelConfig(kind="quantum", widths=(8, 8, 8), qubits=2, layers=1))
+    trainer = _trainer(tmp_path, cfg)
+    reference = trainer.sample_ema("ddim", 5, 3, seed=7)  # the model itself, exact backend
+
+    class SpendingBackend(type(trainer.backend)):  # the same backend, claiming to spend shots
+        spends_shots = True
+
+    trainer.backend.__class__ = SpendingBackend
+    calls = {"n": 0}
+    connector = trainer.model.gate.middle.qnn
+    original = connector.forward
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    connector.forward = counting
+    drawn = trainer.sample_ema("ddim", 5, 3, seed=7)
+    trainer.train(show_progress=False)  # ends with finish(): the preview grid
+    assert torch.equal(drawn, reference)  # same weights, drawn by the exact twin
+    training_calls = 4  # one forward per training step on the training backend, none for previews
+    assert calls["n"] == training_calls
+    assert trainer.run.manifest()["preview_note"] == EXACT_PREVIEW_NOTE
+    assert (trainer.run.path / "samples.png").is_file()

@@ -20,6 +20,13 @@ def run_noise_report(backend_name: str, backends_file: Path | None, *, gaussians
                      local: bool = False, json_out: Path | None = None) -> bool:
     """Print raw and extracted reports; True when the bits that qgen would use pass."""
     backend = load_backend(backend_name, backends_file, local=local)
+    try:  # a Session/Batch the backend opens is closed on every way out
+        return _report(backend, gaussians=gaussians, seed=seed, json_out=json_out)
+    finally:
+        backend.close()
+
+
+def _report(backend, *, gaussians: int, seed: int, json_out: Path | None) -> bool:
     source, needs_extraction = bit_source_for(backend)
     extractors = default_extractors(seed=seed)
     need_raw = math.ceil(1.2 * gaussians * BITS_PER_GAUSSIAN / nominal_yield(extractors))

@@ -172,9 +172,9 @@ class Trainer:
                         t0, c0 = time.perf_counter(), time.process_time()
                         loss = self.train_step()
                         log_row(self.step + 1, loss, time.perf_counter() - t0)
+                        self.cpu_seconds += time.process_time() - c0  # the step's cost, not the logging's
                         if self.board is not None:
                             self.board.step(self.step + 1, loss, self.optimizer.param_groups[0]["lr"])
-                        self.cpu_seconds += time.process_time() - c0
                         self.step += 1  # after the row: a hard stop never leaves a step without its log line
                         signals.in_step = False
                         bar.update(1)
