@@ -41,6 +41,8 @@ from qgen.experiment.state import ExperimentState
 RAY_EXTRA = "pip install -e '.[ray]'"
 # how long an interrupted driver waits for the cancelled cells to checkpoint before it stops Ray
 CANCEL_GRACE_SECONDS = 60.0
+# how often the driver's wait for a finished cell returns to Python (to notice Ctrl-C)
+WAIT_SECONDS = 0.5
 # a local Ray's shared-memory object store: cells return small records, so keep it small
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
 
@@ -193,7 +195,9 @@ def _drive(ray, remote, todo, lone, workers, state, result, opts, total, make_ta
                 state.update_cell(cell.id, status="running")
                 running[remote.remote(make_task(cell))] = cell
                 opts.log(f"qgen experiment: [{index}/{total}] {cell.id}")
-            finished, _ = ray.wait(list(running), num_returns=1)
+            # a bounded wait: Python runs its signal handlers between calls, so Ctrl-C is seen within
+            # WAIT_SECONDS even while every cell is still running
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)
             for ref in finished:
                 _record(ray, ref, running.pop(ref), state, result, opts)
     except KeyboardInterrupt:
