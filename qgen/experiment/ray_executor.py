@@ -19,8 +19,11 @@ address qgen starts a local Ray for the command and stops it at the end; with on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,8 +184,27 @@ def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
     return result
 
 
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C raises KeyboardInterrupt in the driver even where SIGINT was inherited ignored (a
+    command started in the background by a non-interactive shell), as ``qgen train`` honours it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _drive(ray, remote, todo, lone, workers, state, result, opts, total, make_task) -> None:
     """Submit, collect and record; on an interrupt cancel what runs and leave it resumable."""
+    with _interruptible():
+        _drive_cells(ray, remote, todo, lone, workers, state, result, opts, total, make_task)
+
+
+def _drive_cells(ray, remote, todo, lone, workers, state, result, opts, total, make_task) -> None:
     queue = list(todo)
     running: dict = {}  # ObjectRef -> Cell
     try:
