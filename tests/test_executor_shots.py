@@ -275,17 +275,23 @@ class HardwareEstimator(PreparingEstimator):
         return QueuedJob(job_id, job) if self.die_waiting else ServiceJob(job_id, job.result())
 
 
-def test_a_job_still_queued_at_ibm_is_retrieved_not_resubmitted(tmp_path: Path):
-    backend_spec = spec()
-    isa, observables = isa_circuit()
-    service = StandInService()
-    pubs = [(isa, obs, RNG.uniform(-1, 1, (3, isa.num_parameters))) for obs in observables]
+def _interrupted_while_waiting(tmp_path: Path, backend_spec, service, pubs) -> HardwareEstimator:
+    """Submit ``pubs`` through the journal and die waiting for the job (a kill mid-job); the estimator."""
     first = HardwareEstimator(backend_spec, service, die_waiting=True)
     with RunDir(tmp_path).lock():
         estimator = JournaledEstimator(first, backend_spec, service)
         estimator.attach(tmp_path)
         with pytest.raises(Interrupted):
             estimator.run(pubs)
+    return first
+
+
+def test_a_job_still_queued_at_ibm_is_retrieved_not_resubmitted(tmp_path: Path):
+    backend_spec = spec()
+    isa, observables = isa_circuit()
+    service = StandInService()
+    pubs = [(isa, obs, RNG.uniform(-1, 1, (3, isa.num_parameters))) for obs in observables]
+    first = _interrupted_while_waiting(tmp_path, backend_spec, service, pubs)
     spent = ShotLedger(tmp_path).spent("hw")
     assert first.submissions == 1 and spent == first.shots  # charged at submission, before the wait
 
@@ -339,12 +345,7 @@ def test_a_job_that_failed_at_ibm_is_marked_and_submitted_again_and_charged_agai
     isa, observables = isa_circuit()
     service = StandInService()
     pubs = [(isa, observables[0], RNG.uniform(-1, 1, (2, isa.num_parameters)))]
-    first = HardwareEstimator(backend_spec, service, die_waiting=True)
-    with RunDir(tmp_path).lock():
-        estimator = JournaledEstimator(first, backend_spec, service)
-        estimator.attach(tmp_path)
-        with pytest.raises(Interrupted):
-            estimator.run(pubs)
+    first = _interrupted_while_waiting(tmp_path, backend_spec, service, pubs)
     service.job = lambda job_id: ServiceJob(job_id, None, status="ERROR")
     second = HardwareEstimator(backend_spec, service, die_waiting=False)
     with RunDir(tmp_path).lock():
