@@ -18,7 +18,7 @@ import ray  # the suite exercises Ray: CI installs the 'ray' extra (README's ins
 
 from qgen.experiment.cells import expand_cells
 from qgen.experiment.config import experiment_from_dict, save_experiment_config
-from qgen.experiment.ray_executor import _next_submittable, exclusive
+from qgen.experiment.ray_executor import _next_submittable, exclusive, longest_first
 from qgen.experiment.runner import RunnerOptions, run_experiment
 from qgen.metrics.metrics_json import result_values
 from test_experiment import TINY  # the experiment tests' tiny grid (pytest puts tests/ on sys.path)
@@ -110,6 +110,17 @@ def test_ctrl_c_cancels_running_cells_and_leaves_them_resumable(cluster, tmp_pat
         steps = [int(line.split(",")[0]) for line in (run / "loss.csv").read_text().splitlines()[1:]]
         assert steps == list(range(1, 201))
         assert json.loads((out / "state.json").read_text())["cells"][cell_id]["trainings"] == 2
+
+
+def test_cells_are_submitted_longest_first_and_ties_keep_the_grid_order():
+    cfg = experiment_from_dict({**TINY, "arms": ["plain", "classical", "quantum", "quantum_noise"], "seeds": [0, 1]})
+    cells = expand_cells(cfg)
+    order = [cell.id.split("_n10_")[0].removeprefix("mnist-c3_") + f"/{i}" for i, cell in
+             longest_first(cfg, list(enumerate(cells, 1)))]
+    # the smoke grid's measured cost order (6-8 s, 3 s, 2 s): quantum noise, the quantum gate, then the
+    # plain and classical cells, which the cost model prices alike (so they keep their grid order)
+    assert order == ["quantum_noise/4", "quantum_noise/8", "quantum/3", "quantum/7",
+                     "plain/1", "classical/2", "plain/5", "classical/6"]
 
 
 def test_shot_spending_cells_never_run_side_by_side(tmp_path):

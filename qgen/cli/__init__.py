@@ -446,3 +446,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
+def run() -> None:
+    """The process entry point (the ``qgen`` script, ``python -m qgen.cli``): ``main`` and a quick exit
+    (qgen.cli.process_exit); tests and the Python API call ``main`` itself."""
+    from qgen.cli.process_exit import run_and_exit
+
+    run_and_exit(main)
+
+

@@ -1,5 +1,5 @@
 """``python -m qgen.cli``: the same entry point as the ``qgen`` script."""
 
-from qgen.cli import main
+from qgen.cli import run
 
-main()
+run()

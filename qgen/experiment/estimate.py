@@ -55,8 +55,12 @@ def model_step_seconds(cfg: ExperimentConfig, arm_name: str, model_kind: str, no
     return step
 
 
+def train_seconds(cfg: ExperimentConfig, cell: Cell) -> float:
+    """The training part of the estimate: pure arithmetic (no torch), cheap enough to order a queue by."""
+    return model_step_seconds(cfg, cell.arm.name, cell.arm.model_kind, cell.arm.noise) * cfg.train.steps
+
+
 def estimate_cell(cfg: ExperimentConfig, cell: Cell) -> CellEstimate:
-    step = model_step_seconds(cfg, cell.arm.name, cell.arm.model_kind, cell.arm.noise)
     s = cfg.sampling
     steps = s.make_scheduler(cfg.diffusion.make_schedule()).model_calls()  # the scheduler's count (DDPM: T)
     sample = SAMPLE_PER_IMAGE_STEP_S * s.n * steps
@@ -68,7 +72,7 @@ def estimate_cell(cfg: ExperimentConfig, cell: Cell) -> CellEstimate:
         sample += quantum * (NOISY_DEVICE_FACTOR if cell.arm.name == "noisy_device" else 1.0)
     if cell.arm.noise == "quantum":
         sample += QUANTUM_NOISE_PER_VALUE_S * s.n * PIXELS
-    return CellEstimate(step * cfg.train.steps, sample, EVALUATION_S)
+    return CellEstimate(train_seconds(cfg, cell), sample, EVALUATION_S)
 
 
 def measured_seconds_per_arm(state_cells: dict[str, dict]) -> dict[str, float]:

@@ -11,6 +11,11 @@ safety rules of the sequential runner hold unchanged:
 * cells whose backend spends shots (IBM hardware: a shot budget and a job journal) run one at a
   time, never next to each other.
 
+Cells are submitted longest first (by the dry run's cost model), so that the long ones -- quantum
+noise, noisy devices -- do not start last and leave the other workers idle at the end. When nothing
+is left to submit and a worker falls idle, the driver imports what the report needs, on that idle
+CPU instead of after the last cell.
+
 Each task asks Ray for ``$QGEN_THREADS`` CPUs (default 1) and, with a CUDA device, a share of a GPU
 (the cluster's GPUs / workers, at most one); the worker pins torch and BLAS to its CPUs. Without an
 address qgen starts a local Ray for the command and stops it at the end; with one (``auto``,
@@ -20,9 +25,11 @@ address qgen starts a local Ray for the command and stops it at the end; with on
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ from pathlib import Path
 from qgen.errors import QgenError
 from qgen.experiment.cells import Cell, run_config
 from qgen.experiment.config import ExperimentConfig
+from qgen.experiment.estimate import train_seconds
 from qgen.experiment.runner import (
     CellRecord,
     RunnerOptions,
@@ -48,6 +56,8 @@ CANCEL_GRACE_SECONDS = 60.0
 WAIT_SECONDS = 0.5
 # a local Ray's shared-memory object store: cells return small records, so keep it small
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+# what the driver needs after the cells (summary, figures, grids): imported while the last cells run
+REPORT_MODULE = "qgen.experiment.outputs"
 
 
 def import_ray():
@@ -167,6 +177,7 @@ def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
             result.stopped_early = True
         else:
             todo.append((index, cell))
+    todo = longest_first(cfg, todo)
     lone = {cell.id for _, cell in todo if exclusive(cfg, cell, opts.backends_file)}
     cluster = connect(opts, opts.workers, threads)
     try:
@@ -182,6 +193,12 @@ def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
     complete = not result.stopped_early and not result.failed
     state.set_status("finished" if complete else ("stopped" if result.stopped_early else "failed-cells"))
     return result
+
+
+def longest_first(cfg: ExperimentConfig, todo: list[tuple[int, Cell]]) -> list[tuple[int, Cell]]:
+    """The queue by estimated training time, longest first (ties keep the grid order): a greedy
+    schedule of the longest jobs first ends within 4/3 of the best possible (Graham's LPT bound)."""
+    return sorted(todo, key=lambda item: -train_seconds(cfg, item[1]))
 
 
 @contextlib.contextmanager
@@ -217,6 +234,8 @@ def _drive_cells(ray, remote, todo, lone, workers, state, result, opts, total, m
                 state.update_cell(cell.id, status="running")
                 running[remote.remote(make_task(cell))] = cell
                 opts.log(f"qgen experiment: [{index}/{total}] {cell.id}")
+            if not queue and len(running) < workers and REPORT_MODULE not in sys.modules:
+                importlib.import_module(REPORT_MODULE)  # a worker is idle for good: use its CPU for this
             # a bounded wait: Python runs its signal handlers between calls, so Ctrl-C is seen within
             # WAIT_SECONDS even while every cell is still running
             finished, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)

@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 from qgen.errors import QgenError
 
@@ -49,6 +48,8 @@ def gaussian_report(samples: np.ndarray, thresholds: ReportThresholds = ReportTh
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     n = x.size
     mean, var = float(x.mean()), float(x.var())
+    from scipy import stats  # here, not at the top: scipy.stats costs ~0.5 s of every qgen process's start
+
     ks = stats.kstest(x, "norm")
     lag1 = _lag1(x)
     checks = {
