@@ -93,3 +93,13 @@ def test_the_qgen_entry_points_skip_the_module_teardown(tmp_path, entry):
     assert proc.returncode == 0 and proc.stdout.strip()
     assert (tmp_path / "atexit").is_file()
     assert not (tmp_path / "teardown").exists()
+
+
+def test_what_compiled_code_printed_is_flushed_too(tmp_path):
+    # printf into C's stdio buffer (a pipe: fully buffered), which only exit()'s flush would write
+    script = tmp_path / "program.py"
+    script.write_text("import ctypes\nfrom qgen.cli.process_exit import run_and_exit\n\n"
+                      "def main():\n    ctypes.CDLL(None).printf(b'from C')\n\nrun_and_exit(main)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0 and proc.stdout == "from C"

@@ -9,12 +9,13 @@ CPython runs them, and then leaves with ``os._exit``:
 1. ``threading._shutdown``: the callbacks registered with ``threading._register_atexit`` (they stop
    idle ``concurrent.futures`` workers) and a join of every non-daemon thread;
 2. the ``atexit`` handlers (Ray's shutdown, logging's final flush, coverage);
-3. a flush of stdout and stderr.
+3. a flush of stdout and stderr, Python's and the C library's (what compiled code printed).
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import sys
 import threading
@@ -41,7 +42,17 @@ def quick_exit(code: int) -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (qgen ... | head) or a closed stream: nothing to save
             pass
+    _flush_c_stdio()
     os._exit(code)
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: the buffers of C's stdio (C++'s std::cout writes through them), which exit()
+    would flush and ``os._exit`` does not."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to load by that name (not Linux/macOS)
+        pass
 
 
 def run_and_exit(main) -> None:
