@@ -51,8 +51,11 @@ def test_ray_gives_the_sequential_results(cluster, tmp_path):
     cells = expand_cells(cfg)
     quiet = {"log": lambda line: None}
     local = run_experiment(cfg, cells, RunnerOptions(out=tmp_path / "local", **quiet))
-    on_ray = run_experiment(cfg, cells, RunnerOptions(out=tmp_path / "ray", executor="ray", workers=2, **quiet))
+    lines: list[str] = []
+    on_ray = run_experiment(cfg, cells, RunnerOptions(out=tmp_path / "ray", executor="ray", workers=2, log=lines.append))
     assert sorted(local.done) == sorted(on_ray.done) == sorted(c.id for c in cells)
+    submitted = [line for line in lines if "] mnist-c3_" in line]
+    assert submitted[0].endswith("[2/2] mnist-c3_quantum_n10_s0")  # the longer cell went first
     seq, par = _metrics(tmp_path / "local"), _metrics(tmp_path / "ray")
     assert len(seq) == 2 and seq == par  # every FLD, KID, baseline and count, to the last digit
     state = json.loads((tmp_path / "ray" / "state.json").read_text())
