@@ -53,7 +53,7 @@ def _steps(kind: str, device: str, steps: int = 3) -> tuple[list[float], dict[st
         optimizer.zero_grad()
         loss = diffusion.training_loss(model, x0, noise, generator)
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         optimizer.step()
     return losses, {name: p.grad.detach().cpu() for name, p in model.named_parameters() if p.grad is not None}
 
