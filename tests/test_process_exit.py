@@ -37,6 +37,14 @@ run_and_exit(main)
 """
 
 
+def _run_program(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    """``source`` as a script in a fresh Python, qgen importable, its folder as the first argument."""
+    script = tmp_path / "program.py"
+    script.write_text(source)
+    return subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
 @pytest.mark.parametrize("ending, status, stderr", [
     ("return", 0, ""),
     ("raise SystemExit(3)", 3, ""),
@@ -44,21 +52,15 @@ run_and_exit(main)
     ("raise SystemExit('qgen: error: a message')", 1, "qgen: error: a message\n"),
 ])
 def test_the_quick_exit_keeps_what_interpreter_shutdown_guarantees(tmp_path, ending, status, stderr):
-    script = tmp_path / "program.py"
-    script.write_text(PROGRAM.format(ending=ending))
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                          timeout=60, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    proc = _run_program(tmp_path, PROGRAM.format(ending=ending))
     assert (proc.returncode, proc.stdout, proc.stderr) == (status, "buffered, no newline", stderr)
     assert (tmp_path / "thread").read_text() == "joined"
     assert (tmp_path / "atexit").read_text() == "ran"
 
 
 def test_an_unexpected_error_still_exits_with_a_traceback(tmp_path):
-    script = tmp_path / "program.py"
-    script.write_text("from qgen.cli.process_exit import run_and_exit\n\n"
-                      "def main():\n    raise RuntimeError('a bug')\n\nrun_and_exit(main)\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    proc = _run_program(tmp_path, "from qgen.cli.process_exit import run_and_exit\n\n"
+                                  "def main():\n    raise RuntimeError('a bug')\n\nrun_and_exit(main)\n")
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "RuntimeError: a bug" in proc.stderr
 
 
@@ -97,9 +99,6 @@ def test_the_qgen_entry_points_skip_the_module_teardown(tmp_path, entry):
 
 def test_what_compiled_code_printed_is_flushed_too(tmp_path):
     # printf into C's stdio buffer (a pipe: fully buffered), which only exit()'s flush would write
-    script = tmp_path / "program.py"
-    script.write_text("import ctypes\nfrom qgen.cli.process_exit import run_and_exit\n\n"
-                      "def main():\n    ctypes.CDLL(None).printf(b'from C')\n\nrun_and_exit(main)\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    proc = _run_program(tmp_path, "import ctypes\nfrom qgen.cli.process_exit import run_and_exit\n\n"
+                                  "def main():\n    ctypes.CDLL(None).printf(b'from C')\n\nrun_and_exit(main)\n")
     assert proc.returncode == 0 and proc.stdout == "from C"
