@@ -70,9 +70,7 @@ def _set_threads() -> None:
 def _check_executor_options(executor: str, workers: int | None, address: str | None, device: str,
                             nothing_runs: bool) -> None:
     """Refuse what would be ignored, and a missing Ray or GPU, before the output folder is touched."""
-    from qgen.torch_device import check_device_name
-
-    from qgen.torch_device import resolve_device
+    from qgen.torch_device import check_device_name, resolve_device
 
     check_device_name(device)
     if executor == "local":

@@ -229,9 +229,9 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellR
     t0 = time.perf_counter()
     try:
         if run_dir is None:
-            run_dir = start_training(replace(run_config(cfg, cell), device=opts.device), runs_dir=cell_dir / RUNS_SUBDIR, epochs=None,
-                                     backends_file=opts.backends_file, show_progress=opts.show_progress,
-                                     report=opts.log)
+            run_dir = start_training(replace(run_config(cfg, cell), device=opts.device), runs_dir=cell_dir / RUNS_SUBDIR,
+                                     epochs=None, backends_file=opts.backends_file,
+                                     show_progress=opts.show_progress, report=opts.log)
         else:
             opts.log(f"qgen experiment: {cell.id}: resuming {run_dir.name} at step {step}")
             run_dir = resume_training(str(run_dir), runs_dir=None, steps=None, backends_file=opts.backends_file,
@@ -244,7 +244,6 @@ def train_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellR
     if run_dir is None:
         raise QgenError(f"training of {cell.id} produced no run folder")
     return run_dir
-
 
 
 @dataclass

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from qgen.metrics._validation import check_images
+from qgen.torch_device import module_device
 
 GRAYSCALE_ARCH = "lenet"
 RGB_ARCH = "small_cnn"
@@ -90,10 +91,6 @@ class FeatureNet(nn.Module):
         return self.head(self.body(x))
 
 
-def _net_device(net: nn.Module) -> torch.device:
-    return next(net.parameters()).device
-
-
 @torch.no_grad()
 def extract_features(net: FeatureNet, images: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
     """Penultimate features of ``images`` (N, C, 28, 28) in [-1, 1] as a float64 (N, D) array.
@@ -101,7 +98,7 @@ def extract_features(net: FeatureNet, images: torch.Tensor, *, batch_size: int =
     Runs on the net's device (chunks of ``images`` are moved there); the features come back to the host.
     """
     images = check_images(images, what="images", channels=net.channels)
-    device = _net_device(net)
+    device = module_device(net)
     was_training = net.training
     net.eval()
     try:
@@ -118,7 +115,7 @@ def predict_probabilities(net: FeatureNet, images: torch.Tensor, *, batch_size: 
     was_training = net.training
     net.eval()
     try:
-        device = _net_device(net)
+        device = module_device(net)
         chunks = [net(images[i : i + batch_size].to(device)).softmax(dim=1).cpu()
                   for i in range(0, len(images), batch_size)]
     finally:
