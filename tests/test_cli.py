@@ -261,3 +261,12 @@ def test_hardware_dry_run_counts_estimator_and_noise_jobs_and_refuses_over_budge
     assert res.returncode == 2 and "OVER BUDGET: the real run would be refused" in res.stdout
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("qgen: error: the real run would be refused")
     assert not (run / "jobs.jsonl").exists() and not (run / "budget.json").exists()
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "abc", "1.5", ""])
+def test_a_bad_qgen_threads_is_one_line_before_anything_is_written(tmp_path: Path, env: dict, threads: str) -> None:
+    for command in (["train", "--steps", "2", *TINY], ["experiment", "--smoke", "--out", str(tmp_path / "exp")]):
+        res = qgen(command, {**env, "QGEN_THREADS": threads}, cwd=tmp_path)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr == f"qgen: error: $QGEN_THREADS must be a positive whole number of CPU threads, got {threads!r}\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == []

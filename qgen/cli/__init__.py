@@ -20,6 +20,7 @@ from qgen.cli.options import (
 )
 from qgen.errors import QgenError
 from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
+from qgen.threads import set_torch_threads
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does
@@ -378,20 +379,6 @@ def export(run, out, weights, backends_file, local, runs_dir) -> None:
     click.echo(f"wrote {folder}")
 
 
-def _set_threads() -> None:
-    """One intra-op thread unless $QGEN_THREADS says otherwise.
-
-    The U-Net here is small: with 2 OpenMP threads on a 2-core machine that is also running Aer or
-    anything else, a 3x3 conv measured 50x slower than with 1 thread (spin-waiting), while an idle
-    machine gains little from the second thread on tensors this small.
-    """
-    import os
-
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("QGEN_THREADS", "1"))))
-
-
 def _click_message(exc: click.ClickException) -> str:
     message = exc.format_message()
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
@@ -428,9 +415,9 @@ def _log_notes_to_stderr() -> None:
 def main(argv: list[str] | None = None) -> None:
     _log_notes_to_stderr()
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] not in ("--version", "--help", "-h") and args[-1] not in ("--help", "-h"):
-        _set_threads()  # version and help need no torch (importing it takes ~1 s)
     try:
+        if args and args[0] not in ("--version", "--help", "-h") and args[-1] not in ("--help", "-h"):
+            set_torch_threads()  # qgen.threads; version and help need no torch (importing it takes ~1 s)
         cli.main(args=argv, prog_name="qgen", standalone_mode=False)
     except QgenError as exc:
         click.echo(f"qgen: error: {exc}", err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from qgen.experiment.presets import PRESETS, preset
 from qgen.experiment.runner import EXECUTORS
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import timestamp
+from qgen.threads import set_torch_threads
 
 CONFIG_FILE = "experiment.toml"
 
@@ -57,14 +57,6 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _set_threads() -> None:
-    # same rule as ``qgen`` itself (one intra-op thread unless $QGEN_THREADS says otherwise), for
-    # when the command is invoked on its own rather than through qgen.cli.main
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("QGEN_THREADS", "1"))))
 
 
 def _check_executor_options(executor: str, workers: int | None, address: str | None, device: str,
@@ -137,7 +129,7 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
             click.echo(line)
         click.echo(f"dry run: nothing was trained; output folder would be {out}")
         return
-    _set_threads()
+    set_torch_threads()  # as qgen.cli.main does, for when this command is invoked on its own
     out.mkdir(parents=True, exist_ok=True)
     if not (out / CONFIG_FILE).is_file():
         save_experiment_config(cfg, out / CONFIG_FILE)

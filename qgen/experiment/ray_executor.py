@@ -43,11 +43,11 @@ from qgen.experiment.runner import (
     RunnerOptions,
     RunnerResult,
     cell_is_done,
-    cell_threads,
     pinned_threads,
     run_cell,
 )
 from qgen.experiment.state import ExperimentState
+from qgen.threads import configured_threads
 
 RAY_EXTRA = "pip install -e '.[ray]'"
 # how long an interrupted driver waits for the cancelled cells to checkpoint before it stops Ray
@@ -162,7 +162,7 @@ def exclusive(cfg: ExperimentConfig, cell: Cell, backends_file: Path | None) -> 
 def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) -> RunnerResult:
     if opts.workers is not None and opts.workers < 1:
         raise QgenError(f"--workers must be >= 1, got {opts.workers}")
-    threads = cell_threads()
+    threads = configured_threads()
     out = Path(opts.out).resolve()
     backends_file = Path(opts.backends_file).resolve() if opts.backends_file is not None else None
     state = ExperimentState.open(opts.out)

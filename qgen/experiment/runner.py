@@ -15,7 +15,6 @@ the driver (this process) writes ``state.json``, a worker reports its cell's rec
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from qgen.experiment.cells import Cell, run_config, sample_request
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import RunDir
+from qgen.threads import configured_threads
 
 CELL_METRICS = "metrics.json"
 RUNS_SUBDIR = "run"
@@ -83,11 +83,6 @@ def checkpoint_step(run_dir: Path) -> int | None:
         return None
 
 
-def cell_threads() -> int:
-    """CPU threads per cell: $QGEN_THREADS, default 1 (qgen's rule, see qgen.cli._set_threads)."""
-    return max(1, int(os.environ.get("QGEN_THREADS", "1")))
-
-
 @contextmanager
 def pinned_threads(threads: int):
     """torch intra-op threads and every BLAS pool (numpy, scipy) limited to ``threads`` inside.
@@ -119,7 +114,7 @@ def run_experiment(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions
     from qgen.torch_device import device_name, resolve_device
 
     opts = replace(opts, device=device_name(resolve_device(opts.device)))  # a missing GPU: one line, before any cell
-    with pinned_threads(cell_threads()):
+    with pinned_threads(configured_threads()):
         return _run_local(cfg, cells, opts)
 
 
