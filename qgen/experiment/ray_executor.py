@@ -42,9 +42,10 @@ from qgen.experiment.runner import (
     CellRecord,
     RunnerOptions,
     RunnerResult,
-    cell_is_done,
     pinned_threads,
     run_cell,
+    set_final_status,
+    skip_if_done,
 )
 from qgen.experiment.state import ExperimentState
 from qgen.threads import configured_threads
@@ -169,11 +170,9 @@ def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
     result = RunnerResult([], [], {}, False)
     todo: list[tuple[int, Cell]] = []
     for index, cell in enumerate(cells, 1):
-        if cell_is_done(opts.out, cell):
-            result.skipped.append(cell.id)
-            if state.cell(cell.id)["status"] != "done":
-                state.update_cell(cell.id, status="done")
-        elif opts.max_cells is not None and len(todo) >= opts.max_cells:
+        if skip_if_done(cell, state, result, opts.out):
+            continue
+        if opts.max_cells is not None and len(todo) >= opts.max_cells:
             result.stopped_early = True
         else:
             todo.append((index, cell))
@@ -190,8 +189,7 @@ def run_on_ray(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
                lambda cell: CellTask(cfg, cell, dict(state.cell(cell.id)), out, backends_file, device, threads))
     finally:
         cluster.shutdown()
-    complete = not result.stopped_early and not result.failed
-    state.set_status("finished" if complete else ("stopped" if result.stopped_early else "failed-cells"))
+    set_final_status(state, result)
     return result
 
 

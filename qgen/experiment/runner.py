@@ -125,10 +125,7 @@ def _run_local(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
     worked = 0
     try:
         for index, cell in enumerate(cells, 1):
-            if cell_is_done(opts.out, cell):
-                result.skipped.append(cell.id)
-                if state.cell(cell.id)["status"] != "done":
-                    state.update_cell(cell.id, status="done")
+            if skip_if_done(cell, state, result, opts.out):
                 continue
             if opts.max_cells is not None and worked >= opts.max_cells:
                 result.stopped_early = True
@@ -151,9 +148,25 @@ def _run_local(cfg: ExperimentConfig, cells: list[Cell], opts: RunnerOptions) ->
     except KeyboardInterrupt:
         state.set_status("interrupted")
         raise
+    set_final_status(state, result)
+    return result
+
+
+def skip_if_done(cell: Cell, state: ExperimentState, result: RunnerResult, out: Path) -> bool:
+    """Whether the cell is already done (its metrics.json exists): then counted as skipped, and
+    marked done in state.json if an earlier invocation stopped before saying so."""
+    if not cell_is_done(out, cell):
+        return False
+    result.skipped.append(cell.id)
+    if state.cell(cell.id)["status"] != "done":
+        state.update_cell(cell.id, status="done")
+    return True
+
+
+def set_final_status(state: ExperimentState, result: RunnerResult) -> None:
+    """state.json's status once an invocation ends without an interrupt."""
     complete = not result.stopped_early and not result.failed
     state.set_status("finished" if complete else ("stopped" if result.stopped_early else "failed-cells"))
-    return result
 
 
 def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellRecord, opts: RunnerOptions) -> str:
