@@ -165,6 +165,28 @@ def test_ray_only_options_are_refused_with_the_local_executor(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--address", "127.0.0.1:1"], "qgen: error: cannot connect to the Ray cluster at '127.0.0.1:1': Connection refused"),
+    (["--address", "ray://127.0.0.1:1"], "qgen: error: cannot connect to the Ray cluster at 'ray://127.0.0.1:1'"),
+    (["--address", "headnode"], "qgen: error: --address 'headnode': expected auto, HOST:PORT or ray://HOST:PORT"),
+    (["--address", "headnode:port"], "qgen: error: --address 'headnode:port': expected auto"),
+    (["--workers", "0"], "qgen: error: Invalid value for '--workers': 0 is not in the range x>=1."),
+    (["--workers", "-1"], "qgen: error: Invalid value for '--workers': -1 is not in the range x>=1."),
+])
+def test_a_bad_address_or_worker_count_is_one_line_and_touches_nothing(tmp_path, monkeypatch, capsys, option,
+                                                                       message):
+    from qgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "--smoke", "--out", "exp", "--executor", "ray", *option])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert list(tmp_path.iterdir()) == []
+    assert time.monotonic() - t0 < 30  # ray.init alone would retry an unanswered address for minutes
+
+
 @pytest.mark.slow
 def test_smoke_preset_with_two_ray_workers_matches_the_sequential_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "QGEN_THREADS": "1", "QGEN_CIRCUITS": str(tmp_path / "circuits")}

@@ -72,9 +72,11 @@ def _check_executor_options(executor: str, workers: int | None, address: str | N
     if nothing_runs:
         return
     if executor == "ray":
-        from qgen.experiment.ray_executor import import_ray
+        from qgen.experiment.ray_executor import check_address, import_ray
 
         import_ray()
+        if address is not None:
+            check_address(address)
     if address is None:  # this machine runs the cells (a cluster's GPUs are checked once it is joined)
         resolve_device(device)
 

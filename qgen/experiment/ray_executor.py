@@ -29,6 +29,7 @@ import importlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ CANCEL_GRACE_SECONDS = 60.0
 WAIT_SECONDS = 0.5
 # a local Ray's shared-memory object store: cells return small records, so keep it small
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
+# how long the check of an explicit --address waits for a TCP answer
+ADDRESS_PROBE_SECONDS = 5.0
 # what the driver needs after the cells (summary, figures, grids): imported while the last cells run
 REPORT_MODULE = "qgen.experiment.outputs"
 
@@ -99,6 +102,25 @@ def execute_cell(task: CellTask) -> dict:
         record.update_cell(task.cell.id, status="failed", error=message)
         return {"outcome": "failed", "error": message, "record": record.fields, "lines": lines}
     return {"outcome": "done", "line": line, "record": record.fields, "lines": lines}
+
+
+def check_address(address: str, timeout: float = ADDRESS_PROBE_SECONDS) -> None:
+    """Refuse an explicit cluster address (``host:port``, ``ray://host:port``) that nothing answers on.
+
+    ``ray.init`` would retry such an address for minutes, printing its own C++ log lines; one TCP
+    connect says it at once. ``auto`` is left to Ray, which fails fast when no cluster runs here.
+    """
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise QgenError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise QgenError(f"cannot connect to the Ray cluster at {address!r}: {reason}; is it running "
+                        "(ray start --head) and is the address right?") from None
 
 
 @dataclass
