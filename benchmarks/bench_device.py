@@ -22,7 +22,7 @@ from qgen.diffusion.ddpm import GaussianDiffusion
 from qgen.diffusion.schedules import make_schedule
 from qgen.models.build import build_model
 from qgen.models.config import ModelConfig
-from qgen.models.gates import QuantumMiddle
+from qgen.models.middles import QuantumMiddle
 from qgen.noise.sources import ClassicalNoise
 from qgen.torch_device import resolve_device, synchronize
 from qgen.training.ema import EMA

@@ -37,6 +37,7 @@ __all__ = ["Evaluation", "Samples", "evaluate", "export", "from_pretrained", "lo
 def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "mnist", data_root: str | None = None,
                classes: tuple[int, ...] | None = None, n_train: int | None = None, download: bool = True,
                seed: int = 0, model: str = "quantum", qubits: int = 8, layers: int = 3, entanglement: str = "linear",
+               bottleneck: str | None = None, readout: str | None = None, skips: tuple[int, ...] | None = None,
                widths: tuple[int, ...] = (32, 64, 64), schedule: str | None = None, timesteps: int | None = None,
                prediction: str | None = None, loss_weighting: str | None = None,
                min_snr_gamma: float | None = None, mix: tuple[float, float, float] = (0.0, 1.0, 1.0),
@@ -47,18 +48,22 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                tensorboard: bool = True, device: str = "auto") -> RunConfig:
     """A training run's configuration: the measured recipe (``qgen.training.recipe``) where a value
     is None, the given value otherwise. Same names and meaning as ``qgen train``'s options
-    (``device``: auto, cpu, cuda[:N] or mps, resolved when training starts)."""
+    (``device``: auto, cpu, cuda[:N] or mps, resolved when training starts; ``bottleneck``, ``readout``,
+    ``skips``: None gives the measured default design, ``qgen.models.config.NEW_RUN_MODEL``)."""
     from qgen.config import RunConfig
     from qgen.data import DataConfig
     from qgen.errors import QgenError
-    from qgen.models.config import ModelConfig
+    from qgen.models.config import NEW_RUN_MODEL, ModelConfig
     from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
 
     if len(mix) != 3:
         raise QgenError(f"mix must be (lam_min, lam_max, power), got {mix!r}")
     data = DataConfig(dataset=dataset, root=data_root, classes=tuple(classes) if classes is not None else None,
                       n_train=n_train, seed=seed, download=download)
-    model_cfg = ModelConfig(kind=model, widths=tuple(widths), qubits=qubits, layers=layers, entanglement=entanglement)
+    design = {**NEW_RUN_MODEL, **{k: v for k, v in dict(bottleneck=bottleneck, readout=readout, skips=skips).items()
+                                  if v is not None}}
+    model_cfg = ModelConfig(kind=model, widths=tuple(widths), qubits=qubits, layers=layers, entanglement=entanglement,
+                            bottleneck=design["bottleneck"], readout=design["readout"], skips=tuple(design["skips"]))
     train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
@@ -155,18 +160,26 @@ class Evaluation:
         return self.metrics[key]["value"] if key else None
 
     @property
+    def dependence(self) -> dict | None:
+        """FLD ratios ablated / as trained (removal_*, content_*), when evaluated with ``ablate``."""
+        return self.metrics.get("dependence")
+
+    @property
     def reading(self) -> str | None:
         """copying, under-trained, generalizing or near-real (FLD read against floor and memorizer)."""
         return self.metrics.get("baselines", {}).get("reading")
 
 
 def evaluate(run: str | Path, *, samples: str | Path | None = None, heldout: int = 1000, seed: int = 0,
-             runs_dir: str | Path | None = None, device: str | None = None) -> Evaluation:
-    """Score a run's samples (default: its newest sample set) against the held-out test images."""
+             runs_dir: str | Path | None = None, device: str | None = None, ablate: bool = False,
+             backends_file: str | Path | None = None) -> Evaluation:
+    """Score a run's samples (default: its newest sample set) against the held-out test images;
+    ``ablate``: also how much they depend on the bottleneck (``.dependence``; ``qgen.dependence``)."""
     from qgen.evaluation import evaluate_run
 
     metrics, path = evaluate_run(str(run), samples=_path(samples), runs_dir=_path(runs_dir), heldout_limit=heldout,
-                                 seed=seed, device=device or "auto")
+                                 seed=seed, device=device or "auto", ablate=ablate,
+                                 backends_file=_path(backends_file))
     return Evaluation(metrics, path)
 
 

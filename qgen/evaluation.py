@@ -38,20 +38,23 @@ def heldout_for(data_cfg: DataConfig, train: LoadedData) -> HeldOut:
 
 
 def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None = None,
-                 heldout_limit: int = 1000, seed: int = 0, device: str = "cpu") -> tuple[dict, Path]:
+                 heldout_limit: int = 1000, seed: int = 0, device: str = "cpu", ablate: bool = False,
+                 backends_file: Path | None = None) -> tuple[dict, Path]:
     """Score a run's samples; the feature net runs on ``device`` (it is trained and cached on the CPU,
-    so every device measures with the same net)."""
+    so every device measures with the same net). ``ablate``: also measure how much the images depend
+    on the bottleneck's middle map (``qgen.dependence``), into ``metrics["dependence"]``."""
     from qgen.torch_device import resolve_device
 
     resolved = resolve_device(device)
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # metrics.json is written into the run: not while it trains or samples
         return _evaluate_locked(found, samples=samples, heldout_limit=heldout_limit, seed=seed,
-                                device=(device, resolved))
+                                device=(device, resolved), ablate=ablate, backends_file=backends_file)
 
 
 def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, seed: int,
-                     device: tuple[str, torch.device]) -> tuple[dict, Path]:
+                     device: tuple[str, torch.device], ablate: bool = False,
+                     backends_file: Path | None = None) -> tuple[dict, Path]:
     from qgen.torch_device import describe_device
 
     from qgen.metrics import evaluate_samples, write_metrics_json
@@ -61,6 +64,7 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     try:
         with np.load(samples_path) as npz:
             generated = torch.from_numpy(npz["samples"]).float()
+            metadata = str(npz["metadata"]) if "metadata" in npz.files else None
     except (OSError, KeyError, ValueError) as exc:
         raise QgenError(f"cannot read samples from {samples_path}: {exc}") from None
     train = load_dataset(cfg.data)
@@ -76,9 +80,34 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     metrics["heldout_source"] = f"test part of the held-out images ({held.origin})"
     metrics["heldout_sizes"] = held.sizes()
     metrics["device"] = describe_device(*device)
+    if ablate:
+        metrics["dependence"] = dependence_block(run, metadata, net, test, backends_file)
     out = run.metrics_path
     write_metrics_json(out, metrics)
     return metrics, out
+
+
+def dependence_block(run: RunDir, metadata: str | None, net, reference: torch.Tensor,
+                     backends_file: Path | None) -> dict:
+    """``qgen.dependence`` for the request that drew the samples, scored by FLD against ``reference``."""
+    import json
+
+    from qgen.dependence import measure_run_dependence
+    from qgen.metrics.feature_net import extract_features
+    from qgen.metrics.frechet import frechet_distance
+
+    try:
+        request = json.loads(metadata)["request"] if metadata else None
+    except (ValueError, TypeError, KeyError):
+        request = None
+    if not isinstance(request, dict):
+        return {"reason": "the samples file does not say how it was drawn (no request in its metadata)"}
+    if request.get("n", 0) < 2:
+        return {"reason": "no FLD to compare (needs at least 2 samples)"}
+    ref = extract_features(net, reference)
+    block = measure_run_dependence(run.path, request, lambda images: frechet_distance(
+        extract_features(net, images.to(torch.float32)), ref), backends_file)
+    return block if block is not None else {"reason": "the model has no bottleneck block (plain U-Net)"}
 
 
 def baselines_block(metrics: dict, net, train: torch.Tensor, pool: torch.Tensor, reference: torch.Tensor,

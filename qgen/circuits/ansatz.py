@@ -3,6 +3,11 @@
 Angle encoding (one RY per qubit, product state) followed by ``layers`` hardware-efficient layers:
 RZ on every qubit, RY on every qubit, then an entangler of CNOTs.
 
+``entanglement = "none"`` drops the entangler: the *separable* control (a product state, so each
+readout depends on its own qubit's input only -- the standard "no entanglement" control of Bowles,
+Ahmed & Schuld 2024). ``readout = "zz"`` adds the neighbour correlators <Z_q Z_q+1> to the n <Z_q>
+readouts, so n qubits hand on 2n - 1 numbers (on a product state these are just products).
+
 Why RZ *before* RY: a Z readout commutes with RZ, and CNOTs map Z-strings to Z-strings, so an RZ
 that is followed only by CNOTs before measurement has exactly zero gradient (the trap of
 "RY-encoding + RZ + CNOT" ansätze). With RZ·RY every weight moves the measured distribution.
@@ -17,30 +22,8 @@ from itertools import combinations
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
+from qgen.circuits.spec import ENTANGLERS, READOUTS, AnsatzSpec, readout_count  # noqa: F401 (re-exported)
 from qgen.errors import QgenError
-
-ENTANGLERS = ("linear", "ring", "full")
-
-
-@dataclass(frozen=True)
-class AnsatzSpec:
-    n_qubits: int = 8
-    layers: int = 3
-    entanglement: str = "linear"
-
-    def __post_init__(self) -> None:
-        if self.n_qubits < 1:
-            raise QgenError(f"n_qubits must be >= 1, got {self.n_qubits}")
-        if self.layers < 1:
-            raise QgenError(f"layers must be >= 1, got {self.layers}")
-        if self.entanglement not in ENTANGLERS:
-            raise QgenError(
-                f"unknown entanglement {self.entanglement!r}; choose one of {', '.join(ENTANGLERS)}"
-            )
-
-    @property
-    def num_weights(self) -> int:
-        return 2 * self.n_qubits * self.layers
 
 
 @dataclass(frozen=True)
@@ -65,6 +48,8 @@ def entangler_pairs(n_qubits: int, entanglement: str) -> list[tuple[int, int]]:
         return pairs + [(n_qubits - 1, 0)] if n_qubits > 2 else pairs
     if entanglement == "full":
         return list(combinations(range(n_qubits), 2))
+    if entanglement == "none":
+        return []
     raise QgenError(f"unknown entanglement {entanglement!r}; choose one of {', '.join(ENTANGLERS)}")
 
 
@@ -76,11 +61,25 @@ def z_observables(n_qubits: int) -> tuple[SparsePauliOp, ...]:
     )
 
 
+def zz_observables(n_qubits: int) -> tuple[SparsePauliOp, ...]:
+    """Neighbour correlators Z_q Z_q+1 along the chain (the couplings a linear entangler creates)."""
+    return tuple(
+        SparsePauliOp.from_sparse_list([("ZZ", [q, q + 1], 1.0)], num_qubits=n_qubits)
+        for q in range(n_qubits - 1)
+    )
+
+
+def readout_observables(n_qubits: int, readout: str) -> tuple[SparsePauliOp, ...]:
+    return z_observables(n_qubits) + (zz_observables(n_qubits) if readout == "zz" else ())
+
+
 def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
     n = spec.n_qubits
     x = ParameterVector("x", n)
     w = ParameterVector("w", spec.num_weights)
-    qc = QuantumCircuit(n, name=f"qnn_{spec.entanglement}_q{n}_l{spec.layers}")
+    # the name says everything that shapes the circuit and its readouts (it names circuits/ folders)
+    suffix = "" if spec.readout == "z" else f"_{spec.readout}"
+    qc = QuantumCircuit(n, name=f"qnn_{spec.entanglement}_q{n}_l{spec.layers}{suffix}")
     for q in range(n):
         qc.ry(x[q], q)
     pairs = entangler_pairs(n, spec.entanglement)
@@ -94,7 +93,7 @@ def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
             k += 1
         for c, t in pairs:
             qc.cx(c, t)
-    return QNNCircuit(qc, tuple(x), tuple(w), z_observables(n), qc.name)
+    return QNNCircuit(qc, tuple(x), tuple(w), readout_observables(n, spec.readout), qc.name)
 
 
 def trap_ansatz(spec: AnsatzSpec) -> QNNCircuit:

@@ -145,7 +145,14 @@ def list_backends(backends_file: Path | None) -> None:
               show_default=True)
 @click.option("--qubits", type=int, default=8, show_default=True)
 @click.option("--layers", type=int, default=3, show_default=True)
-@click.option("--entanglement", default="linear", show_default=True, help="linear, ring or full")
+@click.option("--entanglement", default="linear", show_default=True,
+              help="linear, ring, full, or none (the separable control: no entangling gates)")
+@click.option("--bottleneck", type=click.Choice(["channel_gate", "site", "patch", "film"]), default=None,
+              help="where the circuit sits at 7 px (default: the measured default, see README)")
+@click.option("--readout", type=click.Choice(["z", "zz"]), default=None,
+              help="circuit readouts: <Z> per qubit, or also neighbour <ZZ> (default: the measured default)")
+@click.option("--skips", default=None, help="U-Net skip connections kept: 28,14 | 28 | 14 | none (default: the "
+              "measured default)")
 @click.option("--widths", default="32,64,64", show_default=True, help="U-Net channels at 28,14,7 px")
 @click.option("--schedule", default=None,
               help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored (default: the recipe's)")
@@ -183,7 +190,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
-          qubits, layers, entanglement, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
+          qubits, layers, entanglement, bottleneck, readout, skips, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
           eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, device, no_progress,
           no_tensorboard) -> None:
@@ -203,7 +210,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     cls = (single_class,) if single_class is not None else _int_list(classes, "--classes")
     cfg = api.run_config(name=name or "", backend=backend, dataset=dataset, data_root=data_root, classes=cls,
                          n_train=n_train, download=not no_download, seed=seed, model=model_kind, qubits=qubits,
-                         layers=layers, entanglement=entanglement, widths=_int_list(widths, "--widths"),
+                         layers=layers, entanglement=entanglement, bottleneck=bottleneck, readout=readout,
+                         skips=_skips(skips), widths=_int_list(widths, "--widths"),
                          schedule=schedule, timesteps=T, prediction=prediction, loss_weighting=loss_weighting,
                          min_snr_gamma=min_snr_gamma, mix=_mixing(mix), steps=steps, batch_size=batch_size, lr=lr,
                          lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
@@ -212,6 +220,12 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                          device=device or "auto")
     api.train(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file, progress=not no_progress,
               local=local, report=_to_stderr)
+
+
+def _skips(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    return () if text.strip() == "none" else _int_list(text, "--skips")
 
 
 #: train options that --resume accepts: the rest are fixed by the run's config.toml.
@@ -335,13 +349,18 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
               help=f"samples .npz (default: the run's newest {SAMPLES_GLOB})")
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ablate/--no-ablate", default=True, show_default=True,
+              help="also measure how much the images depend on the bottleneck (samples the run again with its "
+                   "middle map's readouts replaced by their mean / a shuffle; exact backend)")
+@backends_option
 @runs_option
 @device_option()
-def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:
+def evaluate(run, samples, heldout, seed, ablate, backends_file, runs_dir, device) -> None:
     """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
     from qgen import api
 
-    result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed, device=device)
+    result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed, device=device,
+                          ablate=ablate, backends_file=backends_file)
     metrics, out = result.metrics, result.path
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
@@ -360,6 +379,15 @@ def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:
                    f"memorizer {mem['mean']:.2f} ± {mem['sd']:.2f}; {key.upper()}/floor {base['fld_over_floor']:.2f}, "
                    f"{key.upper()}/memorizer {base['fld_over_memorizer']:.2f}, copy fraction "
                    f"{base['copy_fraction']:.0%} (features) -> {base['reading']}")
+    dependence = metrics.get("dependence")
+    if dependence is not None:
+        from qgen.dependence import summary
+
+        if "reason" in dependence:
+            click.echo(f"dependence on the bottleneck: not measured ({dependence['reason']})")
+        else:
+            click.echo(f"dependence on the bottleneck ({dependence['design']}, {dependence['middle']} middle; "
+                       f"{key.upper()} ablated / as trained, {dependence['n']} samples redrawn): {summary(dependence)}")
     click.echo(f"wrote {out}")
 
 

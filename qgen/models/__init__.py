@@ -1,8 +1,10 @@
-"""The denoiser: a small U-Net for 28×28 images whose 7×7 bottleneck is gated.
+"""The denoiser: a small U-Net for 28×28 images with a bottleneck block at 7×7.
 
-  unet.py     the U-Net (28 → 14 → 7 → 14 → 28) with a slot for the gate
-  gates.py    the shared gate shell; the quantum middle (EstimatorQNN in a TorchConnector) and the
-              parameter-matched classical middle
-  config.py   ModelConfig (kind quantum | classical | plain, widths, qubits, layers, entanglement)
-  build.py    build_model: a ModelConfig (+ a backend for the quantum kind) → the module
+  unet.py         the U-Net (28 → 14 → 7 → 14 → 28), its skip connections, a slot for the block
+  bottlenecks.py  the designs of the block (channel_gate, site, patch, film): where the middle sits
+  middles.py      the middle maps: the circuit (EstimatorQNN in a TorchConnector) and the
+                  parameter-matched classical twin
+  ablation.py     replacing the middle's readouts (mean, shuffle) to measure what the images need
+  config.py       ModelConfig (kind, widths, qubits, layers, entanglement, bottleneck, readout, skips)
+  build.py        build_model: a ModelConfig (+ a backend for the quantum kind) → the module
 """

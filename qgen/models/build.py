@@ -9,7 +9,8 @@ from torch import nn
 
 from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
-from qgen.models.gates import ChannelGate, ClassicalMiddle, QuantumMiddle
+from qgen.models.bottlenecks import make_bottleneck
+from qgen.models.middles import ClassicalMiddle, QuantumMiddle
 from qgen.models.unet import UNet
 
 
@@ -21,11 +22,12 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         gate: nn.Module | None = None
-        c = cfg.widths[2]
         if cfg.kind == "quantum":
-            gate = ChannelGate(c, cfg.qubits, QuantumMiddle(quantum_connector(cfg, backend, seed)))
+            middle = QuantumMiddle(quantum_connector(cfg, backend, seed))
         elif cfg.kind == "classical":
-            gate = ChannelGate(c, cfg.qubits, ClassicalMiddle(cfg.qubits, cfg.layers, seed))
+            middle = ClassicalMiddle(cfg.qubits, cfg.layers, seed, cfg.readout)
+        if cfg.kind != "plain":
+            gate = make_bottleneck(cfg.bottleneck, cfg.widths[2], cfg.qubits, cfg.readouts, middle, cfg.groups)
         return UNet(cfg, channels, gate)
 
 

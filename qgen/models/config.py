@@ -7,21 +7,47 @@ from dataclasses import dataclass
 from qgen.errors import QgenError
 
 MODEL_KINDS = ("quantum", "classical", "plain")
+BOTTLENECKS = ("channel_gate", "site", "patch", "film")  # qgen.models.bottlenecks
+SKIP_LEVELS = (28, 14)
+
+# The design a new run gets (qgen train, qgen.run_config) when none is given; chosen by measurement,
+# docs/results/bottleneck/. Old config.toml files keep the dataclass defaults below.
+NEW_RUN_MODEL = dict(bottleneck="channel_gate", readout="z", skips=SKIP_LEVELS)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "quantum"             # quantum gate | parameter-matched classical gate | no gate
+    """The dataclass defaults are the original model's (channel gate, both skips), so a config.toml
+    written before a key existed rebuilds the model it trained; a new run gets ``NEW_RUN_MODEL``."""
+
+    kind: str = "quantum"             # quantum middle | parameter-matched classical middle | no bottleneck block
     widths: tuple[int, ...] = (32, 64, 64)   # channels at 28, 14 and 7 pixels
     time_dim: int = 128
     groups: int = 8                   # GroupNorm groups
     qubits: int = 8
     layers: int = 3
-    entanglement: str = "linear"
+    entanglement: str = "linear"      # "none": the separable control (no entangling gates)
+    bottleneck: str = "channel_gate"  # where the middle sits (qgen.models.bottlenecks)
+    readout: str = "z"                # "zz": the neighbour ZZ correlators as well (2n - 1 readouts)
+    skips: tuple[int, ...] = SKIP_LEVELS  # the U-Net's skip connections (pixel levels) that are kept
 
     def __post_init__(self) -> None:
+        from qgen.circuits.spec import ENTANGLERS, READOUTS
+
         if self.kind not in MODEL_KINDS:
             raise QgenError(f"unknown model {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+        if self.bottleneck not in BOTTLENECKS:
+            raise QgenError(f"unknown bottleneck {self.bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
+        if self.readout not in READOUTS:
+            raise QgenError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        if self.entanglement not in ENTANGLERS:
+            raise QgenError(f"unknown entanglement {self.entanglement!r}; choose one of {', '.join(ENTANGLERS)}")
+        if self.qubits < 1 or self.layers < 1:
+            raise QgenError(f"qubits and layers must be >= 1, got {self.qubits} and {self.layers}")
+        object.__setattr__(self, "skips", tuple(sorted(set(self.skips), reverse=True)))
+        if any(level not in SKIP_LEVELS for level in self.skips):
+            raise QgenError(f"skips are pixel levels among {', '.join(map(str, SKIP_LEVELS))}, got "
+                            f"{list(self.skips)}")
         if len(self.widths) != 3:
             raise QgenError(f"widths needs 3 entries (28, 14, 7 px levels), got {list(self.widths)}")
         for w in self.widths:
@@ -29,8 +55,15 @@ class ModelConfig:
                 raise QgenError(f"each width must be a positive multiple of groups={self.groups}, got {w}")
 
     @property
-    def ansatz(self):
-        """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement)."""
-        from qgen.circuits import AnsatzSpec  # qiskit: only when a circuit is wanted
+    def readouts(self) -> int:
+        """Numbers the middle hands on per row (k)."""
+        from qgen.circuits.spec import readout_count
 
-        return AnsatzSpec(self.qubits, self.layers, self.entanglement)
+        return readout_count(self.qubits, self.readout)
+
+    @property
+    def ansatz(self):
+        """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement, readout)."""
+        from qgen.circuits.spec import AnsatzSpec
+
+        return AnsatzSpec(self.qubits, self.layers, self.entanglement, self.readout)

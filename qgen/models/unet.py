@@ -1,4 +1,9 @@
-"""A lightweight U-Net for 28x28 images (levels 28 -> 14 -> 7) with a gated bottleneck."""
+"""A lightweight U-Net for 28x28 images (levels 28 -> 14 -> 7) with a bottleneck block at 7 px.
+
+``cfg.skips`` says which skip connections the decoder gets: both (the original), the 28-px one
+only, or none. Every skip is a path from the input to the output that bypasses the bottleneck, so
+dropping them is how a design makes more of each image pass through its middle map.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """ε-prediction network. ``gate`` (or None) acts on the 7x7 bottleneck features."""
+    """ε-prediction network. ``gate`` (a bottleneck block, or None) acts on the 7x7 features."""
 
     def __init__(self, cfg: ModelConfig, channels: int, gate: nn.Module | None = None):
         super().__init__()
@@ -54,10 +59,11 @@ class UNet(nn.Module):
         self.mid1 = ResBlock(c3, c3, td, g)                        # 7
         self.gate = gate if gate is not None else nn.Identity()
         self.mid2 = ResBlock(c3, c3, td, g)
+        self.skips = tuple(cfg.skips)
         self.up2 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)   # 7 -> 14
-        self.dec2 = ResBlock(2 * c2, c2, td, g)
+        self.dec2 = ResBlock(c2 * (2 if 14 in self.skips else 1), c2, td, g)
         self.up1 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)   # 14 -> 28
-        self.dec1 = ResBlock(2 * c1, c1, td, g)
+        self.dec1 = ResBlock(c1 * (2 if 28 in self.skips else 1), c1, td, g)
         self.out_norm = nn.GroupNorm(g, c1)
         self.out = nn.Conv2d(c1, channels, 3, padding=1)
         # zero-init the output so the untrained model predicts ε = 0 (a stable start)
@@ -71,6 +77,9 @@ class UNet(nn.Module):
         h = self.mid1(self.pool2(h2), temb)
         h = self.gate(h)
         h = self.mid2(h, temb)
-        h = self.dec2(torch.cat([self.up2(h), h2], dim=1), temb)
-        h = self.dec1(torch.cat([self.up1(h), h1], dim=1), temb)
+        h = self.dec2(self._join(self.up2(h), h2, 14), temb)
+        h = self.dec1(self._join(self.up1(h), h1, 28), temb)
         return self.out(nn.functional.silu(self.out_norm(h)))
+
+    def _join(self, up: torch.Tensor, skip: torch.Tensor, level: int) -> torch.Tensor:
+        return torch.cat([up, skip], dim=1) if level in self.skips else up

@@ -1,44 +1,21 @@
-"""Bottleneck channel gates: quantum (EstimatorQNN via TorchConnector) and its honest controls.
+"""The middle map of a bottleneck: the circuit, or its parameter-matched classical stand-in.
 
-Both gates share the same classical shell, so the only difference between the arms of an
-experiment is the middle map from ``n`` angles to ``n`` readouts:
+A middle maps ``(rows, n)`` angles to ``(rows, k)`` readouts; the bottleneck designs
+(``bottlenecks.py``) decide what a row is (one image, one site of the 7x7 map, one patch).
 
-    h (B,C,7,7) -> global mean pool -> Linear(C->n) -> pi*tanh -> [middle] -> Linear(n->C)
-      -> h * 2*sigmoid(.)       (2*sigmoid so that a zero gate signal leaves h unchanged)
-
-* quantum middle: the variational circuit, <Z_q> readouts, 2*n*layers trainable angles.
+* quantum middle: the variational circuit (EstimatorQNN in a TorchConnector), 2*n*layers angles;
+  k = n <Z> readouts, or 2n - 1 with the neighbour <ZZ> correlators (``readout = "zz"``).
 * classical middle: ``layers`` blocks of (per-unit scale and shift -> tanh -> fixed orthogonal
   mixing), i.e. exactly 2*n*layers trainable parameters, mirroring the circuit's two rotation
-  angles per qubit per layer and its fixed entangler.
+  angles per qubit per layer and its fixed entangler; for ``zz`` the neighbour products
+  x_q * x_q+1 are appended, parameter-free, as the circuit's ZZ observables are.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
-
-
-class ChannelGate(nn.Module):
-    """The shared shell around a middle map ``middle: (B, n) -> (B, n)``."""
-
-    def __init__(self, channels: int, n: int, middle: nn.Module):
-        super().__init__()
-        self.squeeze = nn.Linear(channels, n)
-        self.middle = middle
-        self.excite = nn.Linear(n, channels)
-        # start near the identity gate (2*sigmoid(0) = 1) but with small non-zero weights, so the
-        # middle map receives gradient from the very first step
-        nn.init.normal_(self.excite.weight, std=0.1)
-        nn.init.zeros_(self.excite.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        angles = math.pi * torch.tanh(self.squeeze(h.mean(dim=(2, 3))))
-        readout = self.middle(angles)
-        gate = 2.0 * torch.sigmoid(self.excite(readout.to(h.dtype)))
-        return h * gate[:, :, None, None]
 
 
 class QuantumMiddle(nn.Module):
@@ -76,8 +53,9 @@ class QuantumMiddle(nn.Module):
 class ClassicalMiddle(nn.Module):
     """Parameter-matched classical stand-in for the circuit: 2*n*layers trainable parameters."""
 
-    def __init__(self, n: int, layers: int, seed: int = 0):
+    def __init__(self, n: int, layers: int, seed: int = 0, readout: str = "z"):
         super().__init__()
+        self.readout = readout
         self.scale = nn.Parameter(torch.ones(layers, n))
         self.shift = nn.Parameter(torch.zeros(layers, n))
         rng = np.random.default_rng(seed)
@@ -93,4 +71,6 @@ class ClassicalMiddle(nn.Module):
         x = angles
         for layer in range(self.scale.shape[0]):
             x = torch.tanh(self.scale[layer] * x + self.shift[layer]) @ self.mixers[layer].T
+        if self.readout == "zz":
+            x = torch.cat([x, x[:, :-1] * x[:, 1:]], dim=1)
         return x

@@ -1,0 +1,87 @@
+"""How much do a trained model's images depend on its bottleneck's middle map? (``qgen evaluate --ablate``)
+
+The run is sampled again with the request of the samples being evaluated (sampler, steps, eta, seed,
+batch size, weights: the same x_T and per-step noise), once as trained and once under each ablation
+of ``qgen.models.ablation``, and each set is scored by FLD against the same reference images. The
+ratios ablated / as trained are the dependence:
+
+* removal (mean, shuffle over all rows): does the image need the middle at all?
+* content (per-site mean and shuffle across images): how much of what makes *each* image itself
+  passes through the middle? For a global design (one row per image) content is removal.
+
+Everything is drawn on the exact backend with classical noise (seeded like the request), whatever
+the samples used: an ablation is a question about the trained function, and on a backend that
+spends shots it would cost five more sampling runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import torch
+
+from qgen.models.ablation import ABLATIONS, CONTENT, REMOVAL, ablated, bottlenecks
+
+ABLATION_BACKEND = "statevector"
+
+
+def dependence_ratios(draw: Callable[[str | None], torch.Tensor], score: Callable[[torch.Tensor], float],
+                      *, global_design: bool) -> dict:
+    """FLD as trained and under each ablation, and their ratios. ``draw(None)`` samples as trained,
+    ``draw(mode)`` under an ablation; ``score`` is the FLD of a sample set."""
+    reference = score(draw(None))
+    out: dict = {"fld": reference}
+    for mode in REMOVAL + (() if global_design else CONTENT):
+        fld = score(draw(mode))
+        out[mode] = {"fld": fld, "ratio": fld / reference if reference > 0 else None}
+    if global_design:  # one row per image: the per-site ablations are the removal ones
+        out.update({c: dict(out[r], same_as=r) for c, r in zip(CONTENT, REMOVAL)})
+    return out
+
+
+def summary(block: dict) -> str:
+    """One line: the four ratios, as ``qgen evaluate`` prints them."""
+    def ratio(mode):
+        value = block[mode]["ratio"]
+        return "n/a" if value is None else f"{value:.2f}x"
+
+    return (f"removal {ratio('removal_mean')} (mean) / {ratio('removal_shuffle')} (shuffle), "
+            f"content {ratio('content_mean')} (mean) / {ratio('content_shuffle')} (shuffle)")
+
+
+def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor], float],
+                           backends_file=None) -> dict | None:
+    """The dependence block of a run, for the sampling ``request`` (a ``SampleRequest`` as a dict,
+    from the samples' metadata); None for a model without a bottleneck block."""
+    from qgen.diffusion.objectives import EpsModel
+    from qgen.noise import ClassicalNoise
+    from qgen.sampling import SampleRequest, draw_samples, load_trained_model
+
+    known = {k: v for k, v in request.items() if k in SampleRequest.__dataclass_fields__}
+    req = replace(SampleRequest(**known), noise="classical", backend=ABLATION_BACKEND, shot_budget=None,
+                  reuse_noise=False)
+    cfg, backend, model, ckpt = load_trained_model(run_dir, ABLATION_BACKEND, req.weights, backends_file)
+    try:
+        blocks = bottlenecks(model)
+        if not blocks:
+            return None
+        scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+        eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
+
+        def draw(mode: str | None) -> torch.Tensor:
+            noise = ClassicalNoise(req.seed)  # fresh each time: the same x_T and per-step noise
+            with torch.no_grad():
+                if mode is None:
+                    return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
+                with ablated(model, mode, seed=req.seed):
+                    return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
+
+        sites = blocks[0].sites()
+        block = dependence_ratios(draw, score, global_design=sites == 1)
+    finally:
+        backend.close()
+    return {"design": cfg.model.bottleneck, "middle": cfg.model.kind, "sites_per_image": sites,
+            "backend": ABLATION_BACKEND, "noise": "classical", "n": req.n, "sampler": req.sampler,
+            "steps": scheduler.model_calls(), "seed": req.seed, "batch_size": req.batch_size,
+            "weights": ckpt["weights"], "modes": list(ABLATIONS), **block}
