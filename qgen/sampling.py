@@ -231,12 +231,14 @@ def _resume_key(req: SampleRequest, ckpt: dict) -> str:
     return json.dumps({**fields, "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]}, sort_keys=True)
 
 
-def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler):
+def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler, rows_per_image: int):
     """Every estimator job the quantum layer will send: each model call of each batch chunk is its
-    own job (the next call's inputs depend on its result) holding one PUB for all readouts."""
+    own job (the next call's inputs depend on its result) holding one PUB for all readouts, with one
+    binding per circuit row (``rows_per_image`` per image: 49 for the per-site design)."""
     from qgen.backends.qnn_plan import sampling_plan
 
-    return sampling_plan(spec, batch_sizes(req.n, req.batch_size), scheduler.model_calls())
+    chunks = [size * rows_per_image for size in batch_sizes(req.n, req.batch_size)]
+    return sampling_plan(spec, chunks, scheduler.model_calls())
 
 
 def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
@@ -252,7 +254,8 @@ def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler
 
 def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, channels: int):
     """(estimator plan or None, noise plan or None) of a sampling run on a backend that spends shots."""
-    estimator = _estimator_plan(backend.spec, req, scheduler) if cfg.model.kind == "quantum" else None
+    estimator = (_estimator_plan(backend.spec, req, scheduler, cfg.model.circuit_rows_per_image)
+                 if cfg.model.kind == "quantum" else None)
     noise = _noise_plan(backend, req, channels, scheduler)[1] if req.noise in ("quantum", "mixed") else None
     return estimator, noise
 
@@ -298,7 +301,8 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     hardware = _hardware_plan(cfg, backend, req, scheduler, channels) if backend.spends_shots else (None, None)
     if cfg.model.kind == "quantum":
         calls = steps * chunks
-        bindings = steps * req.n             # one PUB per call: every readout from the same shots
+        # one PUB per call: every readout from the same shots; one binding per image and site
+        bindings = steps * req.n * cfg.model.circuit_rows_per_image
         line = f"quantum layer: {calls} model calls, {calls} PUBs, {bindings} bindings"
         if hardware[0] is not None:
             line += f"; estimator: {_with_service_usage(backend, cfg, req, scheduler, hardware[0], local).summary()}"

@@ -29,7 +29,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-BOTTLENECKS = ("channel_gate", "site", "patch", "film")
 
 Ablation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -45,7 +44,8 @@ class Bottleneck(nn.Module):
         # set only by qgen.models.ablation.ablated(); a plain attribute, so never in a state dict
         self.ablation: Ablation | None = None
 
-    def sites(self, height: int = 7, width: int = 7) -> int:
+    @classmethod
+    def sites(cls, height: int = 7, width: int = 7) -> int:
         """Rows (circuit evaluations) per image and call."""
         raise NotImplementedError
 
@@ -79,7 +79,8 @@ class ChannelGate(Bottleneck):
         nn.init.normal_(self.excite.weight, std=0.1)
         nn.init.zeros_(self.excite.bias)
 
-    def sites(self, height: int = 7, width: int = 7) -> int:
+    @classmethod
+    def sites(cls, height: int = 7, width: int = 7) -> int:
         return 1
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -100,7 +101,8 @@ class SiteMap(Bottleneck):
         self.encode = nn.Conv2d(channels, n, 1)
         self.decode = nn.Conv2d(k, channels, 1)
 
-    def sites(self, height: int = 7, width: int = 7) -> int:
+    @classmethod
+    def sites(cls, height: int = 7, width: int = 7) -> int:
         return height * width
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -124,8 +126,9 @@ class PatchMap(Bottleneck):
         self.encode = nn.Linear(channels * p * p, n)
         self.decode = nn.Linear(k, channels * p * p)
 
-    def sites(self, height: int = 7, width: int = 7) -> int:
-        return math.ceil(height / self.patch) * math.ceil(width / self.patch)
+    @classmethod
+    def sites(cls, height: int = 7, width: int = 7) -> int:
+        return math.ceil(height / cls.patch) * math.ceil(width / cls.patch)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, c, height, width = h.shape
@@ -155,7 +158,8 @@ class FiLM(Bottleneck):
         with torch.no_grad():
             self.modulate.bias.copy_(torch.cat([torch.ones(channels), torch.zeros(channels)]))
 
-    def sites(self, height: int = 7, width: int = 7) -> int:
+    @classmethod
+    def sites(cls, height: int = 7, width: int = 7) -> int:
         return 1
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -165,8 +169,11 @@ class FiLM(Bottleneck):
         return self.norm(h) * gamma[:, :, None, None] + beta[:, :, None, None]
 
 
+DESIGNS: dict[str, type[Bottleneck]] = {"channel_gate": ChannelGate, "site": SiteMap, "patch": PatchMap,
+                                        "film": FiLM}
+
+
 def make_bottleneck(design: str, channels: int, n: int, k: int, middle: nn.Module, groups: int) -> Bottleneck:
     if design == "channel_gate":
         return ChannelGate(channels, n, middle, k)
-    cls = {"site": SiteMap, "patch": PatchMap, "film": FiLM}[design]
-    return cls(channels, n, middle, k, groups)
+    return DESIGNS[design](channels, n, middle, k, groups)

@@ -55,6 +55,16 @@ class ModelConfig:
                 raise QgenError(f"each width must be a positive multiple of groups={self.groups}, got {w}")
 
     @property
+    def circuit_rows_per_image(self) -> int:
+        """Circuit evaluations (estimator bindings) per image and model call: 1 for a global design,
+        49 for ``site``, 16 for ``patch``; 0 without a middle circuit."""
+        if self.kind != "quantum":
+            return 0
+        from qgen.models.bottlenecks import DESIGNS
+
+        return DESIGNS[self.bottleneck].sites()
+
+    @property
     def readouts(self) -> int:
         """Numbers the middle hands on per row (k)."""
         from qgen.circuits.spec import readout_count

@@ -25,15 +25,32 @@ def model_card(cfg: FolderConfig, title: str, folder_name: str):
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
 
 
+DESIGN_TEXT = {
+    "channel_gate": "gated per channel by a global code (the seed paper's placement: the features pass on, only "
+                    "re-weighted)",
+    "site": "replaced by a per-site map: at each of the 49 sites the features are compressed to the circuit's input "
+            "angles and its readouts expanded back (nothing at 7 px passes around the map)",
+    "patch": "replaced by a per-patch map: at each of 16 2×2 patches the features are compressed to the circuit's "
+             "input angles and its readouts expanded back (nothing at 7 px passes around the map)",
+    "film": "modulated by a global code: every normalised feature is scaled and shifted by what the map hands on",
+}
+
+
 def _summary(cfg: FolderConfig) -> str:
     m, d = cfg.model, cfg.diffusion
-    gate = {"quantum": f"gated by a variational circuit of {m.qubits} qubits, {m.layers} layer(s) and a {m.entanglement} "
-                       "CNOT entangler (a Qiskit EstimatorQNN in a TorchConnector, Z readouts)",
-            "classical": f"gated by a classical map with exactly the parameters of a {m.qubits}-qubit, {m.layers}-layer "
-                         "circuit (the parameter-matched control)",
-            "plain": "without a gate (the plain control)"}[m.kind]
+    readout = "Z and neighbour ZZ readouts" if m.readout == "zz" else "Z readouts"
+    entangler = "no entangling gates (the separable control)" if m.entanglement == "none" else \
+        f"a {m.entanglement} CNOT entangler"
+    middle = {"quantum": f"a variational circuit of {m.qubits} qubits, {m.layers} layer(s) and {entangler} (a Qiskit "
+                         f"EstimatorQNN in a TorchConnector, {readout})",
+              "classical": f"a classical map with exactly the parameters of a {m.qubits}-qubit, {m.layers}-layer "
+                           "circuit (the parameter-matched control)"}.get(m.kind)
+    gate = (f"{DESIGN_TEXT[m.bottleneck]}, the map being {middle}" if middle
+            else "without a bottleneck block (the plain control)")
+    skips = {2: "both skip connections", 1: f"only the {m.skips[0] if m.skips else ''}-px skip connection",
+             0: "no skip connections"}[len(m.skips)]
     return (f"A qgen diffusion model for {cfg.channels}-channel 28×28 images: a U-Net (channels "
-            f"{', '.join(map(str, m.widths))} at 28, 14 and 7 px) whose 7×7 bottleneck is {gate}. It predicts "
+            f"{', '.join(map(str, m.widths))} at 28, 14 and 7 px, {skips}) whose 7×7 bottleneck is {gate}. It predicts "
             f"{'v' if d.prediction == 'v' else 'ε'} on a {d.schedule} schedule with T = {d.T}. The weights are the "
             f"{cfg.weights.get('source', 'ema').upper()} weights at step {cfg.weights.get('step')}.")
 
@@ -84,6 +101,14 @@ def _metrics(cfg: FolderConfig) -> str:
                    f"| reading | {b['reading']} |")
     else:
         out.append("No test-set evaluation: `qgen evaluate` had not been run on this run when it was exported.")
+    dependence = (test or {}).get("dependence")
+    if dependence and "removal_mean" in dependence:
+        from qgen.dependence import summary
+
+        out.append(f"What the images need from the bottleneck's map (`qgen evaluate --ablate`: FLD with its outputs "
+                   f"replaced, over FLD as trained, {dependence['n']} samples redrawn with the same x_T): "
+                   f"{summary(dependence)}. Ratios near 1 mean the images do not depend on the map; removal asks "
+                   "whether they need it at all, content whether what makes each image itself passes through it.")
     if validation:
         last = validation[-1]
         best = min(validation, key=lambda r: float(r["fld"]))

@@ -95,7 +95,8 @@ def _test_metrics(run: RunDir) -> dict | None:
     return {"metric": key, "value": metrics[key].get("value"), "n_samples": metrics[key].get("n_samples"),
             "n_reference": metrics[key].get("n_reference"), "samples_file": metrics.get("samples_file"),
             "kid": metrics.get("kid"), "precision_recall": metrics.get("precision_recall"),
-            "baselines": metrics.get("baselines", {}), "heldout_sizes": metrics.get("heldout_sizes")}
+            "baselines": metrics.get("baselines", {}), "heldout_sizes": metrics.get("heldout_sizes"),
+            "dependence": metrics.get("dependence")}
 
 
 def _write_weights(state: dict, folder: ModelFolder, weights: str, step: int) -> None:

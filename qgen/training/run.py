@@ -213,7 +213,8 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path
     if steps <= 0:
         return
     circuit = backend.planning_circuit(build_ansatz(cfg.model.ansatz))
-    job_plan = training_plan(spec, circuit, cfg.train.batch_size, steps)
+    # a per-site design evaluates the circuit at every site of every image: rows, not images
+    job_plan = training_plan(spec, circuit, cfg.train.batch_size * cfg.model.circuit_rows_per_image, steps)
     budget = ShotLedger(run_dir).budget(spec.name, spec.shot_budget) if run_dir else ShotBudget(spec.shot_budget)
     if budget.remaining is not None and job_plan.executions > budget.remaining:
         per_step = job_plan.executions // steps
