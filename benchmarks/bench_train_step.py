@@ -4,6 +4,8 @@ Prints the median seconds per step and the ratio to the parameter-matched classi
 qubit count. Everything runs in one process, one after another, so machine noise hits all arms alike.
 
     python benchmarks/bench_train_step.py --qubits 8 16 --batch 64 --layers 3 [--entanglement ring]
+    python benchmarks/bench_train_step.py --qubits 8 --batch 16 --bottleneck site patch --clock cpu \
+        --arms classical statevector aer_simulator fake_fez
 
 Arms: plain, classical, or a backend name; "statevector:mps" / "statevector:statevector" force
 the exact estimator's method (plain "statevector" uses its automatic choice).
@@ -52,7 +54,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qubits", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--entanglement", default="linear", choices=("linear", "ring", "full"))
+    ap.add_argument("--entanglement", default="linear", choices=("linear", "ring", "full", "none"))
+    ap.add_argument("--bottleneck", nargs="+", default=["channel_gate"],
+                    help="designs to time (qgen.models.bottlenecks), each with every arm")
+    ap.add_argument("--readout", default="z", choices=("z", "zz"))
+    ap.add_argument("--skips", default="28,14", help="skip connections kept: 28,14 | 28 | 14 | none")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--box", type=float, default=120.0, help="seconds per arm before stopping early")
@@ -64,29 +70,30 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, "
-          f"entanglement={args.entanglement}, widths=(32,64,64), clock={args.clock}")
-    for q in args.qubits:
+          f"entanglement={args.entanglement}, readout={args.readout}, skips={args.skips}, widths=(32,64,64), "
+          f"clock={args.clock}")
+    skips = () if args.skips == "none" else tuple(int(v) for v in args.skips.split(","))
+    for design, q in [(d, q) for d in args.bottleneck for q in args.qubits]:
         results = {}
+        design_cfg = dict(qubits=q, layers=args.layers, entanglement=args.entanglement, bottleneck=design,
+                          readout=args.readout, skips=skips)
         for arm in args.arms:
             if arm in ("plain", "classical"):
-                model = build_model(ModelConfig(kind=arm, qubits=q, layers=args.layers,
-                                                entanglement=args.entanglement), 1, seed=0)
+                model = build_model(ModelConfig(kind=arm, **design_cfg), 1, seed=0)
             else:
                 # "statevector:mps" = the statevector backend with its method forced
                 name, _, method = arm.partition(":")
                 spec = get_backend(name)
                 backend = backend_for(replace(spec, method=method) if method else spec)
-                model = build_model(ModelConfig(kind="quantum", qubits=q, layers=args.layers,
-                                                entanglement=args.entanglement), 1, seed=0,
-                                    backend=backend)
+                model = build_model(ModelConfig(kind="quantum", **design_cfg), 1, seed=0, backend=backend)
             clock = time.process_time if args.clock == "cpu" else time.perf_counter
             seconds, n = time_steps(model, args.batch, args.repeats, args.box, clock)
             results[arm] = seconds
-            print(f"  q={q:2d} {arm:<14} {seconds:8.3f} s/step (median of {n})", flush=True)
+            print(f"  {design} q={q:2d} {arm:<14} {seconds:8.3f} s/step (median of {n})", flush=True)
         ref = results.get("classical")
         if ref:
             ratios = ", ".join(f"{arm} {results[arm] / ref:.2f}x" for arm in results)
-            print(f"q={q}: ratio to the classical step: {ratios}")
+            print(f"{design} q={q}: ratio to the classical step: {ratios}")
 
 
 if __name__ == "__main__":

@@ -71,17 +71,18 @@ def run_cell(work: Path, variant: str, arm: str, n: int, seed: int, steps: int, 
     log = work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     qgen = [sys.executable, "-m", "qgen.cli"]
-    existing = sorted(runs.glob(f"*-{name}"))
-    if existing:
-        run = existing[-1]
-        if json.loads((run / "manifest.json").read_text()).get("status") != "finished":
-            _run([*qgen, "train", "--resume", str(run), "--no-progress"], log, work)
-    else:
-        _run([*qgen, "train", *ARMS[arm], *VARIANTS[variant], "--class", str(digit), "--no-download",
-              "--n-train", str(n), "--seed", str(seed), "--steps", str(steps), "--runs-dir", str(runs),
-              "--name", name, "--no-progress", *extra], log, work)
+    for _ in range(3):  # a cell killed from outside (out of threads, a reboot) resumes where it stopped
+        existing = sorted(runs.glob(f"*-{name}"))
+        if existing and _status(existing[-1]) == "finished":
+            break
+        if existing:
+            _run([*qgen, "train", "--resume", str(existing[-1]), "--no-progress"], log, work)
+        else:
+            _run([*qgen, "train", *ARMS[arm], *VARIANTS[variant], "--class", str(digit), "--no-download",
+                  "--n-train", str(n), "--seed", str(seed), "--steps", str(steps), "--runs-dir", str(runs),
+                  "--name", name, "--no-progress", *extra], log, work)
     found = sorted(runs.glob(f"*-{name}"))
-    if not found or json.loads((found[-1] / "manifest.json").read_text()).get("status") != "finished":
+    if not found or _status(found[-1]) != "finished":
         return None
     run = found[-1]
     if not list(run.glob("samples-dpm10-*.npz")):
@@ -89,6 +90,13 @@ def run_cell(work: Path, variant: str, arm: str, n: int, seed: int, steps: int, 
     if not _has_dependence(run):
         _run([*qgen, "evaluate", "--run", str(run), "--ablate"], log, work)
     return run
+
+
+def _status(run: Path) -> str | None:
+    try:
+        return json.loads((run / "manifest.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
 
 
 def _has_dependence(run: Path) -> bool:

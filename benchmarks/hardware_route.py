@@ -5,7 +5,9 @@ noise* (kind fake: device gate noise, readout error, multinomial shots; ``exact`
 noise with infinitely many shots) for every (shots, steps) of the grid with one few-step sampler,
 scores each set with ``qgen evaluate``'s FLD (test part of the held-out images), and prices it with
 budget.py's usage model on the hardware twin (ibm_fez by default): every model call is one job with
-one PUB of ``n`` bindings at ``shots`` shots (one PUB per step: all observables measured together).
+one PUB of ``n`` x rows-per-image bindings at ``shots`` shots (one PUB per step: all observables
+measured together; a per-site design binds the circuit at every site: 49 rows per image for
+``site``, 16 for ``patch``).
 
 Resumable: rows already in the CSV are kept and skipped; the samples stay in the run directory.
 Writes ``hardware_route.csv``, ``hardware_route.png`` and ``hardware_route.md`` under ``--out``.
@@ -47,7 +49,7 @@ def _name(device: str, shots: str) -> str:
     return f"fake_{device}_{'exact' if shots == 'exact' else 's' + shots}"
 
 
-def usage(twin, n: int, calls: int, shots: str) -> tuple[int, int, float]:
+def usage(twin, n: int, calls: int, shots: str, rows_per_image: int = 1) -> tuple[int, int, float]:
     """(jobs, executions, QPU minutes) of ``calls`` model calls on the hardware twin ``twin`` (its
     backends.toml spec: twirling, TREX, DD as configured) at ``shots`` per binding, by the planner
     that ``qgen sample`` checks budgets with (qnn_plan: one job of one n-binding PUB per call,
@@ -55,7 +57,7 @@ def usage(twin, n: int, calls: int, shots: str) -> tuple[int, int, float]:
     if shots == "exact":
         return 0, 0, float("nan")
     spec = replace(twin, shots=int(shots), precision=0.0)  # 0: no precision target, shots rule
-    job_plan = sampling_plan(spec, [n], calls)
+    job_plan = sampling_plan(spec, [n * rows_per_image], calls)
     return job_plan.num_jobs, job_plan.executions, job_plan.estimated_seconds / 60
 
 
@@ -81,6 +83,7 @@ def main() -> None:
     rows = _read(csv_path)
     run = RunDir.resolve(args.run, args.runs_dir or default_runs_root())
     schedule = run.config().diffusion.make_schedule()
+    rows_per_image = run.config().model.circuit_rows_per_image
     twin = get_backend(f"ibm_{args.device}")  # the shipped backends.toml entry of the real device
 
     for k in steps:
@@ -94,7 +97,7 @@ def main() -> None:
             wall = time.perf_counter() - t0
             metrics, _ = evaluate_run(str(run.path), samples=out["npz"], runs_dir=args.runs_dir)
             base = metrics.get("baselines", {})
-            jobs, executions, minutes = usage(twin, args.n, calls, s)
+            jobs, executions, minutes = usage(twin, args.n, calls, s, rows_per_image)
             rows.append({"device": f"fake_{args.device}", "sampler": args.sampler, "steps": k, "model_calls": calls,
                          "shots": s, "n": args.n, "fld": f"{metrics['fld']['value']:.3f}",
                          "floor": f"{base.get('floor', {}).get('mean', float('nan')):.3f}",

@@ -51,9 +51,12 @@ def summary(block: dict) -> str:
 
 
 def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor], float],
-                           backends_file=None) -> dict | None:
+                           backends_file=None, as_trained: tuple[torch.Tensor, int] | None = None) -> dict | None:
     """The dependence block of a run, for the sampling ``request`` (a ``SampleRequest`` as a dict,
-    from the samples' metadata); None for a model without a bottleneck block."""
+    from the samples' metadata); None for a model without a bottleneck block. ``as_trained``: the
+    samples themselves and the checkpoint step that drew them, when they were drawn exactly as the
+    ablations will be (exact backend, classical noise): used instead of drawing them again if the
+    run's weights are still those of that step."""
     from qgen.diffusion.objectives import EpsModel
     from qgen.noise import ClassicalNoise
     from qgen.sampling import SampleRequest, draw_samples, load_trained_model
@@ -62,6 +65,8 @@ def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor
     req = replace(SampleRequest(**known), noise="classical", backend=ABLATION_BACKEND, shot_budget=None,
                   reuse_noise=False)
     cfg, backend, model, ckpt = load_trained_model(run_dir, ABLATION_BACKEND, req.weights, backends_file)
+    if as_trained is not None and as_trained[1] != ckpt["step"]:
+        as_trained = None  # trained further since: the file is not what these weights draw
     try:
         blocks = bottlenecks(model)
         if not blocks:
@@ -73,6 +78,8 @@ def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor
             noise = ClassicalNoise(req.seed)  # fresh each time: the same x_T and per-step noise
             with torch.no_grad():
                 if mode is None:
+                    if as_trained is not None:
+                        return as_trained[0]
                     return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
                 with ablated(model, mode, seed=req.seed):
                     return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
@@ -84,4 +91,5 @@ def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor
     return {"design": cfg.model.bottleneck, "middle": cfg.model.kind, "sites_per_image": sites,
             "backend": ABLATION_BACKEND, "noise": "classical", "n": req.n, "sampler": req.sampler,
             "steps": scheduler.model_calls(), "seed": req.seed, "batch_size": req.batch_size,
-            "weights": ckpt["weights"], "modes": list(ABLATIONS), **block}
+            "weights": ckpt["weights"], "reference": "the samples evaluated" if as_trained is not None else
+            "drawn again on the exact backend", "modes": list(ABLATIONS), **block}

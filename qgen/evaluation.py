@@ -81,32 +81,37 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
     metrics["heldout_sizes"] = held.sizes()
     metrics["device"] = describe_device(*device)
     if ablate:
-        metrics["dependence"] = dependence_block(run, metadata, net, test, backends_file)
+        metrics["dependence"] = dependence_block(run, metadata, net, test, backends_file, generated)
     out = run.metrics_path
     write_metrics_json(out, metrics)
     return metrics, out
 
 
 def dependence_block(run: RunDir, metadata: str | None, net, reference: torch.Tensor,
-                     backends_file: Path | None) -> dict:
-    """``qgen.dependence`` for the request that drew the samples, scored by FLD against ``reference``."""
+                     backends_file: Path | None, samples: torch.Tensor) -> dict:
+    """``qgen.dependence`` for the request that drew ``samples``, scored by FLD against ``reference``."""
     import json
 
-    from qgen.dependence import measure_run_dependence
+    from qgen.backends.registry import get_backend
+    from qgen.dependence import ABLATION_BACKEND, measure_run_dependence
     from qgen.metrics.feature_net import extract_features
     from qgen.metrics.frechet import frechet_distance
 
     try:
-        request = json.loads(metadata)["request"] if metadata else None
-    except (ValueError, TypeError, KeyError):
-        request = None
+        meta = json.loads(metadata) if metadata else {}
+        request, backend_kind = meta.get("request"), (meta.get("backend") or {}).get("kind")
+        step = meta.get("checkpoint_step")
+    except (ValueError, TypeError, AttributeError):
+        request, backend_kind, step = None, None, None
     if not isinstance(request, dict):
         return {"reason": "the samples file does not say how it was drawn (no request in its metadata)"}
     if request.get("n", 0) < 2:
         return {"reason": "no FLD to compare (needs at least 2 samples)"}
     ref = extract_features(net, reference)
+    # samples drawn exactly (the exact backend, classical noise) are what the ablations redraw as trained
+    exact = backend_kind == get_backend(ABLATION_BACKEND, backends_file).kind and request.get("noise") == "classical"
     block = measure_run_dependence(run.path, request, lambda images: frechet_distance(
-        extract_features(net, images.to(torch.float32)), ref), backends_file)
+        extract_features(net, images.to(torch.float32)), ref), backends_file, (samples, step) if exact else None)
     return block if block is not None else {"reason": "the model has no bottleneck block (plain U-Net)"}
 
 

@@ -236,30 +236,38 @@ def _qgen(args, env):
                           timeout=300)
 
 
-def test_evaluate_reports_dependence_for_a_bottleneck_and_says_why_not_for_a_plain_unet(env, tmp_path) -> None:
+def test_evaluate_reports_dependence_through_the_cli(env, tmp_path) -> None:
     import json
 
     from tests.conftest import REPO
 
     env = {**env, "PYTHONPATH": str(REPO)}
-    for name, args in [("site", ["--bottleneck", "site", "--skips", "none"]), ("plain", ["--model", "plain"])]:
-        res = _qgen(["train", *TINY, "--name", name, *args], env)
-        assert res.returncode == 0, res.stderr
-        res = _qgen(["sample", "--run", name, "--sampler", "dpm", "--steps", "3", "--n", "12", "--batch-size", "6",
-                     "--no-progress"], env)
-        assert res.returncode == 0, res.stderr
-        res = _qgen(["evaluate", "--run", name, "--heldout", "64"], env)
-        assert res.returncode == 0, res.stderr
-        (run,) = (tmp_path / "runs").glob(f"*-{name}")
-        dependence = json.loads((run / "metrics.json").read_text())["dependence"]
-        if name == "plain":
-            assert "no bottleneck block" in dependence["reason"]
-            assert "dependence on the bottleneck: not measured" in res.stdout
-            continue
-        assert "dependence on the bottleneck (site, quantum middle" in res.stdout
-        assert dependence["sites_per_image"] == 49 and dependence["n"] == 12 and dependence["batch_size"] == 6
-        for mode in ABLATIONS:  # with no skips the output is made from the circuit's readouts alone
-            assert dependence[mode]["ratio"] is not None and dependence[mode]["fld"] > 0
-        res = _qgen(["evaluate", "--run", name, "--heldout", "64", "--no-ablate"], env)
-        assert res.returncode == 0 and "dependence" not in res.stdout
-        assert "dependence" not in json.loads((run / "metrics.json").read_text())
+    res = _qgen(["train", *TINY, "--name", "site", "--bottleneck", "site", "--skips", "none"], env)
+    assert res.returncode == 0, res.stderr
+    res = _qgen(["sample", "--run", "site", "--sampler", "dpm", "--steps", "3", "--n", "12", "--batch-size", "6",
+                 "--no-progress"], env)
+    assert res.returncode == 0, res.stderr
+    res = _qgen(["evaluate", "--run", "site", "--heldout", "64"], env)  # --ablate is the default
+    assert res.returncode == 0, res.stderr
+    (run,) = (tmp_path / "runs").glob("*-site")
+    dependence = json.loads((run / "metrics.json").read_text())["dependence"]
+    assert "dependence on the bottleneck (site, quantum middle" in res.stdout
+    assert dependence["sites_per_image"] == 49 and dependence["n"] == 12 and dependence["batch_size"] == 6
+    # drawn exactly with classical noise: the evaluated samples are the as-trained reference
+    assert dependence["reference"] == "the samples evaluated"
+    for mode in ABLATIONS:  # with no skips the output is made from the circuit's readouts alone
+        assert dependence[mode]["ratio"] is not None and dependence[mode]["fld"] > 0
+    res = _qgen(["evaluate", "--run", "site", "--heldout", "64", "--no-ablate"], env)
+    assert res.returncode == 0 and "dependence" not in res.stdout
+    assert "dependence" not in json.loads((run / "metrics.json").read_text())
+
+
+def test_a_plain_unet_has_no_dependence_to_measure(tmp_path) -> None:
+    import qgen
+    from qgen.dependence import measure_run_dependence
+
+    cfg = qgen.run_config(name="plain", classes=(3,), n_train=8, download=False, model="plain", widths=(8, 8, 8),
+                          timesteps=20, steps=2, batch_size=4, eval_every=0, tensorboard=False, device="cpu")
+    run = qgen.train(cfg, runs_dir=tmp_path)
+    request = {"n": 4, "sampler": "dpm", "steps": 2, "seed": 0, "batch_size": 4}
+    assert measure_run_dependence(run, request, lambda images: 1.0) is None
