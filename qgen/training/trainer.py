@@ -37,6 +37,7 @@ from qgen.models.build import build_model, load_model_state
 from qgen.noise_protocol import NoiseSource
 from qgen.plots import save_image_grid, save_loss_plot, save_quality_plot
 from qgen.rundir import CheckpointWriteError, RunDir
+from qgen.rundir.checkpoints import require_entries
 from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
 from qgen.training.lr_schedule import lr_factor
@@ -76,6 +77,10 @@ class BatchOrder:
     def load_state_dict(self, state: dict) -> None:
         self.perm, self.pos = state["perm"], state["pos"]
         self.generator.set_state(state["generator"])
+
+
+#: What a resume reads from checkpoint-last.pt beyond step/model/channels (checked before anything is restored).
+RESUME_ENTRIES = {"optimizer": dict, "ema": dict, "order": dict}
 
 
 class TrainingFailed(QgenError):
@@ -142,6 +147,7 @@ class Trainer:
 
     def restore(self) -> None:
         state = self.run.load_checkpoint("last")
+        require_entries(self.run.checkpoint_path("last"), state, RESUME_ENTRIES)
         load_model_state(self.model, state["model"], self.run.checkpoint_path("last"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
