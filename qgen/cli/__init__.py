@@ -431,6 +431,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        from qgen.cli.internal_error import is_environment_error, report_internal_error
+
+        if not is_environment_error(exc):
+            sys.exit(report_internal_error(exc))
+        # a full disk or a file the user may not write: theirs to fix, said in their terms
+        click.echo(f"qgen: error: {exc.strerror}: {exc.filename}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug, not bad input: one line naming the traceback's file, never a raw traceback
+        from qgen.cli.internal_error import report_internal_error
+
+        sys.exit(report_internal_error(exc))
 
 
 def run() -> None:
