@@ -26,11 +26,13 @@ Every write is atomic (qgen.fileio), so a kill leaves each file old or new, neve
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_bytes, read_json, remove_stale_temp_files, write_json
+from qgen.fileio import atomic_write_bytes, current_umask, read_json, remove_stale_temp_files, write_json
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.quality_log import QualityLog
@@ -63,6 +65,7 @@ MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 MODEL_CARD = "README.md"
 MODEL_CIRCUIT = "circuit"
+STAGING_SUFFIX = ".partial"  # a model folder being written (ModelFolder.writing)
 
 logger = logging.getLogger(__name__)
 
@@ -370,9 +373,49 @@ class ModelFolder:
     def circuit_dir(self) -> Path:
         return self.path / MODEL_CIRCUIT
 
-    def staging(self) -> ModelFolder:
-        """A hidden sibling to write into first and rename into place: a failed export leaves nothing."""
-        return ModelFolder(self.path.parent / f".{self.path.name}.partial")
+    @contextmanager
+    def writing(self) -> Iterator[ModelFolder]:
+        """Hold the destination and yield a fresh hidden staging sibling to write into first and
+        then ``publish``: a failed export leaves nothing, and two exports to one destination never
+        share a staging folder.
+
+        The lock (``.<name>.lock`` beside the folder: inside, it would make the folder non-empty)
+        refuses a second export at once; it is removed on the way out, so a model folder's parent
+        holds no litter. Correctness does not rest on it: ``publish`` is one rename, which never
+        replaces a non-empty folder. Stagings that killed exports left are removed under the lock."""
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QgenError(f"cannot create {parent}: {exc.strerror or exc}") from None
+        lock_path = parent / f".{self.path.name}.lock"
+        with hold_lock(lock_path, self.path, what="model folder"):
+            try:
+                for stale in parent.glob(f".{self.path.name}.*{STAGING_SUFFIX}"):
+                    shutil.rmtree(stale, ignore_errors=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=STAGING_SUFFIX, dir=parent))
+                try:
+                    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; the folder is for sharing
+                    yield ModelFolder(staging)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)  # published already, or abandoned
+            finally:
+                lock_path.unlink(missing_ok=True)
+
+    def publish(self, staging: ModelFolder) -> None:
+        """Rename ``staging`` into place: onto a missing or empty folder only (one atomic rename)."""
+        try:
+            staging.path.rename(self.path)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise self.exists_error() from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise self.exists_error() from None
+            raise
+
+    def exists_error(self) -> QgenError:
+        return QgenError(f"{self.path} already exists and is not an empty folder; choose another --out or "
+                         "remove it")
 
     @staticmethod
     def new_samples_file(out_dir: Path, tag: str, backend_name: str) -> SamplesFile:
