@@ -51,3 +51,9 @@ def copy_run(trained: Path, tmp_path: Path) -> Path:
     shutil.copytree(trained, copy)
     (copy / ".qgen.lock").unlink(missing_ok=True)
     return copy
+
+
+def without(args: list[str], option: str) -> list[str]:
+    """``args`` without ``option`` and its value (to give it another one)."""
+    i = args.index(option)
+    return args[:i] + args[i + 2:]

@@ -109,6 +109,14 @@ class AerBackend(QuantumBackend):
                 return "matrix_product_state"
         return "automatic"
 
+    def _check_runnable(self, estimator, prepared: PreparedCircuit) -> None:
+        # Aer checks memory only when it runs; a state that cannot fit is refused while the model is
+        # built, before any run directory exists
+        from qgen.backends.aer_memory import check_fits_in_memory
+
+        method = self._aer_method(prepared, noisy=self.is_noisy)
+        check_fits_in_memory(method, prepared.executable.num_qubits, self.spec.name)
+
     def simulation_method(self, qnn_circuit: QNNCircuit) -> str:
         """Aer's method for this circuit."""
         return self._aer_method(self.prepare(qnn_circuit), noisy=self.is_noisy)
