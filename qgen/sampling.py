@@ -170,7 +170,7 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
     resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.lock():  # one writer at a time: never while the run trains
+    with found.writing():  # one writer at a time (never while the run trains); writable, manifest readable
         return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
                               device=(device, resolved))
 

@@ -346,13 +346,13 @@ def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
     mem = metrics["memorization"]["pixels"]
-    click.echo(f"{key.upper()} {fd['value']:.2f}  KID {kid.get('mean', float('nan')):.4g} ± {kid.get('std', float('nan')):.2g}"
-               f"  precision {pr.get('precision', float('nan')):.2f} recall {pr.get('recall', float('nan')):.2f}"
-               f"  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
-    click.echo(f"memorization (pixels): NN-distance ratio train/held-out {mem['ratio_of_medians']:.2f}, "
-               f"{mem['fraction_flagged_as_copies']:.0%} flagged as copies, {mem['fraction_closer_to_train']:.0%} "
-               f"closer to train (n_samples={mem['n_samples']}, {mem['n_train_reference']} train / "
-               f"{mem['n_heldout_reference']} held-out)")
+    click.echo(f"{key.upper()} {_num(fd.get('value'), '.2f')}  KID {_num(kid.get('mean'), '.4g')} ± "
+               f"{_num(kid.get('std'), '.2g')}  precision {_num(pr.get('precision'), '.2f')} recall "
+               f"{_num(pr.get('recall'), '.2f')}  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
+    click.echo(f"memorization (pixels): NN-distance ratio train/held-out {_num(mem.get('ratio_of_medians'), '.2f')}, "
+               f"{_num(mem.get('fraction_flagged_as_copies'), '.0%')} flagged as copies, "
+               f"{_num(mem.get('fraction_closer_to_train'), '.0%')} closer to train (n_samples={mem['n_samples']}, "
+               f"{mem['n_train_reference']} train / {mem['n_heldout_reference']} held-out)")
     base = metrics.get("baselines", {})
     if "floor" in base:
         floor, mem = base["floor"], base["memorizer"]
@@ -377,6 +377,11 @@ def export(run, out, weights, backends_file, local, runs_dir) -> None:
 
     folder = api.export(run, out, weights=weights, runs_dir=runs_dir, backends_file=backends_file, local=local)
     click.echo(f"wrote {folder}")
+
+
+def _num(value, spec: str) -> str:
+    """A metric for the summary line; metrics that need more samples than were given are None."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _click_message(exc: click.ClickException) -> str:

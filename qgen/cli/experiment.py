@@ -21,10 +21,11 @@ from qgen.experiment.presets import PRESETS, preset
 from qgen.experiment.runner import EXECUTORS
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import timestamp
+from qgen.rundir.layout import LOCK
 from qgen.threads import set_torch_threads
 
 CONFIG_FILE = "experiment.toml"
-LOCK_FILE = ".qgen.lock"
+LOCK_FILE = LOCK  # the same lock file name as a run's: one writer at a time
 
 
 def resolve_config(out: Path | None, config_file: Path | None, preset_name: str | None) -> ExperimentConfig:

@@ -40,7 +40,8 @@ from datetime import datetime
 from pathlib import Path
 
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_bytes, current_umask, read_json, remove_stale_temp_files, write_json
+from qgen.fileio import (atomic_write_bytes, check_writable, current_umask, read_json, remove_stale_temp_files,
+                         write_json)
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.quality_log import QualityLog
@@ -115,6 +116,27 @@ def default_runs_root() -> Path:
 
 def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+#: The manifest entries qgen reads back, with their types (None is allowed for each).
+MANIFEST_TYPES = {"status": str, "command": list, "samples": list, "circuits": list, "backend": dict,
+                  "data_source": dict, "parameters": dict, "steps_done": int, "n_train_images": int,
+                  "channels": int, "preview_note": str}
+
+
+def check_manifest(path: Path, manifest: object) -> dict:
+    """``manifest`` if it has the shape qgen writes, else one QgenError naming the file and entry."""
+    if not isinstance(manifest, dict):
+        raise QgenError(f"damaged file: {path} (it holds a JSON {type(manifest).__name__}, not an object)")
+    for key, kind in MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise QgenError(f"damaged file: {path} (entry {key!r} is a {type(value).__name__}, not a "
+                            f"JSON {_JSON_NAMES[kind]})")
+    return manifest
+
+
+_JSON_NAMES = {str: "string", list: "array", dict: "object", int: "integer"}
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,17 @@ class RunDir:
             remove_stale_temp_files(self.path)
             yield holder
 
+    @contextmanager
+    def writing(self, reads_manifest: bool = True) -> Iterator[LockHolder]:
+        """What every command that writes into an existing run holds first: the lock, then proof
+        that the folder takes new files and (``reads_manifest``) that manifest.json is readable --
+        all before any work, so nothing fails only after the work is done, half-written."""
+        with self.lock() as holder:
+            check_writable(self.path, f"run {self.path}")
+            if reads_manifest:
+                self.manifest()
+            yield holder
+
     @property
     def lock_path(self) -> Path:
         return self.path / LOCK
@@ -231,7 +264,9 @@ class RunDir:
         save_run_config(cfg, self.path / CONFIG)
 
     def manifest(self) -> dict:
-        return read_json(self.path / MANIFEST)
+        """manifest.json, checked to be what qgen wrote (a JSON object, each known entry of its type)."""
+        path = self.path / MANIFEST
+        return check_manifest(path, read_json(path))
 
     def update_manifest(self, **fields) -> dict:
         manifest = self.manifest()

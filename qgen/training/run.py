@@ -147,7 +147,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
                     device: str | None = None) -> Path:
     """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
+    with found.writing():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
                               local=local, report=report, device=device)
 
@@ -158,6 +158,8 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
+    if cfg.train.tensorboard:
+        require_tensorboard()  # before anything in the run is rewritten
     requested = device or cfg.device
     resolved = resolve_device(requested)
     moved = device_name(resolved) != cfg.device
