@@ -8,6 +8,7 @@ from pathlib import Path
 from qgen.data import DataConfig
 from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
+from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
 NOISE_KINDS = ("classical", "quantum", "mixed")
@@ -91,6 +92,7 @@ class TrainConfig:
 
         from qgen.training.lr_schedule import LR_SCHEDULES
 
+        check_seed(self.seed, "train.seed")
         for key in ("steps", "batch_size", "checkpoint_every", "sample_n", "sample_steps", "eval_samples",
                     "eval_steps"):
             if getattr(self, key) < 1:

@@ -15,6 +15,7 @@ from qgen.cli.options import (
     NON_NEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    SEED,
     FiniteFloat,
     device_option,
 )
@@ -171,7 +172,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--eval-every", type=NON_NEGATIVE_INT, default=None,
               help="validation FLD every K steps into metrics.csv (default: ~5 per run, none under 400 steps; 0: off)")
 @click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 96)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")
 @click.option("--checkpoint-every", type=POSITIVE_INT, default=50, show_default=True)
@@ -243,7 +244,7 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--sampler", type=_SamplerChoice(), default="ddim", show_default=True)
 @click.option("--steps", type=POSITIVE_INT, default=50, show_default=True, help="DDIM steps")
 @click.option("--eta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="source of x_T and per-step noise (mixed: λ(t) of the run's schedule)")
 @click.option("--weights", type=click.Choice(["ema", "last", "best"]), default="ema", show_default=True,
@@ -316,7 +317,7 @@ def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit
 @click.option("--backend", default="aer_simulator", show_default=True)
 @backends_option
 @click.option("--gaussians", type=POSITIVE_INT, default=20000, show_default=True, help="how many N(0,1) values to test")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--local", is_flag=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the report as JSON")
@@ -334,7 +335,7 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"samples .npz (default: the run's newest {SAMPLES_GLOB})")
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @runs_option
 @device_option()
 def evaluate(run, samples, heldout, seed, runs_dir, device) -> None:

@@ -10,6 +10,8 @@ import math
 
 import click
 
+from qgen.seed import MAX_SEED
+
 
 class FiniteFloat(click.ParamType):
     """A finite float, optionally bounded below (``min``, ``min_open`` for a strict bound)."""
@@ -38,6 +40,8 @@ class FiniteFloat(click.ParamType):
 POSITIVE_FLOAT = FiniteFloat(min=0.0, min_open=True)
 NON_NEGATIVE_FLOAT = FiniteFloat(min=0.0)
 POSITIVE_INT = click.IntRange(min=1)
+#: --seed of every command: the range qgen.seed checks in config files too
+SEED = click.IntRange(0, MAX_SEED)
 NON_NEGATIVE_INT = click.IntRange(min=0)
 
 

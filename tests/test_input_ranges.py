@@ -1,0 +1,63 @@
+"""Values the tool used to pass on unchecked (issue #21, section 3): seeds outside what numpy and
+torch take, wherever a seed enters -- options, config.toml, a model folder, an experiment file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_run import TINY, make_env, one_error_line, qgen, without
+from qgen.errors import QgenError
+from qgen.seed import MAX_SEED, check_seed
+
+
+@pytest.mark.parametrize("command, seed", [
+    (["train", "--steps", "1", *without(TINY, "--seed")], "-5"),
+    (["train", "--steps", "1", *without(TINY, "--seed")], "1e23"),
+    (["sample", "--run", "nope"], str(MAX_SEED + 1)),
+    (["evaluate", "--run", "nope"], "-1"),
+    (["noise-report", "--gaussians", "10"], "-1"),
+])
+def test_a_seed_out_of_range_is_one_line_before_anything_runs(tmp_path: Path, command, seed) -> None:
+    line = one_error_line(qgen([*command, "--seed", seed], make_env(tmp_path)))
+    assert "'--seed'" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_rule_itself() -> None:
+    assert check_seed(0, "s") == 0 and check_seed(MAX_SEED, "s") == MAX_SEED
+    for bad in (-1, MAX_SEED + 1, True, 1.0, "3", None):
+        with pytest.raises(QgenError, match=r"s must be a whole number from 0 to 4294967295"):
+            check_seed(bad, "s")
+
+
+def test_config_files_are_held_to_the_same_rule(tmp_path: Path) -> None:
+    from qgen.config import load_run_config
+    from qgen.experiment.config import experiment_from_dict
+
+    path = tmp_path / "config.toml"
+    path.write_text('name = "r"\n[train]\nseed = -1\n')
+    with pytest.raises(QgenError, match="train.seed must be a whole number"):
+        load_run_config(path)
+    path.write_text('name = "r"\n[data]\nseed = 99999999999\n')
+    with pytest.raises(QgenError, match="data.seed must be a whole number"):
+        load_run_config(path)
+    with pytest.raises(QgenError, match="experiment seeds must be a whole number"):
+        experiment_from_dict({"datasets": [{"label": "m", "dataset": "mnist"}], "seeds": [0, -2]})
+
+
+def test_a_model_folder_with_a_negative_seed_is_one_line_naming_its_config(tmp_path: Path) -> None:
+    from qgen.config import DiffusionConfig
+    from qgen.models.config import ModelConfig
+    from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig, read_folder_config
+
+    good = FolderConfig(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, model=ModelConfig(), channels=1,
+                        diffusion=DiffusionConfig(), backend="statevector", seed=0)
+    data = json.loads(good.to_json())
+    data["seed"] = -1
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(QgenError, match=rf"{path}: seed must be a whole number from 0"):
+        read_folder_config(path)
