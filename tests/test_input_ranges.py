@@ -61,3 +61,12 @@ def test_a_model_folder_with_a_negative_seed_is_one_line_naming_its_config(tmp_p
     path.write_text(json.dumps(data))
     with pytest.raises(QgenError, match=rf"{path}: seed must be a whole number from 0"):
         read_folder_config(path)
+
+
+def test_noise_report_json_into_a_missing_folder_is_refused_before_the_report(tmp_path: Path) -> None:
+    target = tmp_path / "nodir" / "out.json"
+    res = qgen(["noise-report", "--backend", "aer_simulator", "--gaussians", "10", "--json", str(target)],
+               make_env(tmp_path))
+    line = one_error_line(res)
+    assert f"--json {target}: the folder {target.parent} does not exist" in line
+    assert res.stdout == ""  # refused before any bits were fetched or any report printed
