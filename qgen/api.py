@@ -52,10 +52,12 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     from qgen.data import DataConfig
     from qgen.errors import QgenError
     from qgen.models.config import ModelConfig
+    from qgen.rundir.layout import check_run_name
     from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
 
     if len(mix) != 3:
         raise QgenError(f"mix must be (lam_min, lam_max, power), got {mix!r}")
+    check_run_name(name)
     data = DataConfig(dataset=dataset, root=data_root, classes=tuple(classes) if classes is not None else None,
                       n_train=n_train, seed=seed, download=download)
     model_cfg = ModelConfig(kind=model, widths=tuple(widths), qubits=qubits, layers=layers, entanglement=entanglement)

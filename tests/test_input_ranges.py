@@ -70,3 +70,29 @@ def test_noise_report_json_into_a_missing_folder_is_refused_before_the_report(tm
     line = one_error_line(res)
     assert f"--json {target}: the folder {target.parent} does not exist" in line
     assert res.stdout == ""  # refused before any bits were fetched or any report printed
+
+
+def test_absurd_thread_counts_are_one_line_not_an_abort(tmp_path: Path) -> None:
+    env = {**make_env(tmp_path), "QGEN_THREADS": "100000"}
+    line = one_error_line(qgen(["sample", "--run", "nope"], env))
+    assert "$QGEN_THREADS=100000 is more threads than" in line and "use at most" in line
+
+
+@pytest.mark.parametrize("command", [["train", "--steps", "1", *TINY], ["sample", "--run", "nope"],
+                                     ["evaluate", "--run", "nope"]])
+def test_an_empty_device_is_refused_not_taken_for_auto(tmp_path: Path, command) -> None:
+    line = one_error_line(qgen([*command, "--device", ""], make_env(tmp_path)))
+    assert "'--device'" in line and "is empty" in line
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("a/b", "is a path; a run name is one folder name (put runs elsewhere with --runs-dir"),
+    ("two\nlines", "control characters"),
+    ("x" * 300, "--name is 300 bytes long"),
+])
+def test_a_run_name_that_cannot_be_one_folder_is_refused_before_the_data_loads(tmp_path: Path, name, needle) -> None:
+    res = qgen(["train", "--steps", "1", *TINY, "--name", name], make_env(tmp_path))
+    line = one_error_line(res)
+    assert needle in line
+    assert "MNIST" not in res.stderr  # no data note: refused before the dataset was loaded
+    assert not (tmp_path / "runs").exists()

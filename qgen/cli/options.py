@@ -45,8 +45,16 @@ SEED = click.IntRange(0, MAX_SEED)
 NON_NEGATIVE_INT = click.IntRange(min=0)
 
 
+def _named_device(ctx, param, value: str | None) -> str | None:
+    """``--device ''`` (an unset shell variable) must not quietly mean auto."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a device: auto, cpu, cuda, cuda:N or mps", ctx, param)
+    return value
+
+
 def device_option(default: str | None = "auto", help_extra: str = ""):
     """``--device``: where the torch parts run (checked when used, by ``qgen.torch_device``)."""
     return click.option("--device", "device", default=default, show_default=default is not None,
+                        callback=_named_device,
                         help="torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"
                              + help_extra)

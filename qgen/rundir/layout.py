@@ -118,6 +118,30 @@ def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+#: Longest file name most filesystems allow (bytes), and what a run's folder name adds to --name:
+#: "<timestamp>-" in front, and ".<folder>.partial" while it is created.
+NAME_MAX = 255
+NAME_OVERHEAD = len(timestamp()) + 1 + len("..partial")
+
+
+def check_run_name(name: str) -> str:
+    """A ``--name`` that can be one folder name: checked before any data is loaded, since the folder
+    is made only after (a path, a newline or an over-long name failed there, or made odd folders)."""
+    if not name:
+        return name
+    if "/" in name or "\\" in name or os.sep in name:
+        raise QgenError(f"--name {name!r} is a path; a run name is one folder name (put runs elsewhere with "
+                        "--runs-dir or $QGEN_RUNS)")
+    if name in (".", "..") or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise QgenError(f"--name {name!r} holds control characters (a newline, a tab) or is '.'/'..'; "
+                        "use letters, digits, '-', '_' or '.'")
+    longest = NAME_MAX - NAME_OVERHEAD
+    if len(name.encode()) > longest:
+        raise QgenError(f"--name is {len(name.encode())} bytes long; a run folder's name allows at most "
+                        f"{longest} for it")
+    return name
+
+
 #: The manifest entries qgen reads back, with their types (None is allowed for each).
 MANIFEST_TYPES = {"status": str, "command": list, "samples": list, "circuits": list, "backend": dict,
                   "data_source": dict, "parameters": dict, "steps_done": int, "n_train_images": int,
