@@ -33,8 +33,12 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         from qgen.diffusion.schedules import make_schedule, schedule_params
+        from qgen.memory import check_fits, schedule_bytes
 
         self.objective()  # validates prediction and weighting
+        if isinstance(self.T, int) and not isinstance(self.T, bool):  # its type is the schedule's check
+            check_fits(schedule_bytes(self.T), f"diffusion T = {self.T:,}", "use fewer timesteps (the recipe's "
+                       "T is 1000)")
 
         # validates schedule name, T and parameters early, with one clear error
         resolved = schedule_params(make_schedule(self.schedule, self.T, **self.schedule_params))
@@ -146,4 +150,11 @@ def save_run_config(cfg: RunConfig, path: Path) -> None:
 
 
 def load_run_config(path: Path) -> RunConfig:
-    return from_dict(RunConfig, read_toml(path))
+    """A run's config.toml; a wrong type or value names the file (a hand-edited config.toml)."""
+    data = read_toml(path)
+    try:
+        return from_dict(RunConfig, data)
+    except QgenError as exc:
+        if str(path) in str(exc):
+            raise
+        raise QgenError(f"{path}: {exc}") from None

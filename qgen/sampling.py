@@ -27,6 +27,7 @@ from qgen.diffusion.pipeline import batch_sizes, sample
 from qgen.diffusion.samplers import make_scheduler, scheduler_class
 from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
+from qgen.memory import check_sampling_memory
 from qgen.models.build import build_model, load_model_state
 from qgen.noise.factory import complete_reservation, make_noise_source
 from qgen.plots import save_image_grid
@@ -136,6 +137,7 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
         raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
                         "directory; sample the run with --run, or choose a simulator with --backend")
     req.validate(cfg.diffusion.T)
+    check_sampling_memory(cfg.model, cfg.channels, req.n, req.batch_size, cfg.diffusion.T)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     noise = ClassicalNoise(req.seed)
     images = draw_samples(pretrained.eps_model(scheduler), scheduler, cfg.channels, noise, req, show_progress,
@@ -192,6 +194,7 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
     run_dir = run.path
     requested_device, device = device
     req.validate(cfg.diffusion.T)
+    check_sampling_memory(cfg.model, ckpt["channels"], req.n, req.batch_size, cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     if backend.spends_shots:

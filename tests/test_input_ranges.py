@@ -96,3 +96,51 @@ def test_a_run_name_that_cannot_be_one_folder_is_refused_before_the_data_loads(t
     assert needle in line
     assert "MNIST" not in res.stderr  # no data note: refused before the dataset was loaded
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option, needle", [
+    (["--widths", "800000,8,8"], "30,080,424,844,307 parameters) needs about"),
+    (["--timesteps", "1000000000000"], "diffusion T = 1,000,000,000,000 needs about"),
+    (["--batch-size", "100000000"], "training with --batch-size 100000000 needs about"),
+])
+def test_sizes_that_cannot_be_allocated_are_refused_before_the_data_loads(tmp_path: Path, option, needle) -> None:
+    args = TINY
+    for name in (option[0],):
+        if name in args:
+            args = without(args, name)
+    res = qgen(["train", "--steps", "1", *args, *option], make_env(tmp_path))
+    line = one_error_line(res)
+    assert needle in line and "but this machine has" in line
+    assert "MNIST" not in res.stderr and not (tmp_path / "runs").exists()
+
+
+def test_memory_estimates_say_what_fits() -> None:
+    from qgen.memory import check_sampling_memory, check_training_memory
+    from qgen.models.config import ModelConfig
+
+    small = ModelConfig(kind="plain", widths=(8, 8, 8))
+    check_training_memory(small, 16, 1000, limit=2**30)
+    with pytest.raises(QgenError, match=r"at most --batch-size \d+ fits"):
+        check_training_memory(small, 10**6, 1000, limit=2**30)
+    check_sampling_memory(small, 1, 64, 64, 1000, limit=2**30)
+    with pytest.raises(QgenError, match=r"sampling --n 100000000 needs .* at most --n \d+ fits"):
+        check_sampling_memory(small, 1, 10**8, 64, 1000, limit=2**30)
+
+
+def test_config_files_name_themselves_in_type_and_size_errors(tmp_path: Path) -> None:
+    from qgen.config import DiffusionConfig, load_run_config
+    from qgen.models.config import ModelConfig
+    from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig, read_folder_config
+
+    path = tmp_path / "config.toml"
+    path.write_text('name = "r"\n[train]\nsteps = "many"\n')
+    with pytest.raises(QgenError, match=rf"^{path}: "):
+        load_run_config(path)
+    good = FolderConfig(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, model=ModelConfig(), channels=1,
+                        diffusion=DiffusionConfig(), backend="statevector", seed=0)
+    data = json.loads(good.to_json())
+    data["diffusion"]["T"] = 10**12
+    folder_config = tmp_path / "config.json"
+    folder_config.write_text(json.dumps(data))
+    with pytest.raises(QgenError, match=rf"^{folder_config}: diffusion T = 1,000,000,000,000 needs about"):
+        read_folder_config(folder_config)

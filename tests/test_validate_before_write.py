@@ -126,3 +126,11 @@ def test_a_read_only_run_directory_for_real(run: Path, env: dict) -> None:
         assert f"cannot write into run {run}" in line
     finally:
         run.chmod(0o755)
+
+
+def test_sampling_more_than_fits_in_memory_is_refused_before_drawing(run: Path, env: dict) -> None:
+    before = files_of(run)
+    line = one_error_line(qgen(["sample", "--run", str(run), "--n", "1000000000", "--batch-size", "8", "--steps", "2",
+                                "--no-progress"], env))
+    assert "sampling --n 1000000000 needs about" in line and "fits in one command" in line
+    assert files_of(run) == before

@@ -9,9 +9,8 @@ physical memory).
 
 from __future__ import annotations
 
-import os
-
 from qgen.errors import QgenError
+from qgen.memory import physical_memory_bytes, size
 
 BYTES_PER_AMPLITUDE = 16  # complex128
 
@@ -27,13 +26,6 @@ def state_bytes(method: str, num_qubits: int) -> int | None:
     return None if exponent is None else BYTES_PER_AMPLITUDE << (exponent * num_qubits)
 
 
-def physical_memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not exposed on this platform: cannot check
-        return None
-
-
 def check_fits_in_memory(method: str, num_qubits: int, backend_name: str, limit: int | None = None) -> None:
     """Refuse a simulation whose state cannot fit in ``limit`` bytes (default: physical memory),
     saying how many qubits would fit."""
@@ -44,14 +36,6 @@ def check_fits_in_memory(method: str, num_qubits: int, backend_name: str, limit:
     fits = num_qubits
     while fits > 0 and state_bytes(method, fits) > limit:
         fits -= 1
-    raise QgenError(f"backend {backend_name}: Aer's {method} method needs {_size(need)} for {num_qubits} qubits "
-                    f"but this machine has {_size(limit)} of memory; at most {fits} qubits fit. Use fewer "
+    raise QgenError(f"backend {backend_name}: Aer's {method} method needs {size(need)} for {num_qubits} qubits "
+                    f"but this machine has {size(limit)} of memory; at most {fits} qubits fit. Use fewer "
                     "--qubits, or a backend with method = \"matrix_product_state\" in backends.toml")
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if n < 1024 or unit == "EiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

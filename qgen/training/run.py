@@ -22,6 +22,7 @@ from qgen.circuits import build_ansatz
 from qgen.config import RunConfig
 from qgen.data import load_dataset
 from qgen.errors import QgenError
+from qgen.memory import check_training_memory
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
@@ -78,6 +79,7 @@ def _run_name(cfg: RunConfig) -> str:
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
     """Train ``cfg`` in a new run folder; ``cfg.device`` may be ``auto`` (resolved here)."""
+    check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)  # before the data loads
     requested = cfg.device
     device = resolve_device(requested)
     cfg = replace(cfg, device=device_name(device))
@@ -158,6 +160,7 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
+    check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)
     if cfg.train.tensorboard:
         require_tensorboard()  # before anything in the run is rewritten
     requested = device or cfg.device
