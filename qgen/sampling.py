@@ -38,6 +38,9 @@ from qgen.torch_device import describe_device, resolve_device
 logger = logging.getLogger(__name__)
 
 
+ETA_SAMPLER = "ddim"  # the one sampler with a noise scale eta
+
+
 @dataclass(frozen=True)
 class SampleRequest:
     n: int = 64
@@ -57,6 +60,8 @@ class SampleRequest:
             raise QgenError(f"--n must be >= 1, got {self.n}")
         if self.batch_size < 1:
             raise QgenError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.eta and self.sampler != ETA_SAMPLER:  # it would be silently ignored
+            raise QgenError(f"--eta applies to --sampler {ETA_SAMPLER} only; --sampler {self.sampler} has no eta")
         scheduler_class(self.sampler).check_options(T, self.steps, eta=self.eta)
 
     def make_scheduler(self, schedule) -> Scheduler:

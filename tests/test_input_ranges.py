@@ -144,3 +144,15 @@ def test_config_files_name_themselves_in_type_and_size_errors(tmp_path: Path) ->
     folder_config.write_text(json.dumps(data))
     with pytest.raises(QgenError, match=rf"^{folder_config}: diffusion T = 1,000,000,000,000 needs about"):
         read_folder_config(folder_config)
+
+
+def test_eta_outside_zero_to_one_or_for_a_sampler_without_it_is_refused() -> None:
+    from qgen.sampling import SampleRequest
+
+    SampleRequest(eta=1.0).validate(1000)
+    with pytest.raises(QgenError, match="--eta must be <= 1"):
+        SampleRequest(eta=5.0).validate(1000)
+    for sampler in ("dpm", "ddpm"):
+        with pytest.raises(QgenError, match=f"--eta applies to --sampler ddim only; --sampler {sampler} has no eta"):
+            SampleRequest(sampler=sampler, steps=10, eta=0.5).validate(1000)
+    SampleRequest(sampler="dpm", steps=10).validate(1000)
