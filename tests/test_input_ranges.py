@@ -156,3 +156,10 @@ def test_eta_outside_zero_to_one_or_for_a_sampler_without_it_is_refused() -> Non
         with pytest.raises(QgenError, match=f"--eta applies to --sampler ddim only; --sampler {sampler} has no eta"):
             SampleRequest(sampler=sampler, steps=10, eta=0.5).validate(1000)
     SampleRequest(sampler="dpm", steps=10).validate(1000)
+
+
+def test_too_few_evaluation_samples_to_pick_a_best_checkpoint_are_refused(tmp_path: Path) -> None:
+    res = qgen(["train", "--steps", "2", *TINY, "--eval-every", "1", "--eval-samples", "1"], make_env(tmp_path))
+    line = one_error_line(res)
+    assert "--eval-samples 1 is too few" in line and "at least 16" in line
+    assert "MNIST" not in res.stderr and not (tmp_path / "runs").exists()
