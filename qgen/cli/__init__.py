@@ -110,12 +110,13 @@ def info(backends_file: Path | None) -> None:
     from qgen.data import available_datasets, default_data_root
     from qgen.rundir import default_runs_root, package_versions
 
+    backends = load_backends(backends_file)  # before any line: a missing or bad file is one error line
     for pkg, ver in package_versions().items():
         click.echo(f"{pkg:<26}{ver}")
     click.echo(f"{'data root':<26}{default_data_root()}")
     click.echo(f"{'runs':<26}{default_runs_root()}")
     click.echo(f"{'backends file':<26}{backends_file or default_backends_file()}")
-    click.echo(f"{'backends':<26}{', '.join(load_backends(backends_file))}")
+    click.echo(f"{'backends':<26}{', '.join(backends)}")
     click.echo(f"{'datasets':<26}{', '.join(available_datasets())} (or a path to a MedMNIST-layout .npz)")
 
 
@@ -123,14 +124,15 @@ def info(backends_file: Path | None) -> None:
 @backends_option
 def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
-    from qgen.backends.registry import backend_for, load_backends
+    from qgen.backends.registry import backend_for, load_backends, unusable_reason
 
     specs = load_backends(backends_file)  # before the header: a bad or empty file is one error line
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
     for name, spec in specs.items():
         d = backend_for(spec).describe()
+        problem = unusable_reason(spec)
         click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
-                   f"{d['budget']:>10}  {d['credentials']}")
+                   f"{d['budget']:>10}  {d['credentials']}" + (f"  UNUSABLE: {problem}" if problem else ""))
 
 
 @cli.command()
