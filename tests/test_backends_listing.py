@@ -33,3 +33,28 @@ def test_info_with_a_missing_backends_file_prints_only_the_error(tmp_path: Path)
     res = qgen(["info", "--backends", str(tmp_path / "missing.toml")], make_env(tmp_path))
     assert "backends file not found" in one_error_line(res)
     assert res.stdout == ""
+
+
+def test_a_model_folder_naming_an_unknown_backend_is_traced_to_its_config_json(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from qgen.config import DiffusionConfig
+    from qgen.models.config import ModelConfig
+    from qgen.pretrained import from_pretrained
+    from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    cfg = FolderConfig(model_type=MODEL_TYPE, format_version=FORMAT_VERSION, model=ModelConfig(kind="plain"),
+                       channels=1, diffusion=DiffusionConfig(), backend="my_lab_qpu", seed=0)
+    (folder / "config.json").write_text(cfg.to_json())
+    save_file({"x": np.zeros(1, np.float32)}, str(folder / "model.safetensors"))
+    with pytest.raises(QgenError) as err:
+        from_pretrained(folder)
+    message = str(err.value)
+    assert message.startswith(f"{folder / 'config.json'} names backend 'my_lab_qpu'")
+    assert "unknown backend 'my_lab_qpu'" in message and "--backend NAME" in message
+    json.loads((folder / "config.json").read_text())  # untouched
