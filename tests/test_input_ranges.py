@@ -163,3 +163,15 @@ def test_too_few_evaluation_samples_to_pick_a_best_checkpoint_are_refused(tmp_pa
     line = one_error_line(res)
     assert "--eval-samples 1 is too few" in line and "at least 16" in line
     assert "MNIST" not in res.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option, needle", [
+    (["--qubits", "0"], "n_qubits must be >= 1, got 0"),
+    (["--layers", "0"], "layers must be >= 1, got 0"),
+    (["--entanglement", "bogus"], "unknown entanglement 'bogus'"),
+])
+def test_circuit_options_are_checked_before_the_data_loads(tmp_path: Path, option, needle) -> None:
+    args = without(TINY, option[0]) if option[0] in TINY else TINY
+    res = qgen(["train", "--steps", "1", *args, *option], make_env(tmp_path))
+    assert needle in one_error_line(res)
+    assert "MNIST" not in res.stderr  # no data note: the dataset was never loaded

@@ -119,12 +119,12 @@ class QuantumBackend(ABC):
         return self._prepared[key]
 
     def _prepare(self, qc: QNNCircuit) -> PreparedCircuit:
-        self._check_width(qc)
+        self.check_width(qc)
         isa = self.pass_manager().run(qc.circuit)
         observables = tuple(obs.apply_layout(isa.layout) for obs in qc.observables)
         return PreparedCircuit(qc, isa, observables, isa, observables)
 
-    def _check_width(self, qc: QNNCircuit) -> None:
+    def check_width(self, qc: QNNCircuit) -> None:
         """A circuit wider than the device is one line here, not a transpiler traceback (simulators
         have no device: what fits their memory is their own check)."""
         device = self.device

@@ -94,6 +94,11 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
 def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | None, epochs: int | None,
                 show_progress: bool, local: bool, report: Reporter, device: tuple) -> Path:
     requested, device = device
+    if cfg.model.kind == "quantum":
+        # the circuit and its fit on the device are checked before the data loads (seconds, and a
+        # note on stderr). Not prepare(): its cache would keep this circuit's parameter objects,
+        # which the model's QNN, built from another copy, would not bind
+        backend.check_width(build_ansatz(cfg.model.ansatz))
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
         if epochs < 1:
