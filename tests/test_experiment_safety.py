@@ -87,3 +87,12 @@ def test_report_only_and_dry_run_together_are_refused(tmp_path: Path, config: Pa
                                 "--dry-run"], make_env(tmp_path)))
     assert "either --dry-run" in line and "--report-only" in line
     assert not out.exists()
+
+
+def test_a_size_larger_than_the_data_is_refused_before_the_first_cell(tmp_path: Path) -> None:
+    config = tmp_path / "big.toml"
+    config.write_text(TINY_TOML.replace("sizes = [10]", "sizes = [10, 1000000]"))
+    out = tmp_path / "exp"
+    line = one_error_line(qgen(["experiment", "--config", str(config), "--out", str(out)], make_env(tmp_path)))
+    assert "1000000" in line
+    assert not out.exists()  # no cell trained, no folder made

@@ -10,7 +10,7 @@ import click
 
 from qgen.cli.options import device_option
 from qgen.errors import QgenError
-from qgen.experiment.cells import expand_cells
+from qgen.experiment.cells import check_data_for_cells, expand_cells
 from qgen.experiment.config import (
     ExperimentConfig,
     load_experiment_config,
@@ -158,6 +158,8 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         click.echo(f"dry run: nothing was trained; output folder would be {out}")
         return
     set_torch_threads()  # as qgen.cli.main does, for when this command is invoked on its own
+    if not report_only:
+        check_data_for_cells(cfg, cells)  # before the folder is made: every size fits its data
     out.mkdir(parents=True, exist_ok=True)
     with experiment_lock(out):
         # again under the lock: an experiment that another command started meanwhile must be the same one
