@@ -98,3 +98,14 @@ def test_a_checkpoint_of_the_wrong_shape_is_one_line(tmp_path: Path, state, need
     torch.save(state, path)
     with pytest.raises(QgenError, match=needle):
         load_checkpoint(path)
+
+
+def test_resume_from_a_last_checkpoint_without_its_training_state_is_one_line(run: Path, tmp_path: Path) -> None:
+    path = run / "checkpoint-last.pt"
+    state = torch.load(path, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, path)
+    config_before = (run / "config.toml").read_text()
+    line = one_error_line(qgen(["train", "--resume", str(run), "--steps", "6", "--no-progress"], make_env(tmp_path)))
+    assert f"checkpoint {path} is not a qgen checkpoint: entry 'optimizer' is missing" in line
+    assert (run / "config.toml").read_text() == config_before
