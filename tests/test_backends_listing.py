@@ -25,7 +25,7 @@ def test_an_entry_that_cannot_be_used_is_marked_unusable(tmp_path: Path) -> None
 def test_an_aer_noise_that_does_not_exist_is_refused_when_the_file_is_read() -> None:
     from qgen.backends.registry import parse_backends
 
-    with pytest.raises(QgenError, match=r"b.toml:3: backend 'n': noise must be one of ideal, depolarizing"):
+    with pytest.raises(QgenError, match=r"b.toml:3: backend 'n': unknown noise 'ibm_nowhere'; noise must be ideal or depolarizing"):
         parse_backends('[backends.n]\nkind = "aer"\nnoise = "ibm_nowhere"\n', "b.toml")
 
 

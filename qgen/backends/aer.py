@@ -46,8 +46,8 @@ class AerBackend(QuantumBackend):
             raise QgenError(f"backend {spec.name!r}: method must be one of {', '.join(AER_METHODS)} "
                             f"for kind {cls.kind!r}, got {spec.method!r}")
         if cls.kind == "aer" and spec.noise not in AER_NOISE:  # else an entry `qgen backends` lists fails when used
-            raise QgenError(f"backend {spec.name!r}: noise must be one of {', '.join(AER_NOISE)} for kind 'aer', "
-                            f"got {spec.noise!r} (use kind = \"fake\" for a device's noise)")
+            raise QgenError(f"backend {spec.name!r}: unknown noise {spec.noise!r}; noise must be "
+                            f"{' or '.join(AER_NOISE)} for kind aer (kind = \"fake\" gives a device's noise)")
         super().validate_spec(spec)
 
     def _available_method(self) -> str:
