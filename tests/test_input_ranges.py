@@ -125,6 +125,8 @@ def test_memory_estimates_say_what_fits() -> None:
     check_sampling_memory(small, 1, 64, 64, 1000, limit=2**30)
     with pytest.raises(QgenError, match=r"sampling --n 100000000 needs .* at most --n \d+ fits"):
         check_sampling_memory(small, 1, 10**8, 64, 1000, limit=2**30)
+    with pytest.raises(QgenError, match=r"sampling in batches of 1000000000 needs .* use a smaller --batch-size"):
+        check_sampling_memory(small, 1, 10**9, 10**9, 1000, limit=2**30)
 
 
 def test_config_files_name_themselves_in_type_and_size_errors(tmp_path: Path) -> None:
