@@ -54,10 +54,12 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     from qgen.data import DataConfig
     from qgen.errors import QgenError
     from qgen.models.config import NEW_RUN_MODEL, ModelConfig
+    from qgen.rundir.layout import check_run_name
     from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
 
     if len(mix) != 3:
         raise QgenError(f"mix must be (lam_min, lam_max, power), got {mix!r}")
+    check_run_name(name)
     data = DataConfig(dataset=dataset, root=data_root, classes=tuple(classes) if classes is not None else None,
                       n_train=n_train, seed=seed, download=download)
     design = {**NEW_RUN_MODEL, **{k: v for k, v in dict(bottleneck=bottleneck, readout=readout, skips=skips).items()
@@ -68,11 +70,25 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
                                     seed=seed, noise=noise, checkpoint_every=checkpoint_every, tensorboard=tensorboard)
+    check_eval_samples(train_cfg)
     diffusion = recipe_diffusion_config(schedule=schedule, T=timesteps, prediction=prediction,
                                         loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma,
                                         mix_lam_min=float(mix[0]), mix_lam_max=float(mix[1]), mix_power=float(mix[2]))
     return RunConfig(name=name, backend=backend, data=data, model=model_cfg, diffusion=diffusion, train=train_cfg,
                      device=device)
+
+
+#: Fewest samples an in-training FLD may use: below this the "best" checkpoint is chosen by noise
+#: (one sample has no covariance at all). New runs only; a config.toml from before still resumes.
+MIN_EVAL_SAMPLES = 16
+
+
+def check_eval_samples(train_cfg) -> None:
+    from qgen.errors import QgenError
+
+    if train_cfg.eval_every and train_cfg.eval_samples < MIN_EVAL_SAMPLES:
+        raise QgenError(f"--eval-samples {train_cfg.eval_samples} is too few for the validation FLD that picks the "
+                        f"best checkpoint (it would pick by noise); use at least {MIN_EVAL_SAMPLES}, or --eval-every 0")
 
 
 def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None = None, epochs: int | None = None,

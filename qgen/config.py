@@ -8,6 +8,7 @@ from pathlib import Path
 from qgen.data import DataConfig
 from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
+from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
 NOISE_KINDS = ("classical", "quantum", "mixed")
@@ -32,8 +33,12 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         from qgen.diffusion.schedules import make_schedule, schedule_params
+        from qgen.memory import check_fits, schedule_bytes
 
         self.objective()  # validates prediction and weighting
+        if isinstance(self.T, int) and not isinstance(self.T, bool):  # its type is the schedule's check
+            check_fits(schedule_bytes(self.T), f"diffusion T = {self.T:,}", "use fewer timesteps (the recipe's "
+                       "T is 1000)")
 
         # validates schedule name, T and parameters early, with one clear error
         resolved = schedule_params(make_schedule(self.schedule, self.T, **self.schedule_params))
@@ -91,6 +96,7 @@ class TrainConfig:
 
         from qgen.training.lr_schedule import LR_SCHEDULES
 
+        check_seed(self.seed, "train.seed")
         for key in ("steps", "batch_size", "checkpoint_every", "sample_n", "sample_steps", "eval_samples",
                     "eval_steps"):
             if getattr(self, key) < 1:
@@ -144,4 +150,11 @@ def save_run_config(cfg: RunConfig, path: Path) -> None:
 
 
 def load_run_config(path: Path) -> RunConfig:
-    return from_dict(RunConfig, read_toml(path))
+    """A run's config.toml; a wrong type or value names the file (a hand-edited config.toml)."""
+    data = read_toml(path)
+    try:
+        return from_dict(RunConfig, data)
+    except QgenError as exc:
+        if str(path) in str(exc):
+            raise
+        raise QgenError(f"{path}: {exc}") from None

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from qgen.data import DataConfig, LoadedData, default_data_root, load_dataset
 from qgen.data.heldout import HeldOut, check_enough, heldout_split, limit_images
-from qgen.errors import QgenError
 from qgen.rundir import RunDir, default_runs_root
+from qgen.rundir.samples_file import read_samples, read_samples_metadata
 
 
 def feature_net_for(data_cfg: DataConfig, seed: int = 0):
@@ -47,7 +46,7 @@ def evaluate_run(run: str, *, samples: Path | None = None, runs_dir: Path | None
 
     resolved = resolve_device(device)
     found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.lock():  # metrics.json is written into the run: not while it trains or samples
+    with found.writing(reads_manifest=False):  # metrics.json goes into the run: not while it trains or samples
         return _evaluate_locked(found, samples=samples, heldout_limit=heldout_limit, seed=seed,
                                 device=(device, resolved), ablate=ablate, backends_file=backends_file)
 
@@ -61,12 +60,8 @@ def _evaluate_locked(run: RunDir, *, samples: Path | None, heldout_limit: int, s
 
     cfg = run.config()
     samples_path = Path(samples) if samples else run.latest_samples()
-    try:
-        with np.load(samples_path) as npz:
-            generated = torch.from_numpy(npz["samples"]).float()
-            metadata = str(npz["metadata"]) if "metadata" in npz.files else None
-    except (OSError, KeyError, ValueError) as exc:
-        raise QgenError(f"cannot read samples from {samples_path}: {exc}") from None
+    generated = torch.from_numpy(read_samples(samples_path))  # checked before any data or model is loaded
+    metadata = read_samples_metadata(samples_path)
     train = load_dataset(cfg.data)
     held = heldout_for(cfg.data, train)
     test = limit_images(held.test, heldout_limit, seed)

@@ -42,6 +42,18 @@ def current_umask() -> int:
     return mask
 
 
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Refuse at once a folder that cannot take new files (read-only, no permission, full), by
+    creating and removing one: ``os.access`` cannot see a read-only mount or a full disk, and
+    says yes to root everywhere."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".qgen-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise QgenError(f"cannot write into {what}: {exc.strerror or exc}; nothing was done") from None
+
+
 #: How atomic_write names its temp files; a kill mid-write leaves one behind (see remove_stale_temp_files).
 TEMP_GLOB = ".*.tmp"
 

@@ -27,6 +27,7 @@ from qgen.diffusion.pipeline import batch_sizes, sample
 from qgen.diffusion.samplers import make_scheduler, scheduler_class
 from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
+from qgen.memory import check_sampling_memory
 from qgen.models.build import build_model, load_model_state
 from qgen.noise.factory import complete_reservation, make_noise_source
 from qgen.plots import save_image_grid
@@ -35,6 +36,9 @@ from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
+
+
+ETA_SAMPLER = "ddim"  # the one sampler with a noise scale eta
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class SampleRequest:
             raise QgenError(f"--n must be >= 1, got {self.n}")
         if self.batch_size < 1:
             raise QgenError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.eta and self.sampler != ETA_SAMPLER:  # it would be silently ignored
+            raise QgenError(f"--eta applies to --sampler {ETA_SAMPLER} only; --sampler {self.sampler} has no eta")
         scheduler_class(self.sampler).check_options(T, self.steps, eta=self.eta)
 
     def make_scheduler(self, schedule) -> Scheduler:
@@ -136,6 +142,7 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
         raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
                         "directory; sample the run with --run, or choose a simulator with --backend")
     req.validate(cfg.diffusion.T)
+    check_sampling_memory(cfg.model, cfg.channels, req.n, req.batch_size, cfg.diffusion.T)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     noise = ClassicalNoise(req.seed)
     images = draw_samples(pretrained.eps_model(scheduler), scheduler, cfg.channels, noise, req, show_progress,
@@ -170,7 +177,7 @@ def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_
     """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
     resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.lock():  # one writer at a time: never while the run trains
+    with found.writing():  # one writer at a time (never while the run trains); writable, manifest readable
         return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
                               device=(device, resolved))
 
@@ -192,6 +199,7 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
     run_dir = run.path
     requested_device, device = device
     req.validate(cfg.diffusion.T)
+    check_sampling_memory(cfg.model, ckpt["channels"], req.n, req.batch_size, cfg.diffusion.T)
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     if backend.spends_shots:

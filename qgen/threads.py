@@ -24,7 +24,18 @@ def configured_threads() -> int:
         threads = 0
     if threads < 1:
         raise QgenError(f"${THREADS_ENV} must be a positive whole number of CPU threads, got {value!r}")
+    most = max_threads()
+    if threads > most:
+        # torch would start them all: the process runs out of memory maps and dies in a later import
+        raise QgenError(f"${THREADS_ENV}={threads} is more threads than this machine's {os.cpu_count()} CPUs can "
+                        f"run; use at most {most}")
     return threads
+
+
+def max_threads() -> int:
+    """More threads than CPUs only contend (see above); four times the CPUs leaves room for oversubscribed
+    schedulers while refusing the absurd."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def set_torch_threads() -> None:

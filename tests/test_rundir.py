@@ -124,8 +124,9 @@ def test_checkpoints_round_trip_and_samples_files_are_named_and_found(tmp_path: 
 
     run = make_run(tmp_path)
     assert not run.has_checkpoint("last")
-    run.save_checkpoint("last", {"step": 7})
-    assert run.has_checkpoint("last") and run.load_checkpoint("last") == {"step": 7}
+    state = {"step": 7, "model": {}, "channels": 1}
+    run.save_checkpoint("last", state)
+    assert run.has_checkpoint("last") and run.load_checkpoint("last") == state
     assert (run.path / "checkpoint-last.pt").is_file()
     first = run.new_samples_file("ddim8", "statevector")
     assert first.npz.name.startswith("samples-ddim8-statevector-") and first.png == first.npz.with_suffix(".png")

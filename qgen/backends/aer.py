@@ -29,6 +29,8 @@ DEPOLARIZING = {"p1": 1e-3, "p2": 1e-2, "readout": 2e-2}
 #: ``_check_runnable`` finds out before training starts).
 AER_METHODS = ("automatic", "statevector", "density_matrix", "stabilizer", "matrix_product_state",
                "extended_stabilizer", "unitary", "superop", "tensor_network")
+#: The noise models of kind aer (device noise is kind fake's).
+AER_NOISE = ("ideal", "depolarizing")
 #: Entropy-circuit width under a noise model: the density matrix (exact noisy sampling) costs 4**n.
 NOISY_WIDTH = 8
 
@@ -43,6 +45,9 @@ class AerBackend(QuantumBackend):
         if spec.method not in AER_METHODS:
             raise QgenError(f"backend {spec.name!r}: method must be one of {', '.join(AER_METHODS)} "
                             f"for kind {cls.kind!r}, got {spec.method!r}")
+        if cls.kind == "aer" and spec.noise not in AER_NOISE:  # else an entry `qgen backends` lists fails when used
+            raise QgenError(f"backend {spec.name!r}: unknown noise {spec.noise!r}; noise must be "
+                            f"{' or '.join(AER_NOISE)} for kind aer (kind = \"fake\" gives a device's noise)")
         super().validate_spec(spec)
 
     def _available_method(self) -> str:
@@ -108,6 +113,14 @@ class AerBackend(QuantumBackend):
             if prefers_mps(prepared.executable):
                 return "matrix_product_state"
         return "automatic"
+
+    def _check_runnable(self, estimator, prepared: PreparedCircuit) -> None:
+        # Aer checks memory only when it runs; a state that cannot fit is refused while the model is
+        # built, before any run directory exists
+        from qgen.backends.aer_memory import check_fits_in_memory
+
+        method = self._aer_method(prepared, noisy=self.is_noisy)
+        check_fits_in_memory(method, prepared.executable.num_qubits, self.spec.name)
 
     def simulation_method(self, qnn_circuit: QNNCircuit) -> str:
         """Aer's method for this circuit."""

@@ -119,9 +119,21 @@ class QuantumBackend(ABC):
         return self._prepared[key]
 
     def _prepare(self, qc: QNNCircuit) -> PreparedCircuit:
+        self.check_width(qc)
         isa = self.pass_manager().run(qc.circuit)
         observables = tuple(obs.apply_layout(isa.layout) for obs in qc.observables)
         return PreparedCircuit(qc, isa, observables, isa, observables)
+
+    def check_width(self, qc: QNNCircuit) -> None:
+        """A circuit wider than the device is one line here, not a transpiler traceback (simulators
+        have no device: what fits their memory is their own check)."""
+        device = self.device
+        have = getattr(device, "num_qubits", None) if device is not None else None
+        need = qc.circuit.num_qubits
+        if have is not None and need > have:
+            raise QgenError(f"backend {self.spec.name}: the circuit needs {need} qubits but device "
+                            f"{self.spec.device} has {have}; use --qubits {have} "
+                            "or fewer")
 
     def planning_circuit(self, qnn_circuit: QNNCircuit) -> QuantumCircuit:
         """The circuit the estimator will run, for cost planning (kind ibm: without contacting IBM).

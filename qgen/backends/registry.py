@@ -46,6 +46,19 @@ def backend_for(spec: BackendSpec, local: bool = False) -> QuantumBackend:
     return backend_class(spec)(spec, local=local)
 
 
+def unusable_reason(spec: BackendSpec) -> str | None:
+    """Why an entry that parsed cannot be used at all (kind fake naming a device qiskit-ibm-runtime has
+    no fake of), for ``qgen backends``; None when it can. Not checked when the file is read: that would
+    import every fake device for every command."""
+    if spec.kind != "fake":
+        return None
+    from qgen.backends.devices import fake_backend_name
+
+    if fake_backend_name(spec.device) is None:
+        return f"no fake device {spec.device!r} in qiskit-ibm-runtime"
+    return None
+
+
 def load_backend(name: str, backends_file: Path | None = None, *, local: bool = False) -> QuantumBackend:
     """The backend named ``name`` in ``backends_file`` (default: see ``default_backends_file``)."""
     return backend_for(get_backend(name, backends_file), local=local)

@@ -15,6 +15,7 @@ from qgen.cli.options import (
     NON_NEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    SEED,
     FiniteFloat,
     device_option,
 )
@@ -109,12 +110,13 @@ def info(backends_file: Path | None) -> None:
     from qgen.data import available_datasets, default_data_root
     from qgen.rundir import default_runs_root, package_versions
 
+    backends = load_backends(backends_file)  # before any line: a missing or bad file is one error line
     for pkg, ver in package_versions().items():
         click.echo(f"{pkg:<26}{ver}")
     click.echo(f"{'data root':<26}{default_data_root()}")
     click.echo(f"{'runs':<26}{default_runs_root()}")
     click.echo(f"{'backends file':<26}{backends_file or default_backends_file()}")
-    click.echo(f"{'backends':<26}{', '.join(load_backends(backends_file))}")
+    click.echo(f"{'backends':<26}{', '.join(backends)}")
     click.echo(f"{'datasets':<26}{', '.join(available_datasets())} (or a path to a MedMNIST-layout .npz)")
 
 
@@ -122,14 +124,15 @@ def info(backends_file: Path | None) -> None:
 @backends_option
 def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
-    from qgen.backends.registry import backend_for, load_backends
+    from qgen.backends.registry import backend_for, load_backends, unusable_reason
 
     specs = load_backends(backends_file)  # before the header: a bad or empty file is one error line
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
     for name, spec in specs.items():
         d = backend_for(spec).describe()
+        problem = unusable_reason(spec)
         click.echo(f"{name:<15} {spec.kind:<12} {d['qubits']:>6}  {d['basis_gates']:<28} {d['shots']:>6} "
-                   f"{d['budget']:>10}  {d['credentials']}")
+                   f"{d['budget']:>10}  {d['credentials']}" + (f"  UNUSABLE: {problem}" if problem else ""))
 
 
 @cli.command()
@@ -178,7 +181,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--eval-every", type=NON_NEGATIVE_INT, default=None,
               help="validation FLD every K steps into metrics.csv (default: ~5 per run, none under 400 steps; 0: off)")
 @click.option("--eval-samples", type=POSITIVE_INT, default=None, help="samples per evaluation (default 96)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="forward-process ε: pseudo-random, quantum-generated, or mixed by the schedule's λ(t)")
 @click.option("--checkpoint-every", type=POSITIVE_INT, default=50, show_default=True)
@@ -257,7 +260,7 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--sampler", type=_SamplerChoice(), default="ddim", show_default=True)
 @click.option("--steps", type=POSITIVE_INT, default=50, show_default=True, help="DDIM steps")
 @click.option("--eta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--noise", type=click.Choice(["classical", "quantum", "mixed"]), default="classical", show_default=True,
               help="source of x_T and per-step noise (mixed: λ(t) of the run's schedule)")
 @click.option("--weights", type=click.Choice(["ema", "last", "best"]), default="ema", show_default=True,
@@ -330,7 +333,7 @@ def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit
 @click.option("--backend", default="aer_simulator", show_default=True)
 @backends_option
 @click.option("--gaussians", type=POSITIVE_INT, default=20000, show_default=True, help="how many N(0,1) values to test")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--local", is_flag=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the report as JSON")
@@ -348,7 +351,7 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"samples .npz (default: the run's newest {SAMPLES_GLOB})")
 @click.option("--heldout", type=click.IntRange(min=2), default=1000, show_default=True, help="most held-out real images to compare with")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--ablate/--no-ablate", default=True, show_default=True,
               help="also measure how much the images depend on the bottleneck (samples the run again with its "
                    "middle map's readouts replaced by their mean / a shuffle; exact backend)")
@@ -365,13 +368,13 @@ def evaluate(run, samples, heldout, seed, ablate, backends_file, runs_dir, devic
     key = next(k for k in ("fld", "fd_small_cnn") if k in metrics)
     fd, kid, pr = metrics[key], metrics["kid"], metrics["precision_recall"]
     mem = metrics["memorization"]["pixels"]
-    click.echo(f"{key.upper()} {fd['value']:.2f}  KID {kid.get('mean', float('nan')):.4g} ± {kid.get('std', float('nan')):.2g}"
-               f"  precision {pr.get('precision', float('nan')):.2f} recall {pr.get('recall', float('nan')):.2f}"
-               f"  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
-    click.echo(f"memorization (pixels): NN-distance ratio train/held-out {mem['ratio_of_medians']:.2f}, "
-               f"{mem['fraction_flagged_as_copies']:.0%} flagged as copies, {mem['fraction_closer_to_train']:.0%} "
-               f"closer to train (n_samples={mem['n_samples']}, {mem['n_train_reference']} train / "
-               f"{mem['n_heldout_reference']} held-out)")
+    click.echo(f"{key.upper()} {_num(fd.get('value'), '.2f')}  KID {_num(kid.get('mean'), '.4g')} ± "
+               f"{_num(kid.get('std'), '.2g')}  precision {_num(pr.get('precision'), '.2f')} recall "
+               f"{_num(pr.get('recall'), '.2f')}  (n_samples={fd['n_samples']}, n_reference={fd['n_reference']})")
+    click.echo(f"memorization (pixels): NN-distance ratio train/held-out {_num(mem.get('ratio_of_medians'), '.2f')}, "
+               f"{_num(mem.get('fraction_flagged_as_copies'), '.0%')} flagged as copies, "
+               f"{_num(mem.get('fraction_closer_to_train'), '.0%')} closer to train (n_samples={mem['n_samples']}, "
+               f"{mem['n_train_reference']} train / {mem['n_heldout_reference']} held-out)")
     base = metrics.get("baselines", {})
     if "floor" in base:
         floor, mem = base["floor"], base["memorizer"]
@@ -405,6 +408,11 @@ def export(run, out, weights, backends_file, local, runs_dir) -> None:
 
     folder = api.export(run, out, weights=weights, runs_dir=runs_dir, backends_file=backends_file, local=local)
     click.echo(f"wrote {folder}")
+
+
+def _num(value, spec: str) -> str:
+    """A metric for the summary line; metrics that need more samples than were given are None."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _click_message(exc: click.ClickException) -> str:
@@ -459,6 +467,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        from qgen.cli.internal_error import is_environment_error, report_internal_error
+
+        if not is_environment_error(exc):
+            sys.exit(report_internal_error(exc))
+        # a full disk or a file the user may not write: theirs to fix, said in their terms
+        click.echo(f"qgen: error: {exc.strerror}: {exc.filename}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug, not bad input: one line naming the traceback's file, never a raw traceback
+        from qgen.cli.internal_error import report_internal_error
+
+        sys.exit(report_internal_error(exc))
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ import click
 
 from qgen.cli.options import device_option
 from qgen.errors import QgenError
-from qgen.experiment.cells import expand_cells
+from qgen.experiment.cells import check_data_for_cells, expand_cells
 from qgen.experiment.config import (
     ExperimentConfig,
     load_experiment_config,
@@ -21,9 +21,11 @@ from qgen.experiment.presets import PRESETS, preset
 from qgen.experiment.runner import EXECUTORS
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import timestamp
+from qgen.rundir.layout import LOCK
 from qgen.threads import set_torch_threads
 
 CONFIG_FILE = "experiment.toml"
+LOCK_FILE = LOCK  # the same lock file name as a run's: one writer at a time
 
 
 def resolve_config(out: Path | None, config_file: Path | None, preset_name: str | None) -> ExperimentConfig:
@@ -44,6 +46,29 @@ def resolve_config(out: Path | None, config_file: Path | None, preset_name: str 
         raise QgenError("give --preset smoke|full or --config FILE (or the --out of an existing experiment to "
                         "resume it)")
     return requested
+
+
+def check_out_folder(out: Path | None) -> None:
+    """An existing --out must be an experiment (its experiment.toml) or empty: the outputs replace
+    report.md, summary.csv and tables.md, which in any other folder are the user's own files."""
+    if out is None or not out.exists():
+        return
+    if not out.is_dir():
+        raise QgenError(f"--out {out} is a file; give a folder for the experiment")
+    if (out / CONFIG_FILE).is_file():
+        return
+    if any(entry.name != LOCK_FILE for entry in out.iterdir()):  # the lock alone: a start killed at once
+        raise QgenError(f"--out {out} exists and is not an experiment folder (no {CONFIG_FILE}); its files "
+                        "(report.md, summary.csv, ...) would be overwritten. Choose a new or empty folder")
+
+
+@contextmanager
+def experiment_lock(out: Path):
+    """One writer of an experiment folder at a time (its state.json, its outputs), as runs are locked."""
+    from qgen.rundir.lock import hold_lock
+
+    with hold_lock(out / LOCK_FILE, out, what="experiment"):
+        yield
 
 
 @contextmanager
@@ -111,9 +136,7 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
     and interrupted trainings continue from their last checkpoint. The executor and device do not change the
     experiment: a resumed one may use others.
     """
-    from qgen.experiment.outputs import write_outputs
     from qgen.experiment.plan import plan_cells, plan_lines
-    from qgen.experiment.runner import RunnerOptions, run_experiment
 
     if smoke:
         if preset_name not in (None, "smoke"):
@@ -121,18 +144,38 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         preset_name = "smoke"
     if max_cells is not None and max_cells < 1:
         raise QgenError(f"--max-cells must be >= 1, got {max_cells}")
+    if dry_run and report_only:
+        raise QgenError("give either --dry-run (plan the cells) or --report-only (rebuild the outputs), not both")
     _check_executor_options(executor, workers, address, device, dry_run or report_only)
+    check_out_folder(out)
     cfg = resolve_config(out, config_file, preset_name)
     out = out or Path("experiments") / f"{timestamp()}-{preset_name or cfg.name}"
     cells = expand_cells(cfg)
-    state = ExperimentState.open(out)
     if dry_run:
+        state = ExperimentState.open(out)
         for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells):
             click.echo(line)
         click.echo(f"dry run: nothing was trained; output folder would be {out}")
         return
     set_torch_threads()  # as qgen.cli.main does, for when this command is invoked on its own
+    if not report_only:
+        check_data_for_cells(cfg, cells)  # before the folder is made: every size fits its data
     out.mkdir(parents=True, exist_ok=True)
+    with experiment_lock(out):
+        # again under the lock: an experiment that another command started meanwhile must be the same one
+        cfg = resolve_config(out, config_file, preset_name)
+        _run_locked(cfg, expand_cells(cfg), out, preset_name=preset_name, report_only=report_only, max_cells=max_cells,
+                    options=dict(backends_file=backends_file, show_progress=progress, max_cells=max_cells,
+                                 device=device, executor=executor, workers=workers, address=address))
+
+
+def _run_locked(cfg: ExperimentConfig, cells: list, out: Path, *, preset_name: str | None, report_only: bool,
+                max_cells: int | None, options: dict) -> None:
+    """Train, sample and evaluate what is left, then write the outputs; the caller holds the lock."""
+    from qgen.experiment.outputs import write_outputs
+    from qgen.experiment.runner import RunnerOptions, run_experiment
+
+    state = ExperimentState.open(out)  # read under the lock: another writer may have just saved it
     if not (out / CONFIG_FILE).is_file():
         save_experiment_config(cfg, out / CONFIG_FILE)
         state.data["preset"] = preset_name
@@ -143,9 +186,7 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         click.echo(f"qgen experiment: {len(cells)} cells in {out}", err=True)
         try:
             with sigterm_as_interrupt():
-                result = run_experiment(cfg, cells, RunnerOptions(
-                    out=out, backends_file=backends_file, show_progress=progress, max_cells=max_cells,
-                    device=device, executor=executor, workers=workers, address=address))
+                result = run_experiment(cfg, cells, RunnerOptions(out=out, **options))
         except KeyboardInterrupt:
             click.echo(f"qgen experiment: interrupted; finished cells and checkpoints are kept. Resume with: "
                        f"qgen experiment --out {out}", err=True)

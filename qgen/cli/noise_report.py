@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from qgen.backends.registry import load_backend
+from qgen.errors import QgenError
+from qgen.fileio import atomic_write_text, check_writable
 from qgen.noise.convert import BITS_PER_GAUSSIAN, bits_to_gaussians
 from qgen.noise.extract import default_extractors, extract, nominal_yield
 from qgen.noise.report import format_report, noise_report
@@ -19,11 +21,20 @@ from qgen.noise.factory import bit_source_for
 def run_noise_report(backend_name: str, backends_file: Path | None, *, gaussians: int, seed: int,
                      local: bool = False, json_out: Path | None = None) -> bool:
     """Print raw and extracted reports; True when the bits that qgen would use pass."""
+    if json_out is not None:
+        check_json_destination(Path(json_out))  # before the report: a minute of shots, then a failed write
     backend = load_backend(backend_name, backends_file, local=local)
     try:  # a Session/Batch the backend opens is closed on every way out
         return _report(backend, gaussians=gaussians, seed=seed, json_out=json_out)
     finally:
         backend.close()
+
+
+def check_json_destination(path: Path) -> None:
+    folder = path.parent
+    if not folder.is_dir():
+        raise QgenError(f"--json {path}: the folder {folder} does not exist; create it or choose another path")
+    check_writable(folder, f"the folder of --json {path}")
 
 
 def _report(backend, *, gaussians: int, seed: int, json_out: Path | None) -> bool:
@@ -54,5 +65,5 @@ def _report(backend, *, gaussians: int, seed: int, json_out: Path | None) -> boo
     click.echo(format_report(reports["extracted"], "after von Neumann + Toeplitz"))
     click.echo(f"qgen uses the {reports['qgen_uses']} bits for this backend")
     if json_out:
-        Path(json_out).write_text(json.dumps(reports, indent=2, default=str) + "\n")
+        atomic_write_text(json_out, json.dumps(reports, indent=2, default=str) + "\n")
     return bool(reports[reports["qgen_uses"]]["pass"])

@@ -10,6 +10,8 @@ import math
 
 import click
 
+from qgen.seed import MAX_SEED
+
 
 class FiniteFloat(click.ParamType):
     """A finite float, optionally bounded below (``min``, ``min_open`` for a strict bound)."""
@@ -38,11 +40,21 @@ class FiniteFloat(click.ParamType):
 POSITIVE_FLOAT = FiniteFloat(min=0.0, min_open=True)
 NON_NEGATIVE_FLOAT = FiniteFloat(min=0.0)
 POSITIVE_INT = click.IntRange(min=1)
+#: --seed of every command: the range qgen.seed checks in config files too
+SEED = click.IntRange(0, MAX_SEED)
 NON_NEGATIVE_INT = click.IntRange(min=0)
+
+
+def _named_device(ctx, param, value: str | None) -> str | None:
+    """``--device ''`` (an unset shell variable) must not quietly mean auto."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name a device: auto, cpu, cuda, cuda:N or mps", ctx, param)
+    return value
 
 
 def device_option(default: str | None = "auto", help_extra: str = ""):
     """``--device``: where the torch parts run (checked when used, by ``qgen.torch_device``)."""
     return click.option("--device", "device", default=default, show_default=default is not None,
+                        callback=_named_device,
                         help="torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"
                              + help_extra)

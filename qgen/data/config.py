@@ -49,6 +49,9 @@ class DataConfig:
     download: bool = True
 
     def __post_init__(self) -> None:
+        from qgen.seed import check_seed
+
+        check_seed(self.seed, "data.seed")
         if self.split not in SPLITS:
             raise QgenError(f"unknown split {self.split!r}: choose one of {', '.join(SPLITS)}")
         if self.n_train is not None and self.n_train < 1:

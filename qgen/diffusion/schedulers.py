@@ -111,8 +111,12 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
 
 
 def _check_eta(eta: float) -> None:
+    # eta scales DDIM's per-step noise between none (0) and DDPM's posterior (1); above 1 the step's
+    # variance exceeds what the marginal allows and the update is clamped into a different process
     if eta < 0:
         raise QgenError(f"--eta must be >= 0, got {eta}")
+    if eta > 1:
+        raise QgenError(f"--eta must be <= 1 (0: deterministic DDIM, 1: DDPM-like), got {eta}")
 
 
 class DDIMScheduler(Scheduler):

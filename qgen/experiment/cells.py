@@ -63,3 +63,16 @@ def run_config(cfg: ExperimentConfig, cell: Cell) -> RunConfig:
 def sample_request(cfg: ExperimentConfig, cell: Cell) -> SampleRequest:
     # offset the sampling seed from the training seed so sampling noise is not the training noise
     return replace(cfg.sampling, seed=1000 + cell.seed, noise=cell.arm.noise)
+
+
+def check_data_for_cells(cfg: ExperimentConfig, cells: list[Cell]) -> None:
+    """Load each dataset once at its largest size before the first cell trains: a size larger than
+    the images a dataset's classes have fails now, not hours in, after the smaller cells ran."""
+    from qgen.data import load_dataset
+
+    largest: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.dataset.label not in largest or cell.n > largest[cell.dataset.label].n:
+            largest[cell.dataset.label] = cell
+    for cell in largest.values():
+        load_dataset(run_config(cfg, cell).data)  # raises the one-line error of a too-small dataset

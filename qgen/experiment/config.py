@@ -81,6 +81,10 @@ class ExperimentConfig:
                 raise QgenError(f"experiment {key} is empty")
             if len(set(values)) != len(values):
                 raise QgenError(f"experiment {key} has duplicates: {list(values)}")
+        from qgen.seed import check_seed
+
+        for seed in self.seeds:
+            check_seed(seed, "experiment seeds")
         if any(n < 1 for n in self.sizes):
             raise QgenError(f"sizes must be positive numbers of images, got {list(self.sizes)}")
         if self.model.qubits < 1 or self.model.layers < 1:

@@ -41,6 +41,7 @@ from qgen.noise.extract import (
     extract,
     nominal_yield,
 )
+from qgen.noise.pool_files import read_pool_files
 from qgen.noise.seeds import SeedChain
 from qgen.noise.bit_source import QuantumBitSource
 
@@ -113,16 +114,7 @@ class EntropyPool:
         directory = Path(directory)
         meta_path = directory / META_FILE
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format") != FORMAT:
-                raise QgenError(f"{meta_path} is not a qgen noise pool ({meta.get('format')!r})")
-            with np.load(directory / BITS_FILE) as data:
-                packed, stored = data["bits"], int(data["n_bits"])
-            if stored < meta["bits_total"]:
-                raise QgenError(f"{directory / BITS_FILE} holds {stored} bits but {meta_path} "
-                                f"records {meta['bits_total']}; the pool is damaged")
-            # More bits than recorded = a crash after writing the .npz: drop the uncommitted tail.
-            packed = packed[: math.ceil(meta["bits_total"] / 8)]
+            packed, meta = read_pool_files(directory / BITS_FILE, meta_path, FORMAT)
             if extractors is None:
                 extractors = [extractor_from_description(d) for d in meta["extractors"]]
         else:

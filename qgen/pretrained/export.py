@@ -1,7 +1,8 @@
 """``qgen export``: a run directory -> a model folder (safetensors, config.json, circuit, model card).
 
-The folder is staged beside its destination and renamed into place, so a failed export leaves
-nothing behind, and an existing non-empty folder is never overwritten. The checkpoint read here is
+The folder is staged beside its destination (a staging folder of its own, the destination locked)
+and renamed into place, so a failed export leaves nothing behind, two exports to one destination
+never mix, and an existing non-empty folder is never overwritten. The checkpoint read here is
 the run's own; the folder written holds no pickle.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from qgen import __version__
 from qgen.config import RunConfig
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_text
+from qgen.fileio import atomic_write_text, current_umask
 from qgen.pretrained.card import model_card
 from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig
 from qgen.rundir import ModelFolder, RunDir, default_runs_root
@@ -25,39 +26,54 @@ EXPORTABLE_WEIGHTS = ("ema", "best")  # both are EMA weights: the ones samples a
 
 def export_run(run: str | Path, out: str | Path, *, weights: str = "ema", runs_dir: Path | None = None,
                backends_file: Path | None = None, local: bool = False) -> Path:
-    """Write the model folder of ``run`` to ``out``; returns its path."""
+    """Write the model folder of ``run`` to ``out``; returns its path.
+
+    Everything is read and checked first (config, manifest, checkpoint, and that the checkpoint fits
+    the model config.toml describes, as ``qgen sample`` checks), then the destination is locked and
+    written through a staging folder of its own."""
     if weights not in EXPORTABLE_WEIGHTS:
         raise QgenError(f"export writes EMA weights: --weights must be {' or '.join(EXPORTABLE_WEIGHTS)}, got {weights!r}")
     found = RunDir.resolve(str(run), runs_dir or default_runs_root())
     folder = ModelFolder(Path(out))
-    if folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
-        raise QgenError(f"{folder.path} already exists and is not an empty folder; choose another --out or remove it")
-    # no lock: export only reads, and checkpoints and the manifest are replaced atomically
+    _refuse_non_empty(folder)
+    # no run lock: export only reads, and checkpoints and the manifest are replaced atomically
     cfg, manifest = found.config(), found.manifest()
     if not found.has_checkpoint(weights):
         raise QgenError(f"run {found.path} has no {found.checkpoint_path(weights).name} to export"
                         + (" (it was never evaluated in training; use --weights ema)" if weights == "best" else ""))
     ckpt = found.load_checkpoint(weights)
+    check_fits_config(cfg, ckpt, found.checkpoint_path(weights))
     folder_cfg = folder_config(cfg, manifest, ckpt, weights, found)
-    staging = folder.staging()
-    shutil.rmtree(staging.path, ignore_errors=True)
-    try:
-        staging.path.mkdir(parents=True)
-        circuit = _write_circuit(cfg, manifest, staging, backends_file, local)
-        folder_cfg = _with_circuit(folder_cfg, circuit)
-        _write_weights(ckpt["model"], staging, weights, ckpt["step"])
-        atomic_write_text(staging.config_path, folder_cfg.to_json())
-        model_card(folder_cfg, title=found.path.name, folder_name=folder.path.name).save(staging.card_path)
-        if folder.path.is_dir():
-            folder.path.rmdir()  # empty (checked above): the rename needs the name free
-        staging.path.rename(folder.path)
-    except OSError as exc:
-        shutil.rmtree(staging.path, ignore_errors=True)
-        raise QgenError(f"cannot write the model folder {folder.path}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(staging.path, ignore_errors=True)
-        raise
+    with folder.writing() as staging:
+        _refuse_non_empty(folder)  # again, under the lock: another export may have finished meanwhile
+        try:
+            circuit = _write_circuit(cfg, manifest, staging, backends_file, local)
+            folder_cfg = _with_circuit(folder_cfg, circuit)
+            _write_weights(ckpt["model"], staging, weights, ckpt["step"])
+            atomic_write_text(staging.config_path, folder_cfg.to_json())
+            model_card(folder_cfg, title=found.path.name, folder_name=folder.path.name).save(staging.card_path)
+            folder.publish(staging)
+        except OSError as exc:
+            raise QgenError(f"cannot write the model folder {folder.path}: {exc.strerror or exc}") from None
     return folder.path
+
+
+def _refuse_non_empty(folder: ModelFolder) -> None:
+    if folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
+        raise folder.exists_error()
+
+
+def check_fits_config(cfg: RunConfig, ckpt: dict, source: Path) -> None:
+    """The checkpoint's tensors fit the model config.toml describes -- what ``qgen sample --run``
+    checks when it loads them -- so a folder that could not be loaded is never written. The model
+    is built on the exact simulator: parameter shapes do not depend on the backend, and a hardware
+    run's backend may need credentials export does not."""
+    from qgen.backends.registry import backend_for
+    from qgen.backends.spec import BackendSpec
+    from qgen.models.build import build_model, load_model_state
+
+    exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
+    load_model_state(build_model(cfg.model, ckpt["channels"], cfg.train.seed, exact), ckpt["model"], source)
 
 
 def folder_config(cfg: RunConfig, manifest: dict, ckpt: dict, weights: str, run: RunDir) -> FolderConfig:
@@ -104,6 +120,8 @@ def _write_weights(state: dict, folder: ModelFolder, weights: str, step: int) ->
 
     tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
     save_file(tensors, str(folder.weights_path), metadata={"format": "pt", "qgen_weights": weights, "step": str(step)})
+    # safetensors creates its file 0600; every other file qgen writes is 0666 & ~umask (shared folders)
+    folder.weights_path.chmod(0o666 & ~current_umask())
 
 
 def _write_circuit(cfg: RunConfig, manifest: dict, folder: ModelFolder, backends_file: Path | None,

@@ -40,6 +40,9 @@ class FolderConfig:
     metrics: dict = field(default_factory=dict)    # test metrics (qgen evaluate) and validation rows
 
     def __post_init__(self) -> None:
+        from qgen.seed import check_seed
+
+        check_seed(self.seed, "seed")
         if self.channels not in (1, 3):
             raise QgenError(f"channels must be 1 or 3, got {self.channels}")
         if self.image_size != 28:

@@ -68,7 +68,14 @@ def from_pretrained(path: str | Path, *, backend: str | None = None, backends_fi
         raise QgenError(f"no model folder at {folder.path} (make one with qgen export --run RUN --out DIR)")
     cfg = read_folder_config(folder.config_path)
     tensors = read_weights(folder)
-    quantum = load_backend(backend or cfg.backend, backends_file, local=local)
+    try:
+        quantum = load_backend(backend or cfg.backend, backends_file, local=local)
+    except QgenError as exc:
+        if backend is not None:
+            raise
+        # the name came from the folder, not from the user: say where, and how to choose another
+        raise QgenError(f"{folder.config_path} names backend {cfg.backend!r}, which cannot be loaded here "
+                        f"({exc}); pass --backend NAME to sample it with another") from None
     model = build_model(cfg.model, cfg.channels, cfg.seed, quantum)
     load_weights(model, tensors, folder)
     model.to(device).eval()

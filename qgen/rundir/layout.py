@@ -26,11 +26,13 @@ Every write is atomic (qgen.fileio), so a kill leaves each file old or new, neve
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +40,8 @@ from datetime import datetime
 from pathlib import Path
 
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_bytes, read_json, remove_stale_temp_files, write_json
+from qgen.fileio import (atomic_write_bytes, check_writable, current_umask, read_json, remove_stale_temp_files,
+                         write_json)
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.quality_log import QualityLog
@@ -63,6 +66,7 @@ MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 MODEL_CARD = "README.md"
 MODEL_CIRCUIT = "circuit"
+STAGING_SUFFIX = ".partial"  # a model folder being written (ModelFolder.writing)
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +116,51 @@ def default_runs_root() -> Path:
 
 def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+#: Longest file name most filesystems allow (bytes), and what a run's folder name adds to --name:
+#: "<timestamp>-" in front, and ".<folder>.partial" while it is created.
+NAME_MAX = 255
+NAME_OVERHEAD = len(timestamp()) + 1 + len("..partial")
+
+
+def check_run_name(name: str) -> str:
+    """A ``--name`` that can be one folder name: checked before any data is loaded, since the folder
+    is made only after (a path, a newline or an over-long name failed there, or made odd folders)."""
+    if not name:
+        return name
+    if "/" in name or "\\" in name or os.sep in name:
+        raise QgenError(f"--name {name!r} is a path; a run name is one folder name (put runs elsewhere with "
+                        "--runs-dir or $QGEN_RUNS)")
+    if name in (".", "..") or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise QgenError(f"--name {name!r} holds control characters (a newline, a tab) or is '.'/'..'; "
+                        "use letters, digits, '-', '_' or '.'")
+    longest = NAME_MAX - NAME_OVERHEAD
+    if len(name.encode()) > longest:
+        raise QgenError(f"--name is {len(name.encode())} bytes long; a run folder's name allows at most "
+                        f"{longest} for it")
+    return name
+
+
+#: The manifest entries qgen reads back, with their types (None is allowed for each).
+MANIFEST_TYPES = {"status": str, "command": list, "samples": list, "circuits": list, "backend": dict,
+                  "data_source": dict, "parameters": dict, "steps_done": int, "n_train_images": int,
+                  "channels": int, "preview_note": str}
+
+
+def check_manifest(path: Path, manifest: object) -> dict:
+    """``manifest`` if it has the shape qgen writes, else one QgenError naming the file and entry."""
+    if not isinstance(manifest, dict):
+        raise QgenError(f"damaged file: {path} (it holds a JSON {type(manifest).__name__}, not an object)")
+    for key, kind in MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise QgenError(f"damaged file: {path} (entry {key!r} is a {type(value).__name__}, not a "
+                            f"JSON {_JSON_NAMES[kind]})")
+    return manifest
+
+
+_JSON_NAMES = {str: "string", list: "array", dict: "object", int: "integer"}
 
 
 @dataclass(frozen=True)
@@ -212,6 +261,17 @@ class RunDir:
             remove_stale_temp_files(self.path)
             yield holder
 
+    @contextmanager
+    def writing(self, reads_manifest: bool = True) -> Iterator[LockHolder]:
+        """What every command that writes into an existing run holds first: the lock, then proof
+        that the folder takes new files and (``reads_manifest``) that manifest.json is readable --
+        all before any work, so nothing fails only after the work is done, half-written."""
+        with self.lock() as holder:
+            check_writable(self.path, f"run {self.path}")
+            if reads_manifest:
+                self.manifest()
+            yield holder
+
     @property
     def lock_path(self) -> Path:
         return self.path / LOCK
@@ -228,7 +288,9 @@ class RunDir:
         save_run_config(cfg, self.path / CONFIG)
 
     def manifest(self) -> dict:
-        return read_json(self.path / MANIFEST)
+        """manifest.json, checked to be what qgen wrote (a JSON object, each known entry of its type)."""
+        path = self.path / MANIFEST
+        return check_manifest(path, read_json(path))
 
     def update_manifest(self, **fields) -> dict:
         manifest = self.manifest()
@@ -370,9 +432,49 @@ class ModelFolder:
     def circuit_dir(self) -> Path:
         return self.path / MODEL_CIRCUIT
 
-    def staging(self) -> ModelFolder:
-        """A hidden sibling to write into first and rename into place: a failed export leaves nothing."""
-        return ModelFolder(self.path.parent / f".{self.path.name}.partial")
+    @contextmanager
+    def writing(self) -> Iterator[ModelFolder]:
+        """Hold the destination and yield a fresh hidden staging sibling to write into first and
+        then ``publish``: a failed export leaves nothing, and two exports to one destination never
+        share a staging folder.
+
+        The lock (``.<name>.lock`` beside the folder: inside, it would make the folder non-empty)
+        refuses a second export at once; it is removed on the way out, so a model folder's parent
+        holds no litter. Correctness does not rest on it: ``publish`` is one rename, which never
+        replaces a non-empty folder. Stagings that killed exports left are removed under the lock."""
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QgenError(f"cannot create {parent}: {exc.strerror or exc}") from None
+        lock_path = parent / f".{self.path.name}.lock"
+        with hold_lock(lock_path, self.path, what="model folder"):
+            try:
+                for stale in parent.glob(f".{self.path.name}.*{STAGING_SUFFIX}"):
+                    shutil.rmtree(stale, ignore_errors=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=STAGING_SUFFIX, dir=parent))
+                try:
+                    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; the folder is for sharing
+                    yield ModelFolder(staging)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)  # published already, or abandoned
+            finally:
+                lock_path.unlink(missing_ok=True)
+
+    def publish(self, staging: ModelFolder) -> None:
+        """Rename ``staging`` into place: onto a missing or empty folder only (one atomic rename)."""
+        try:
+            staging.path.rename(self.path)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise self.exists_error() from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise self.exists_error() from None
+            raise
+
+    def exists_error(self) -> QgenError:
+        return QgenError(f"{self.path} already exists and is not an empty folder; choose another --out or "
+                         "remove it")
 
     @staticmethod
     def new_samples_file(out_dir: Path, tag: str, backend_name: str) -> SamplesFile:

@@ -55,12 +55,15 @@ class LockHolder:
 
 
 class RunInUseError(QgenError):
-    def __init__(self, run_path: Path, holder: LockHolder | None):
+    """``what`` names the locked thing: a run, a model folder being exported, an experiment."""
+
+    def __init__(self, run_path: Path, holder: LockHolder | None, what: str = "run"):
         self.holder = holder
         if holder is None:
-            super().__init__(f"run {run_path} is in use by another process")
+            super().__init__(f"{what} {run_path} is in use by another process")
         else:
-            super().__init__(f"run {run_path} is in use by pid {holder.pid} ({holder.command}) since {holder.since}")
+            super().__init__(f"{what} {run_path} is in use by pid {holder.pid} ({holder.command}) since "
+                             f"{holder.since}")
 
 
 def this_command() -> str:
@@ -73,11 +76,11 @@ def this_command() -> str:
 
 
 @contextmanager
-def hold_lock(lock_path: Path, run_path: Path, command: str | None = None) -> Iterator[LockHolder]:
+def hold_lock(lock_path: Path, run_path: Path, command: str | None = None, what: str = "run") -> Iterator[LockHolder]:
     """Hold the run's lock for the ``with`` block, or raise RunInUseError at once."""
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, run_path)
+        _acquire(fd, run_path, what)
         holder = LockHolder.this_process(command)
         _write_holder(fd, holder)
         try:
@@ -96,18 +99,18 @@ def read_holder(lock_path: Path) -> LockHolder | None:
         return None
 
 
-def _acquire(fd: int, run_path: Path) -> None:
+def _acquire(fd: int, run_path: Path, what: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return  # the kernel says nobody holds it: whatever record a dead holder left is stale
     except BlockingIOError:
-        raise RunInUseError(run_path, _wait_for_holder(fd)) from None
+        raise RunInUseError(run_path, _wait_for_holder(fd), what) from None
     except OSError as exc:
         if exc.errno not in _NO_FLOCK:
             raise
     holder = _parse(os.pread(fd, 4096, 0))
     if holder is not None and holder.is_alive():
-        raise RunInUseError(run_path, holder)
+        raise RunInUseError(run_path, holder, what)
 
 
 def _wait_for_holder(fd: int) -> LockHolder | None:

@@ -22,6 +22,7 @@ from qgen.circuits import build_ansatz
 from qgen.config import RunConfig
 from qgen.data import load_dataset
 from qgen.errors import QgenError
+from qgen.memory import check_training_memory
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
@@ -78,6 +79,7 @@ def _run_name(cfg: RunConfig) -> str:
 def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
     """Train ``cfg`` in a new run folder; ``cfg.device`` may be ``auto`` (resolved here)."""
+    check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)  # before the data loads
     requested = cfg.device
     device = resolve_device(requested)
     cfg = replace(cfg, device=device_name(device))
@@ -92,6 +94,11 @@ def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None,
 def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | None, epochs: int | None,
                 show_progress: bool, local: bool, report: Reporter, device: tuple) -> Path:
     requested, device = device
+    if cfg.model.kind == "quantum":
+        # the circuit and its fit on the device are checked before the data loads (seconds, and a
+        # note on stderr). Not prepare(): its cache would keep this circuit's parameter objects,
+        # which the model's QNN, built from another copy, would not bind
+        backend.check_width(build_ansatz(cfg.model.ansatz))
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
     if epochs is not None:
         if epochs < 1:
@@ -147,7 +154,7 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
                     device: str | None = None) -> Path:
     """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
+    with found.writing():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
                               local=local, report=report, device=device)
 
@@ -158,6 +165,9 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
+    check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)
+    if cfg.train.tensorboard:
+        require_tensorboard()  # before anything in the run is rewritten
     requested = device or cfg.device
     resolved = resolve_device(requested)
     moved = device_name(resolved) != cfg.device

@@ -37,6 +37,7 @@ from qgen.models.build import build_model, load_model_state
 from qgen.noise_protocol import NoiseSource
 from qgen.plots import save_image_grid, save_loss_plot, save_quality_plot
 from qgen.rundir import CheckpointWriteError, RunDir
+from qgen.rundir.checkpoints import require_entries
 from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
 from qgen.training.lr_schedule import lr_factor
@@ -76,6 +77,10 @@ class BatchOrder:
     def load_state_dict(self, state: dict) -> None:
         self.perm, self.pos = state["perm"], state["pos"]
         self.generator.set_state(state["generator"])
+
+
+#: What a resume reads from checkpoint-last.pt beyond step/model/channels (checked before anything is restored).
+RESUME_ENTRIES = {"optimizer": dict, "ema": dict, "order": dict}
 
 
 class TrainingFailed(QgenError):
@@ -142,6 +147,7 @@ class Trainer:
 
     def restore(self) -> None:
         state = self.run.load_checkpoint("last")
+        require_entries(self.run.checkpoint_path("last"), state, RESUME_ENTRIES)
         load_model_state(self.model, state["model"], self.run.checkpoint_path("last"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
@@ -206,12 +212,28 @@ class Trainer:
             message = str(exc) if isinstance(exc, QgenError) else f"{exc.strerror or exc} ({exc.filename or 'run directory'})"
             self.run.update_manifest(status="failed", steps_done=self.saved_step, error=message,
                                      failed_at_step=self.step + 1)
-            raise TrainingFailed(f"{message}; the run stopped at step {self.step + 1} and its last checkpoint "
-                                 f"(step {self.saved_step}) is intact") from None
+            raise TrainingFailed(f"{message}; the run stopped at step {self.step + 1} and its "
+                                 f"{self._last_checkpoint()}") from None
+        except Exception as exc:  # anything else (a simulator out of memory, a bug): never left "running"
+            self._mark_failed(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             bar.close()
             if self.board is not None:
                 self.board.close()
+
+    def _last_checkpoint(self) -> str:
+        """What a failed run can be resumed from, truthfully: a run that never saved one has none."""
+        if self.run.has_checkpoint("last"):
+            return f"last checkpoint (step {self.saved_step}) is intact"
+        return "no checkpoint had been saved yet (start it again rather than resume)"
+
+    def _mark_failed(self, error: str) -> None:
+        try:
+            self.run.update_manifest(status="failed", steps_done=self.saved_step, error=" ".join(error.split()),
+                                     failed_at_step=self.step + 1)
+        except (QgenError, OSError):  # the manifest itself is what broke: the original error matters more
+            pass
 
     def finish(self, signals: _StopRequests) -> None:
         """Plots, the preview grid and the manifest of a completed run; a stop request skips the grid."""
