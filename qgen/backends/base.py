@@ -77,7 +77,7 @@ class QuantumBackend(ABC):
         self.validate_spec(spec)
         self.spec = spec
         self.local = local                # kind ibm only: run the runtime path on the fake device
-        self._prepared: dict[str, PreparedCircuit] = {}
+        self._prepared: dict[tuple, PreparedCircuit] = {}  # prepared_key -> what it prepares to
         self._run_dir: tuple[Path, int | None] | None = None
         self._journaled: list[Any] = []
 
@@ -113,7 +113,14 @@ class QuantumBackend(ABC):
         return isa_pass_manager(self.spec, self.isa_backend())
 
     def prepare(self, qnn_circuit: QNNCircuit) -> PreparedCircuit:
-        key = qnn_circuit.name
+        """The circuit ready for this backend, transpiled once per distinct circuit: the key is its
+        content and parameter identities (circuit_key.py), never its name, and the transpile settings
+        (a spec replaced on this object must not find circuits prepared under the old one)."""
+        from qgen.backends.circuit_key import prepared_key
+
+        spec = self.spec
+        key = ((self.kind, spec.device, self.local, spec.optimization_level, spec.seed_transpiler),
+               prepared_key(qnn_circuit))
         if key not in self._prepared:
             self._prepared[key] = self._prepare(qnn_circuit)
         return self._prepared[key]

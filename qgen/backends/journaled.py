@@ -63,7 +63,7 @@ class _Journaled:
         self.ledger: ShotLedger | None = None
         self.limit: int | None = None
         self._recovered = False
-        self._circuit_digests: dict[int, str] = {}
+        self._circuit_digests: dict[int, tuple[Any, str]] = {}
 
     def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
         """Journal into ``run_dir`` and charge its one ledger (``budget.json``)."""
@@ -78,11 +78,13 @@ class _Journaled:
     def _digest(self, circuit) -> str:
         """The circuit's content, stable across processes: OpenQASM 3 names parameters, while QPY
         would also store their per-process UUIDs and so never match after a restart."""
-        key = id(circuit)
-        if key not in self._circuit_digests:
-            text = qasm3.dumps(circuit)
-            self._circuit_digests[key] = hashlib.sha256(text.encode()).hexdigest()
-        return self._circuit_digests[key]
+        cached = self._circuit_digests.get(id(circuit))
+        if cached is None or cached[0] is not circuit:
+            # the entry keeps its circuit alive: a freed circuit's id() may be reused by another one,
+            # which would then be journaled under the first one's digest
+            cached = (circuit, hashlib.sha256(qasm3.dumps(circuit).encode()).hexdigest())
+            self._circuit_digests[id(circuit)] = cached
+        return cached[1]
 
     def _submit(self, pubs: list, key_parts: list, submit) -> CompletedJob:
         if self.journal is None:
