@@ -259,13 +259,13 @@ def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, chann
 
 def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler,
                                   channels: int) -> None:
-    from qgen.backends.budget import ShotLedger
+    from qgen.backends.ledger import ShotLedger
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
     plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, channels) if p is not None]
     if plans:
         total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
-        ShotLedger(run.path).budget(backend.spec.name, limit).check(total)
+        ShotLedger(run.path, local=backend.local).budget(backend.spec.name, limit).check(total)
 
 
 @dataclass(frozen=True)
@@ -321,11 +321,11 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
     plans = [p for p in hardware if p is not None]
     if plans:
-        from qgen.backends.budget import ShotLedger
+        from qgen.backends.ledger import ShotLedger
 
         total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
         limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
-        budget = ShotLedger(run_dir.path).budget(spec.name, limit)
+        budget = ShotLedger(run_dir.path, local=backend.local).budget(spec.name, limit)
         left = f"{budget.remaining:,}" if budget.remaining is not None else "unlimited"
         over = _refusal(lambda: budget.check(total))
         verdict = "OVER BUDGET: the real run would be refused" if over else "within budget"

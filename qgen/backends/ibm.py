@@ -32,6 +32,9 @@ class IBMBackend(QuantumBackend):
     def __init__(self, spec, local: bool = False) -> None:
         super().__init__(spec, local)
         self._runtime: RuntimePrimitives | None = None
+        #: A journaled job that asked for the same under other settings: "reuse", "resubmit" or None
+        #: (refuse and say so); the user's --journaled-jobs.
+        self.on_journal_mismatch: str | None = None
 
     @classmethod
     def with_defaults(cls, spec: BackendSpec) -> BackendSpec:
@@ -66,13 +69,15 @@ class IBMBackend(QuantumBackend):
         from qgen.backends.journaled import JournaledEstimator
 
         # the service lets a restarted run fetch its queued/running jobs by ID instead of resubmitting
-        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service))
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service,
+                                                local=self.local, on_mismatch=self.on_journal_mismatch))
 
     def sampler(self):
         """The runtime sampler, journaled."""
         from qgen.backends.journaled import JournaledSampler
 
-        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service))
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service,
+                                              local=self.local, on_mismatch=self.on_journal_mismatch))
 
     def planning_circuit(self, qnn_circuit):
         """The circuit the estimator will run, for planning without contacting IBM: the prepared

@@ -51,10 +51,12 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
 
 
 def pool_dir(run_dir: Path, backend) -> Path:
-    """One pool per run and backend: bits of different devices (and extractors) never share a stream."""
-    from qgen.rundir import RunDir
+    """One pool per run and backend: bits of different devices (and extractors) never share a stream;
+    ``--local`` bits are simulated and never mix with a device's (qgen.backends.job_files)."""
+    from qgen.backends.job_files import job_files
 
-    return RunDir(run_dir).noise_pool_dir(backend.spec.name)
+    local = getattr(backend, "local", False) and backend.spends_shots
+    return job_files(run_dir, local).noise_root / backend.spec.name
 
 
 

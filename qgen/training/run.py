@@ -205,7 +205,8 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path
     (qgen.backends.qnn_plan), against what the run's ledger has left. Each job is checked again
     when it is submitted.
     """
-    from qgen.backends.budget import ShotBudget, ShotLedger
+    from qgen.backends.budget import ShotBudget
+    from qgen.backends.ledger import ShotLedger
     from qgen.backends.qnn_plan import training_plan
 
     spec = backend.spec
@@ -214,7 +215,8 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path
         return
     circuit = backend.planning_circuit(build_ansatz(cfg.model.ansatz))
     job_plan = training_plan(spec, circuit, cfg.train.batch_size, steps)
-    budget = ShotLedger(run_dir).budget(spec.name, spec.shot_budget) if run_dir else ShotBudget(spec.shot_budget)
+    ledger = ShotLedger(run_dir, local=backend.local) if run_dir else None
+    budget = ledger.budget(spec.name, spec.shot_budget) if ledger else ShotBudget(spec.shot_budget)
     if budget.remaining is not None and job_plan.executions > budget.remaining:
         per_step = job_plan.executions // steps
         raise QgenError(f"training plan needs {job_plan.executions:,} shots ({per_step:,} per step x {steps} steps) "
