@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,6 +80,22 @@ def _reserve(reservations: list[dict], key: str, offset: int) -> tuple[dict, int
     return entry, offset
 
 
+def _load_bits(directory: Path, meta: dict) -> tuple[np.ndarray, int]:
+    """(packed bits, how many) of the pool's .npz. The .json is written when the pool is opened, the
+    .npz only with the first job's bits: a kill during the first refill leaves no .npz, which is an
+    empty pool, not a damaged one."""
+    path = directory / BITS_FILE
+    if not path.exists() and not meta.get("bits_total"):
+        return np.zeros(0, dtype=np.uint8), 0
+    try:
+        with np.load(path) as data:
+            return data["bits"], int(data["n_bits"])
+    except (OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QgenError(f"{path} cannot be read ({reason}) but {directory / META_FILE} records "
+                        f"{meta.get('bits_total')} bits; the pool is damaged") from None
+
+
 class EntropyPool:
     """Use ``EntropyPool.open(directory, ...)``; then ``take(n_bits)``."""
 
@@ -116,8 +133,7 @@ class EntropyPool:
             meta = json.loads(meta_path.read_text())
             if meta.get("format") != FORMAT:
                 raise QgenError(f"{meta_path} is not a qgen noise pool ({meta.get('format')!r})")
-            with np.load(directory / BITS_FILE) as data:
-                packed, stored = data["bits"], int(data["n_bits"])
+            packed, stored = _load_bits(directory, meta)
             if stored < meta["bits_total"]:
                 raise QgenError(f"{directory / BITS_FILE} holds {stored} bits but {meta_path} "
                                 f"records {meta['bits_total']}; the pool is damaged")
@@ -130,7 +146,8 @@ class EntropyPool:
             chain = SeedChain(seed)
             extractors = list(default_extractors(seed=chain.root % 2**32)
                               if extractors is None else extractors)
-            meta = {"format": FORMAT, "created": _now(), "bits_total": 0, "offset": 0,
+            # pool_id names this pool's refill jobs in the run's job journal (see _fetch_job)
+            meta = {"format": FORMAT, "created": _now(), "pool_id": uuid.uuid4().hex, "bits_total": 0, "offset": 0,
                     "shots_total": 0, "seed_chain": chain.state(),
                     "extractors": describe_extractors(extractors), "sources": [], "jobs": [],
                     "sessions": []}
@@ -247,11 +264,15 @@ class EntropyPool:
         if self.source.seeded:
             seed = SeedChain.seed_at(int(chain["root"]), chain["next_index"])
             chain["next_index"] += 1
-        batch = self.source.fetch(shots, seed=seed)
+        # The job's request: this pool and the job's number in it. A kill before the job's bits are
+        # committed below leaves the number unused, so the rerun asks for the same request and a journaled
+        # (hardware) sampler hands back that job's bits instead of paying for a new job.
+        request = f"noise-pool {self.meta.get('pool_id', self.meta['created'])} job {len(self.meta['jobs'])}"
+        batch = self.source.fetch(shots, seed=seed, request=request)
         out = extract(batch.bits, self.extractors)
         self._append(out)
-        self.shots_this_session += shots
-        self.meta["shots_total"] += shots
+        self.shots_this_session += batch.shots
+        self.meta["shots_total"] += batch.shots
         self.meta["jobs"].append({**batch.record(), "backend": self.source.backend_name,
                                   "circuit": self.source.circuit_name, "bits_out": int(out.size),
                                   "time": _now()})
