@@ -166,20 +166,24 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
-               show_progress: bool = True, local: bool = False, device: str = "cpu") -> dict:
-    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
+               show_progress: bool = True, local: bool = False, device: str = "cpu",
+               journaled_jobs: str | None = None) -> dict:
+    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``).
+    ``journaled_jobs``: "reuse" or "resubmit" a journaled job asked under other backend settings (None:
+    refuse, saying which settings changed)."""
     resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # one writer at a time: never while the run trains
         return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
-                              device=(device, resolved))
+                              device=(device, resolved), journaled_jobs=journaled_jobs)
 
 
 def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | None, show_progress: bool,
-                   local: bool, device: tuple[str, torch.device]) -> dict:
+                   local: bool, device: tuple[str, torch.device], journaled_jobs: str | None = None) -> dict:
     run_dir = run.path
     requested_device, device = device
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local, device)
+    backend.on_journal_mismatch = journaled_jobs
     try:  # a Session/Batch the backend opened is closed on every way out
         return _sample_with(run, cfg, backend, model, ckpt, req, show_progress=show_progress, local=local,
                             device=(requested_device, device))

@@ -41,6 +41,8 @@ seed_transpiler = 1234
 precision = 0.0625
 shot_budget = 10_000_000
 execution_mode = "batch"
+twirling = false
+resilience_level = 0
 """
 DEVICE = fake_backend("ibm_fez")
 
@@ -70,11 +72,20 @@ class Bench:
         self.monkeypatch = monkeypatch
         install(monkeypatch, self.service)
 
-    def sample(self, noise: str = "classical", run: Path | None = None, local: bool = False, **fields) -> dict:
+    def sample(self, noise: str = "classical", run: Path | None = None, local: bool = False,
+               journaled_jobs: str | None = None, **fields) -> dict:
         req = SampleRequest(**({"n": 2, "steps": 2, "batch_size": 2, "seed": 3, "backend": "standin",
                                 "noise": noise} | fields))
         return sample_run(str(run or self.run), req, runs_dir=None, backends_file=self.backends,
-                          show_progress=False, local=local)
+                          show_progress=False, local=local, journaled_jobs=journaled_jobs)
+
+    def edit_backend(self, **settings) -> None:
+        """Edit the stand-in's table of backends.toml (between a kill and the resume)."""
+        text = self.backends.read_text()
+        for key, value in settings.items():
+            line = next(ln for ln in text[text.index("[backends.standin]"):].splitlines() if ln.startswith(f"{key} ="))
+            text = text.replace(line, f"{key} = {value}")
+        self.backends.write_text(text)
 
     def killed(self, **kwargs) -> None:
         with pytest.raises(Killed):
@@ -368,3 +379,37 @@ def test_a_truncated_stored_result_is_fetched_again_by_id(bench, trained, tmp_pa
     assert torch.equal(bench.sample()["images"], want)
     assert bench.service.lookups == ["ibm-0"] and len(bench.service.submitted) == 2
     bench.check()
+
+
+# ---------------------------------------------------------------- settings edited between kill and resume
+
+
+@pytest.mark.parametrize("edit", [{"twirling": "true"}, {"resilience_level": "1"}, {"precision": "0.125"}])
+def test_edited_settings_after_a_kill_are_named_and_nothing_is_decided_silently(bench, trained, tmp_path,
+                                                                              monkeypatch, edit) -> None:
+    """#22.4: the journal key holds everything that changes the job; on a mismatch the user chooses."""
+    bench.service.kill_on_wait(1)
+    bench.killed()
+    bench.edit_backend(**edit)
+    with pytest.raises(QgenError, match="--journaled-jobs reuse") as error:
+        bench.sample()
+    (name, _), = edit.items()
+    assert "\n" not in str(error.value) and "ibm-0" in str(error.value)
+    assert name.split("_")[0] in str(error.value), "the message names the setting that changed"
+    assert len(bench.service.submitted) == 1, "nothing submitted (the paid job's result is fetched and kept)"
+
+
+def test_reuse_takes_the_journaled_job_and_resubmit_pays_for_a_new_one(bench, trained, tmp_path, monkeypatch) -> None:
+    want = reference(trained, tmp_path, monkeypatch, "classical")
+    install(monkeypatch, bench.service)
+    bench.service.kill_on_wait(1)
+    bench.killed()
+    bench.edit_backend(twirling="true")
+    other = tmp_path / "other"
+    shutil.copytree(bench.run, other)
+    assert torch.equal(bench.sample(journaled_jobs="reuse")["images"], want)
+    assert bench.service.lookups == ["ibm-0"] and len(bench.service.submitted) == 2
+    bench.check()
+    bench.sample(run=other, journaled_jobs="resubmit")
+    assert len(bench.service.submitted) == 4, "the new job for the first call, and the second call"
+    assert bench.spent(other) == sum(job.shots for job in bench.service.submitted if job.job_id() != "ibm-1")

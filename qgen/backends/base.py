@@ -80,6 +80,7 @@ class QuantumBackend(ABC):
         self._prepared: dict[tuple, PreparedCircuit] = {}  # prepared_key -> what it prepares to
         self._run_dir: tuple[Path, int | None] | None = None
         self._journaled: list[Any] = []
+        self._on_journal_mismatch: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name!r}, local={self.local})"
@@ -178,6 +179,19 @@ class QuantumBackend(ABC):
         )
 
     # -- journaling ------------------------------------------------------------------------------
+    @property
+    def on_journal_mismatch(self) -> str | None:
+        """A journaled job that asked for the same under other settings (backends.toml edited between a
+        kill and the resume): "reuse", "resubmit", or None (refuse and say so). The user's --journaled-jobs;
+        set after the model is built, so it reaches the primitives already made."""
+        return self._on_journal_mismatch
+
+    @on_journal_mismatch.setter
+    def on_journal_mismatch(self, choice: str | None) -> None:
+        self._on_journal_mismatch = choice
+        for primitive in self._journaled:
+            primitive.on_mismatch = choice
+
     def attach_run_dir(self, run_dir: Path, shot_budget: int | None = None) -> None:
         """Journal jobs and charge the shot budget in ``run_dir`` (kinds that spend shots; a no-op
         elsewhere)."""

@@ -32,9 +32,6 @@ class IBMBackend(QuantumBackend):
     def __init__(self, spec, local: bool = False) -> None:
         super().__init__(spec, local)
         self._runtime: RuntimePrimitives | None = None
-        #: A journaled job that asked for the same under other settings: "reuse", "resubmit" or None
-        #: (refuse and say so); the user's --journaled-jobs.
-        self.on_journal_mismatch: str | None = None
 
     @classmethod
     def with_defaults(cls, spec: BackendSpec) -> BackendSpec:

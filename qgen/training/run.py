@@ -144,16 +144,16 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
 
 def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
                     show_progress: bool = True, local: bool = False, report: Reporter = _quiet,
-                    device: str | None = None) -> Path:
+                    device: str | None = None, journaled_jobs: str | None = None) -> Path:
     """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.lock():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
-                              local=local, report=report, device=device)
+                              local=local, report=report, device=device, journaled_jobs=journaled_jobs)
 
 
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
-                   local: bool, report: Reporter, device: str | None) -> Path:
+                   local: bool, report: Reporter, device: str | None, journaled_jobs: str | None = None) -> Path:
     run_dir = run.path
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
@@ -163,6 +163,7 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     moved = device_name(resolved) != cfg.device
     cfg = replace(cfg, device=device_name(resolved))
     backend = load_backend(cfg.backend, backends_file, local=local)
+    backend.on_journal_mismatch = journaled_jobs  # resumed steps re-ask what the killed run asked
     try:  # the Session/Batch of a hardware run is closed on every way out
         return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report,
                             device=(requested, resolved, moved))
