@@ -199,10 +199,13 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     if backend.spends_shots:
-        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt["channels"])
+        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt)
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
+    if backend.spends_shots and req.noise in ("quantum", "mixed"):
+        # every bit the request may draw, in the refill job(s) its plan counted, before the first draw
+        prefetch_bits(noise, _noise_bits(backend, req, ckpt["channels"], scheduler).bits)
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
     images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress, device)
     check_finite(images, ckpt, run.path)
@@ -243,30 +246,53 @@ def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler):
     return sampling_plan(spec, batch_sizes(req.n, req.batch_size), scheduler.model_calls())
 
 
-def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
-    """The sampler jobs of quantum noise (an upper bound: bits already in the pool are used first)."""
-    from qgen.backends.qnn_plan import noise_plan
+def _noise_bits(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
+    """The quantum bits the request draws (an upper bound for mixed noise), shots at the nominal yield."""
     from qgen.noise import plan_bits
     from qgen.noise.factory import source_shape
 
     width, extraction_yield = source_shape(backend)
-    bits = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
-    return bits, noise_plan(backend.spec, bits.shots, bits.jobs)
+    return plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
 
 
-def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, channels: int):
+def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler, run: RunDir, ckpt: dict):
+    """(bits, the sampler jobs of quantum noise). On a backend that spends shots these are the refill
+    jobs the pool will submit (refill.py: the bits it holds for this request are used first, and the
+    request's bits are fetched up front); elsewhere the nominal count."""
+    from qgen.backends.qnn_plan import noise_plan
+
+    bits = _noise_bits(backend, req, channels, scheduler)
+    if not backend.spends_shots:
+        return bits, noise_plan(backend.spec, [bits.shots // bits.jobs + (i < bits.shots % bits.jobs)
+                                               for i in range(bits.jobs)])
+    from qgen.noise.factory import pool_dir, refill_shape_for
+    from qgen.noise.refill import pool_state
+
+    available, observed = pool_state(pool_dir(run.path, backend), _resume_key(req, ckpt), req.reuse_noise)
+    return bits, noise_plan(backend.spec, refill_shape_for(backend, observed).plan(bits.bits - available))
+
+
+def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, run: RunDir, ckpt: dict):
     """(estimator plan or None, noise plan or None) of a sampling run on a backend that spends shots."""
     estimator = _estimator_plan(backend.spec, req, scheduler) if cfg.model.kind == "quantum" else None
-    noise = _noise_plan(backend, req, channels, scheduler)[1] if req.noise in ("quantum", "mixed") else None
+    noise = (_noise_plan(backend, req, ckpt["channels"], scheduler, run, ckpt)[1]
+             if req.noise in ("quantum", "mixed") else None)
     return estimator, noise
 
 
+def prefetch_bits(noise, n_bits: int) -> None:
+    """Fill the pool of ``noise`` (quantum, or mixed's quantum part) to ``n_bits`` now."""
+    pool = getattr(getattr(noise, "quantum", noise), "pool", None)
+    if pool is not None:
+        pool.ensure(n_bits)
+
+
 def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler,
-                                  channels: int) -> None:
+                                  ckpt: dict) -> None:
     from qgen.backends.ledger import ShotLedger
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, channels) if p is not None]
+    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, run, ckpt) if p is not None]
     if plans:
         total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
         ShotLedger(run.path, local=backend.local).budget(backend.spec.name, limit).check(total)
@@ -293,13 +319,16 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
     spec = backend.spec
     req.validate(cfg.diffusion.T)
-    channels = run_dir.load_checkpoint(weights_to_load(run_dir, req.weights))["channels"]
+    weights = weights_to_load(run_dir, req.weights)
+    ckpt = run_dir.load_checkpoint(weights) | {"weights": weights}
+    channels = ckpt["channels"]
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     steps = scheduler.model_calls()  # per batch; the scheduler's count, never recomputed here
     chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
-    hardware = _hardware_plan(cfg, backend, req, scheduler, channels) if backend.spends_shots else (None, None)
+    hardware = (_hardware_plan(cfg, backend, req, scheduler, run_dir, ckpt) if backend.spends_shots
+                else (None, None))
     if cfg.model.kind == "quantum":
         calls = steps * chunks
         bindings = steps * req.n             # one PUB per call: every readout from the same shots
@@ -315,7 +344,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines += retired
         refusals += retired
     if req.noise in ("quantum", "mixed"):
-        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler)
+        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler, run_dir, ckpt)
         bound = " (upper bound: mixed draws quantum bits only where λ(t) > 0)" if req.noise == "mixed" else ""
         line = f"quantum noise{bound}: {bits.summary()}"
         if backend.spends_shots:

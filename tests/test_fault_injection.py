@@ -413,3 +413,47 @@ def test_reuse_takes_the_journaled_job_and_resubmit_pays_for_a_new_one(bench, tr
     bench.sample(run=other, journaled_jobs="resubmit")
     assert len(bench.service.submitted) == 4, "the new job for the first call, and the second call"
     assert bench.spent(other) == sum(job.shots for job in bench.service.submitted if job.job_id() != "ibm-1")
+
+
+# ---------------------------------------------------------------- the dry run is what is submitted
+
+
+def dry_run_total(bench, **fields) -> tuple[int, int]:
+    """(shots, jobs) of the dry run's total line."""
+    from qgen.sampling import plan_sampling
+
+    req = SampleRequest(**({"n": 2, "steps": 2, "batch_size": 2, "seed": 3, "backend": "standin"} | fields))
+    plan = plan_sampling(str(bench.run), req, runs_dir=None, backends_file=bench.backends)
+    line = next(line for line in plan.lines if line.startswith("total: "))
+    words = line.split()
+    return int(words[1].replace(",", "")), int(words[4].replace(",", ""))
+
+
+@pytest.mark.parametrize("fields", [
+    {"noise": "quantum", "eta": 1.0},
+    pytest.param({"noise": "quantum", "sampler": "ddpm"}, marks=pytest.mark.slow),  # 40 model calls
+    {"noise": "quantum", "sampler": "dpm", "n": 3},
+    {"noise": "mixed", "sampler": "unipc"},
+    {"noise": "quantum", "n": 3, "batch_size": 2},
+])
+def test_the_dry_run_is_what_is_submitted_for_every_sampler_and_the_noise_refill(bench, fields) -> None:
+    """#22.2: refill jobs are planned as the pool sizes them (4,096 shots at least), and the request's
+    bits are fetched up front in the planned job(s), not in one refill per draw."""
+    shots, jobs = dry_run_total(bench, **fields)
+    bench.sample(**fields)
+    assert (shots, jobs) == (bench.service.shots_run, len(bench.service.submitted))
+    bench.check()
+    # a second request with bits left in the pool plans (and submits) only what it lacks
+    more, more_jobs = dry_run_total(bench, **(fields | {"steps": 3}))  # the pool's extractors fix the seed
+    bench.sample(**(fields | {"steps": 3}))
+    assert (shots + more, jobs + more_jobs) == (bench.service.shots_run, len(bench.service.submitted))
+
+
+def test_a_plan_over_budget_is_refused_before_any_job_and_one_within_finishes(bench) -> None:
+    fields = {"noise": "quantum", "eta": 1.0}
+    shots, _ = dry_run_total(bench, **fields)
+    with pytest.raises(QgenError, match="over by 1\\)"):
+        bench.sample(shot_budget=shots - 1, **fields)
+    assert bench.service.submitted == []
+    result = bench.sample(shot_budget=shots, **fields)
+    assert result["images"].shape[0] == 2 and bench.service.shots_run == shots

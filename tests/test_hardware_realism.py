@@ -117,11 +117,12 @@ class CountingSource:
     circuit_name = "h"
     seeded = True
     max_shots_per_job = 10_000
+    bits_per_shot = 8
 
     def shots_for_bits(self, n: int) -> int:
         return -(-n // 8)
 
-    def fetch(self, shots: int, seed=None):
+    def fetch(self, shots: int, seed=None, request=None):
         from qgen.noise.bit_source import BitBatch
 
         return BitBatch(np.random.default_rng(seed).integers(0, 2, shots * 8, dtype=np.uint8), f"job{seed}",
@@ -169,7 +170,7 @@ def qgen(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
 
 
 def journal_lines(run: Path) -> list[dict]:
-    path = run / "jobs.jsonl"
+    path = run / "local" / "jobs.jsonl"  # these tests run --local: its journal is apart from hardware's
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -238,7 +239,7 @@ def test_an_interrupted_quantum_noise_sample_resumes_with_the_same_x_T_and_reuse
     keys = set(submitted)
     assert len(keys) == 6, "6 model calls in all: the resumed command asked the same questions as the first"
     assert all(submitted.count(key) == 1 for key in done_before), "jobs done before Ctrl-C are not resubmitted"
-    pool = json.loads((run / "noise" / "manila_small" / "noise_pool.json").read_text())
+    pool = json.loads((run / "local" / "noise" / "manila_small" / "noise_pool.json").read_text())
     reservation = pool["reservations"][-1]
     assert reservation["status"] == "done" and reservation["resumed"] == 1
     assert reservation["start"] == pool["sessions"][-1]["start_offset"] == pool["sessions"][-2]["start_offset"]

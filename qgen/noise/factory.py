@@ -60,6 +60,18 @@ def pool_dir(run_dir: Path, backend) -> Path:
 
 
 
+def refill_shape_for(backend, observed_yield: float | None = None):
+    """How the backend's pool sizes refill jobs (refill.py), for plans: without building a sampler."""
+    from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
+    from qgen.noise.pool import DEFAULT_REFILL_SHOTS, largest_output_block
+    from qgen.noise.refill import RefillShape
+
+    width, nominal = source_shape(backend)
+    extractors = default_extractors(seed=0) if backend.bit_sampling_shape().needs_extraction else []
+    return RefillShape(width, observed_yield or nominal, largest_output_block(extractors), DEFAULT_REFILL_SHOTS,
+                       DEFAULT_MAX_SHOTS_PER_JOB)
+
+
 def source_shape(backend) -> tuple[int, float]:
     """(qubits measured per shot, nominal extraction yield) of the backend's bit source, for planning."""
     shape = backend.bit_sampling_shape()

@@ -44,6 +44,7 @@ from qgen.noise.extract import (
 )
 from qgen.noise.seeds import SeedChain
 from qgen.noise.bit_source import QuantumBitSource
+from qgen.noise.refill import RefillShape
 
 BITS_FILE = "noise_pool.npz"
 META_FILE = "noise_pool.json"
@@ -78,6 +79,10 @@ def _reserve(reservations: list[dict], key: str, offset: int) -> tuple[dict, int
     entry = {"key": key, "start": offset, "status": "open", "opened": _now(), "resumed": 0}
     reservations.append(entry)
     return entry, offset
+
+
+def largest_output_block(extractors: Sequence[Extractor]) -> int:
+    return max((getattr(e, "out_bits", 1) for e in extractors), default=1)
 
 
 def _load_bits(directory: Path, meta: dict) -> tuple[np.ndarray, int]:
@@ -226,14 +231,11 @@ class EntropyPool:
                 f"noise pool {self.directory} is short of quantum bits: {n_bits + self.available} "
                 f"needed, {self.available} available; open it with a quantum source to refill "
                 "(or reuse=True to replay it)")
-        yield_per_raw = self._observed_yield()
+        shape = self.refill_shape()  # the same sizing as the plans (refill.py)
         produced = 0
         while produced < n_bits:
-            # A job must fill at least one extractor block (twice, for margin), or it yields nothing.
-            missing = max(n_bits - produced, 2 * self._largest_output_block())
-            # 10 % headroom: extractor yield fluctuates, and one more job costs more than spare bits.
-            needed_shots = self.source.shots_for_bits(math.ceil(1.1 * missing / yield_per_raw))
-            shots = min(max(needed_shots, self.refill_shots), self.source.max_shots_per_job)
+            needed_shots = shape.needed_shots(n_bits - produced)
+            shots = shape.job_shots(n_bits - produced)
             if self.shot_budget is not None:
                 left = self.shot_budget - self.shots_this_session
                 if min(needed_shots, self.source.max_shots_per_job) > left:
@@ -249,8 +251,18 @@ class EntropyPool:
                 raise QgenError(f"the extractors produced no bits from {shots} shots; "
                                 "the source looks constant — check the circuit and backend")
 
+    def ensure(self, n_bits: int) -> None:
+        """Refill now, if fewer than ``n_bits`` are available: a command that knows what it will draw
+        fetches it in one refill (what its plan counted) rather than one refill per draw."""
+        if n_bits > self.available:
+            self.refill(n_bits - self.available)
+
+    def refill_shape(self) -> RefillShape:
+        return RefillShape(self.source.bits_per_shot, self._observed_yield(), self._largest_output_block(),
+                           self.refill_shots, self.source.max_shots_per_job)
+
     def _largest_output_block(self) -> int:
-        return max((getattr(e, "out_bits", 1) for e in self.extractors), default=1)
+        return largest_output_block(self.extractors)
 
     def _observed_yield(self) -> float:
         jobs = self.meta["jobs"]
