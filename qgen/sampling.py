@@ -35,6 +35,7 @@ from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
+SERVICE_ESTIMATE = "IBM Quantum's usage estimate"
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,7 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
     Classical noise only, on backends that spend no shots: quantum bits and hardware jobs are
     journaled in a run directory, which a shared model folder does not have.
     """
-    from qgen.noise import ClassicalNoise
     from qgen.pretrained import from_pretrained
-    from qgen.rundir import ModelFolder, write_samples
 
     if req.noise != "classical":
         raise QgenError(f"--noise {req.noise} needs a run directory (its entropy pool records the bits); "
@@ -131,6 +130,19 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
     resolved = resolve_device(device)
     pretrained = from_pretrained(model_dir, backend=req.backend, backends_file=backends_file, local=local,
                                  device=resolved)
+    try:  # whatever the backend holds open is released on every way out
+        return _sample_model_with(pretrained, req, out_dir=out_dir, show_progress=show_progress, local=local,
+                                  device=(device, resolved))
+    finally:
+        pretrained.backend.close()
+
+
+def _sample_model_with(pretrained, req: SampleRequest, *, out_dir: Path, show_progress: bool, local: bool,
+                       device: tuple) -> dict:
+    from qgen.noise import ClassicalNoise
+    from qgen.rundir import ModelFolder, write_samples
+
+    device, resolved = device
     backend, cfg = pretrained.backend, pretrained.config
     if backend.spends_shots and cfg.model.kind == "quantum":
         raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
@@ -317,6 +329,13 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     run_dir = RunDir.resolve(run, runs_dir or default_runs_root())
     cfg = run_dir.config()
     backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
+    try:  # nothing is opened for a plan, and whatever the backend holds is released on every way out
+        return _plan_with(run_dir, cfg, backend, req, local, refusals)
+    finally:
+        backend.close()
+
+
+def _plan_with(run_dir: RunDir, cfg, backend, req: SampleRequest, local: bool, refusals: list[str]) -> SamplingPlan:
     spec = backend.spec
     req.validate(cfg.diffusion.T)
     weights = weights_to_load(run_dir, req.weights)
@@ -327,6 +346,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
+    estimates = 0  # free dry_run jobs asked of the service for its usage estimate
     hardware = (_hardware_plan(cfg, backend, req, scheduler, run_dir, ckpt) if backend.spends_shots
                 else (None, None))
     if cfg.model.kind == "quantum":
@@ -334,7 +354,10 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         bindings = steps * req.n             # one PUB per call: every readout from the same shots
         line = f"quantum layer: {calls} model calls, {calls} PUBs, {bindings} bindings"
         if hardware[0] is not None:
-            line += f"; estimator: {_with_service_usage(backend, cfg, req, scheduler, hardware[0], local).summary()}"
+            estimated = _with_service_usage(backend, cfg, req, scheduler, hardware[0], local)
+            line += f"; estimator: {estimated.summary()}"
+            if estimated.usage_source == SERVICE_ESTIMATE:
+                estimates = len(batch_sizes(req.n, req.batch_size))
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
     if backend.spends_shots and spec.device:
@@ -365,7 +388,9 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines.append(f"total: {total.executions:,} shots in {total.num_jobs:,} jobs; shot budget left on "
                      f"{spec.name}: {left}; {verdict}")
         refusals += over
-    lines.append("dry run: nothing was submitted")
+    lines.append("dry run: nothing was submitted" if not estimates else
+                 f"dry run: no shots spent; the QPU time is from {estimates} free dry_run estimate job(s) "
+                 "(no Session opened)")
     return SamplingPlan(lines, refusals)
 
 
@@ -384,7 +409,7 @@ def _with_service_usage(backend, cfg, req: SampleRequest, scheduler: Scheduler, 
     except QgenError as exc:
         return with_fields(job_plan, usage_source=f"local model; no service estimate: {exc}")
     return with_fields(job_plan, estimated_seconds=per_call * scheduler.model_calls(),
-                       usage_source="IBM Quantum's usage estimate")
+                       usage_source=SERVICE_ESTIMATE)
 
 
 def _refusal(check) -> list[str]:

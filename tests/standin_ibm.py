@@ -233,41 +233,38 @@ class StandInSampler(BaseSamplerV2):
                                    f"sampler {len(self.service.jobs)}", self.prefix)
 
 
-class StandInRuntime:
-    """What ``qgen.backends.runtime.runtime_primitives`` returns, against the stand-in: the device, a
-    Session/Batch counted open and closed, and the primitives. ``local``: the same jobs, journaled as
-    ``--local`` ones (no service to fetch them from; ids ``local-N``)."""
+class StandInMode:
+    """A Session/Batch at the stand-in: counted open and closed."""
 
-    def __init__(self, spec, service: StandInService, local: bool) -> None:
-        from qgen.backends.runtime import estimator_options, sampler_options
-
-        self.spec, self.backend, self.local = spec, service.device, local
-        self._service = service
-        self._options = estimator_options(spec), sampler_options(spec)
-        self.mode = None
-        if spec.execution_mode in ("session", "batch") and not local:
-            service.sessions_opened += 1
-            self.mode = spec.execution_mode
-
-    @property
-    def service(self):
-        return None if self.local else self._service
-
-    def estimator(self):
-        return StandInEstimator(self._service, self._options[0], "local" if self.local else "ibm")
-
-    def sampler(self):
-        return StandInSampler(self._service, self._options[1], "local" if self.local else "ibm")
+    def __init__(self, service: StandInService) -> None:
+        self.service = service
+        service.sessions_opened += 1
 
     def close(self) -> None:
-        if self.mode is not None:
-            self._service.sessions_closed += 1
-            self.mode = None
+        self.service.sessions_closed += 1
+
+
+def standin_runtime(spec, service: StandInService, local: bool):
+    """qgen's own RuntimePrimitives (so when it opens and closes a Session/Batch is qgen's code) on the
+    stand-in: its device, its modes, its primitives. ``local``: the same jobs, journaled as ``--local``
+    ones (no service to fetch them from; ids ``local-N``)."""
+    from qgen.backends.runtime import RuntimePrimitives
+
+    prefix = "local" if local else "ibm"
+
+    def estimator(mode, options):
+        return StandInEstimator(service, options, prefix)
+
+    def sampler(mode, options):
+        return StandInSampler(service, options, prefix)
+
+    opens = None if local or spec.execution_mode == "job" else (lambda: StandInMode(service))
+    return RuntimePrimitives(spec, service.device, open_mode=opens, service=None if local else service,
+                             primitive_classes=(estimator, sampler))
 
 
 def install(monkeypatch, service: StandInService) -> None:
     """Every IBM backend built from now on talks to ``service``."""
     import qgen.backends.runtime as runtime
 
-    monkeypatch.setattr(runtime, "runtime_primitives",
-                        lambda spec, local: StandInRuntime(spec, service, local))
+    monkeypatch.setattr(runtime, "runtime_primitives", lambda spec, local: standin_runtime(spec, service, local))

@@ -102,6 +102,7 @@ class Bench:
     def check(self, run: Path | None = None) -> None:
         """No request ran twice on the QPU; the ledger (and budget.json) hold what the QPU ran."""
         assert self.service.ran_twice() == []
+        assert self.service.sessions_opened == self.service.sessions_closed, "no Session/Batch left open"
         assert self.spent(run) == self.service.shots_run
         stored = json.loads(((run or self.run) / "budget.json").read_text())["standin"]
         assert stored["spent"] == self.service.shots_run
@@ -457,3 +458,37 @@ def test_a_plan_over_budget_is_refused_before_any_job_and_one_within_finishes(be
     assert bench.service.submitted == []
     result = bench.sample(shot_budget=shots, **fields)
     assert result["images"].shape[0] == 2 and bench.service.shots_run == shots
+
+
+# ---------------------------------------------------------------- Sessions
+
+
+def test_a_session_is_opened_only_where_jobs_run_and_closed_on_every_path(bench, trained, tmp_path,
+                                                                         monkeypatch) -> None:
+    """#22.7: the dry run, qgen circuits and a refused model-folder sample open none; a sample opens one
+    and closes it, also when a job fails."""
+    from qgen.cli.circuits import write_backend_circuits
+
+    dry_run_total(bench, noise="quantum")
+    assert bench.service.dry_runs >= 1 and bench.service.sessions_opened == 0
+    monkeypatch.setenv("QGEN_CIRCUITS", str(tmp_path / "circuits"))
+    write_backend_circuits("standin", bench.backends, qubits=4, layers=1, entanglement="linear",
+                           noise_circuit=True)
+    assert bench.service.sessions_opened == 0
+    bench.sample()
+    assert (bench.service.sessions_opened, bench.service.sessions_closed) == (1, 1)
+    bench.service.fates = [Fate(end="ERROR")]
+    with pytest.raises(QgenError):
+        bench.sample(seed=5)
+    assert (bench.service.sessions_opened, bench.service.sessions_closed) == (2, 2)
+
+
+def test_sampling_a_model_folder_on_hardware_opens_no_session(bench, tmp_path) -> None:
+    from qgen import api
+    from qgen.sampling import sample_model
+
+    folder = api.export(bench.run, tmp_path / "model")
+    req = SampleRequest(n=1, steps=2, backend="standin")
+    with pytest.raises(QgenError, match="journaled in a run"):
+        sample_model(folder, req, out_dir=tmp_path / "out", backends_file=bench.backends, show_progress=False)
+    assert bench.service.sessions_opened == 0 and bench.service.jobs == {}

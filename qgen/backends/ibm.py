@@ -98,7 +98,7 @@ class IBMBackend(QuantumBackend):
         for index, observable in enumerate(prepared.executable_observables):
             grid[index, 0] = observable
         values = np.zeros((rows, prepared.executable.num_parameters))
-        return service_usage_estimate(self.runtime.estimator(), [(prepared.executable, grid, values)])
+        return service_usage_estimate(self.runtime.usage_estimator(), [(prepared.executable, grid, values)])
 
     def close(self) -> None:
         if self._runtime is not None:
