@@ -243,3 +243,34 @@ def test_an_interrupted_quantum_noise_sample_resumes_with_the_same_x_T_and_reuse
     reservation = pool["reservations"][-1]
     assert reservation["status"] == "done" and reservation["resumed"] == 1
     assert reservation["start"] == pool["sessions"][-1]["start_offset"] == pool["sessions"][-2]["start_offset"]
+
+
+# ----------------------------------------------------------------------------- asymmetric readout
+
+
+@pytest.mark.slow  # fake_fez's full noise model: about a minute on a busy machine
+def test_fake_device_readout_is_the_calibrated_asymmetric_confusion_matrix() -> None:
+    """#22.10: P(1|0) = a and P(0|1) = b per qubit as calibrated, not (a + b) / 2 for both."""
+    from qiskit.quantum_info import SparsePauliOp as Pauli
+
+    from qgen.backends.reduced_device import most_biased_qubits, readout_flip_probabilities
+    from qgen.backends.reduction import readout_confusion
+    from qgen.backends.registry import REPO_BACKENDS, load_backend
+
+    backend = load_backend("fake_fez", REPO_BACKENDS)
+    device = backend.device
+    full = backend.noise_model()
+    confusion = readout_confusion(full, device.num_qubits)
+    for q in range(device.num_qubits):
+        a, b = readout_flip_probabilities(device, q)
+        np.testing.assert_allclose(confusion[q], [[1 - a, a], [b, 1 - b]])
+    q = most_biased_qubits(device, 1)[0]
+    a, b = readout_flip_probabilities(device, q)
+    assert abs(b - a) > 0.05
+    model = reduced_noise_model(full, (q,))
+    circuit = QuantumCircuit(1)
+    circuit.rx(THETA, 0)  # theta = 0: |0>; theta = pi: |1>
+    values = ShotNoiseEstimator(model, shots=None).run([(circuit, Pauli("Z"), [[0.0], [np.pi]])]).result()[0].data.evs
+    assert values[0] == pytest.approx(1 - 2 * a, abs=2e-3)
+    assert values[1] == pytest.approx(-(1 - 2 * b), abs=2e-3)  # the gates' own error is ~1e-4
+    assert abs(values[1] + (1 - a - b)) > 0.02, "the symmetric model's value is far off"
