@@ -63,7 +63,8 @@ def program_shots(program) -> int:
 class StandInJob:
     def __init__(self, service: StandInService, job_id: str, kind: str, result, shots: int, fate: Fate,
                  request_fingerprint: str) -> None:
-        self.service, self._id, self.kind, self._result, self.shots, self.fate = service, job_id, kind, result, shots, fate
+        self.service, self._id, self.kind = service, job_id, kind
+        self._result, self.shots, self.fate = result, shots, fate
         self.submitted_at = service.clock
         self.fingerprint = request_fingerprint
         self.dry_run = False
@@ -202,7 +203,8 @@ class StandInEstimator(BaseEstimatorV2):
         shots = program_shots(prepare_estimator(coerced, self.options, precision, backend=self.service.device)[0])
         _, reduced = reduce_estimator_pubs(coerced)
         result = StatevectorEstimator().run([(p.circuit, p.observables, p.parameter_values) for p in reduced]).result()
-        fingerprint = repr([(p.parameter_values.as_array().round(12).tolist(), p.observables.tolist()) for p in coerced])
+        fingerprint = repr([(p.parameter_values.as_array().round(12).tolist(), p.observables.tolist())
+                            for p in coerced])
         job = self.service.submit("estimator", result, shots, fingerprint, self.prefix)
         if dry_run:
             self.service.dry_runs += 1

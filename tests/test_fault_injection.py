@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -151,17 +150,20 @@ def test_kill_with_the_first_noise_refill_queued_reuses_its_bits_and_writes_imag
     bench.killed(noise="quantum")
     pool = bench.run / "noise" / "standin"
     assert (pool / "noise_pool.json").exists() and not (pool / "noise_pool.npz").exists()
-    images = bench.sample(noise="quantum")["images"]
+    result = bench.sample(noise="quantum")
+    images = result["images"]
     assert torch.equal(images, want)
     kinds = [job.kind for job in bench.service.submitted]
     assert kinds.count("sampler") == 1, "the refill was paid once"
+    assert result["metadata"]["noise"]["pool"] == "noise/standin", "paths in a run are relative to it"
     assert bench.service.lookups[0] == "ibm-0"
     bench.check()
 
 
-def test_kill_after_a_refill_result_is_stored_but_before_the_journal_says_done(bench, trained, tmp_path,
-                                                                               monkeypatch) -> None:
-    want = reference(trained, tmp_path, monkeypatch, "quantum")
+@pytest.mark.parametrize("noise", ["quantum", "classical"])  # the first job: a refill / an estimator job
+def test_kill_after_a_result_is_stored_but_before_the_journal_says_done(bench, trained, tmp_path, monkeypatch,
+                                                                        noise) -> None:
+    want = reference(trained, tmp_path, monkeypatch, noise)
     install(monkeypatch, bench.service)
     original = JobJournal.mark_done
 
@@ -170,10 +172,10 @@ def test_kill_after_a_refill_result_is_stored_but_before_the_journal_says_done(b
         raise Killed
 
     monkeypatch.setattr(JobJournal, "mark_done", die)
-    bench.killed(noise="quantum")
+    bench.killed(noise=noise)
     assert (bench.run / "job_results" / "ibm-0.json").exists()
-    assert torch.equal(bench.sample(noise="quantum")["images"], want)
-    assert [job.kind for job in bench.service.submitted].count("sampler") == 1
+    assert torch.equal(bench.sample(noise=noise)["images"], want)
+    assert [job.kind for job in bench.service.submitted].count("sampler") == (noise == "quantum")
     assert bench.service.lookups == [], "the stored result is used: no look-up, no new job"
     bench.check()
 

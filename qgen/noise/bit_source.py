@@ -125,7 +125,8 @@ class QuantumBitSource:
         keyed = {"request": request} if request is not None and getattr(sampler, "journals_requests", False) else {}
         job = sampler.run(list(self.pubs), shots=shots, **keyed)
         result = job.result()
-        arrays = [getattr(pub_result.data, _circuit_of(pub).cregs[0].name) for pub, pub_result in zip(self.pubs, result)]
+        arrays = [getattr(pub_result.data, _circuit_of(pub).cregs[0].name)
+                  for pub, pub_result in zip(self.pubs, result)]
         bits = np.concatenate([bitarray_to_bits(array) for array in arrays])
         return BitBatch(bits=bits, job_id=str(job.job_id()), shots=int(arrays[0].num_shots), seed=seed,
                         seconds=time.perf_counter() - start)

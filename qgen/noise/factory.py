@@ -8,6 +8,7 @@ the table per kind is in ``qgen.backends.bit_sampling``). This module turns that
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from qgen.backends.bit_sampling import BitSampling
@@ -32,12 +33,12 @@ def bit_source_for(backend) -> tuple[QuantumBitSource, bool]:
 
 
 def open_pool(directory: Path, backend, seed: int, *, reuse: bool = False,
-              shot_budget: int | None = None, resume_key: str | None = None) -> EntropyPool:
+              shot_budget: int | None = None, resume_key: str | None = None, label: str | None = None) -> EntropyPool:
     source, needs_extraction = bit_source_for(backend)
     extractors = default_extractors(seed=seed) if needs_extraction else []
     budget = shot_budget if shot_budget is not None else backend.spec.shot_budget
     return EntropyPool.open(directory, source=source, extractors=extractors, shot_budget=budget,
-                            reuse=reuse, seed=seed, resume_key=resume_key)
+                            reuse=reuse, seed=seed, resume_key=resume_key, label=label)
 
 
 def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = False,
@@ -46,8 +47,11 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
     ``resume_key``: the command's request, so an interrupted one resumes at the bits it had reserved."""
     if run_dir is None:
         raise QgenError("quantum noise needs a run directory for its entropy pool")
-    return QuantumNoise(open_pool(pool_dir(run_dir, backend), backend, seed, reuse=reuse, shot_budget=shot_budget,
-                                  resume_key=resume_key))
+    directory = pool_dir(run_dir, backend)
+    # provenance (sample metadata, the manifest) names the pool relative to the run directory
+    label = Path(os.path.relpath(directory, run_dir)).as_posix()
+    return QuantumNoise(open_pool(directory, backend, seed, reuse=reuse, shot_budget=shot_budget,
+                                  resume_key=resume_key, label=label))
 
 
 def pool_dir(run_dir: Path, backend) -> Path:

@@ -117,13 +117,15 @@ class EntropyPool:
         self.cursor = cursor
         self.refill_shots = refill_shots
         self.reservation: dict | None = None
+        self.label: str | None = None
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
     def open(cls, directory: str | Path, *, source: QuantumBitSource | None = None,
              extractors: Sequence[Extractor] | None = None, shot_budget: int | None = None,
              reuse: bool = False, seed: int | None = None,
-             refill_shots: int = DEFAULT_REFILL_SHOTS, resume_key: str | None = None) -> EntropyPool:
+             refill_shots: int = DEFAULT_REFILL_SHOTS, resume_key: str | None = None,
+             label: str | None = None) -> EntropyPool:
         """Open (or create) the pool in ``directory``; continues at the recorded offset.
 
         ``shot_budget``: most shots this session may request for refills (None = unlimited).
@@ -131,6 +133,8 @@ class EntropyPool:
         ``seed``: root of the simulator seed chain and Toeplitz seed for a *new* pool.
         ``resume_key``: reserve the bits from here for this request (see rule 1): an open reservation
         with the same key is resumed from its start.
+        ``label``: how provenance names the pool (a run's pool: its path inside the run directory, so
+        what is recorded there stays true when the run is moved); default: ``directory``.
         """
         directory = Path(directory)
         meta_path = directory / META_FILE
@@ -176,6 +180,7 @@ class EntropyPool:
         pool = cls(directory, packed, meta, source, list(extractors), shot_budget, cursor,
                    refill_shots)
         pool.reservation = reservation
+        pool.label = label
         pool._save_meta()
         return pool
 
@@ -204,7 +209,7 @@ class EntropyPool:
 
     def provenance(self) -> dict:
         m = self.meta
-        return {"pool": str(self.directory), "backends": sorted({s["backend"] for s in m["sources"]}),
+        return {"pool": self.label or str(self.directory), "backends": sorted({s["backend"] for s in m["sources"]}),
                 "extractors": m["extractors"], "bits_total": m["bits_total"], "offset": m["offset"],
                 "cursor": self.cursor, "shots_total": m["shots_total"],
                 "job_ids": [j["job_id"] for j in m["jobs"]], "seeds": [j["seed"] for j in m["jobs"]]}
