@@ -172,6 +172,19 @@ def test_a_local_job_lost_mid_wait_is_resubmitted(tmp_path: Path) -> None:
     assert submits == ["submit"]
 
 
+def test_a_lost_local_job_is_charged_nothing_and_a_done_one_its_shots(tmp_path: Path) -> None:
+    """#22.5: the ledger charges what ran; a local job that died with its process gave nothing."""
+    from qgen.backends.ledger import ShotLedger
+
+    journal = JobJournal(tmp_path / "local" / "jobs.jsonl", tmp_path / "local" / "job_results", local=True)
+    journal.record(FakeJob("local-1", None), key="a", **JOB_META)
+    submit_or_resume(journal, "b", lambda: FakeJob("local-2", sampler_result()), **JOB_META)
+    journal.recover(None)  # the next process: local-1 died with the last one
+    assert journal.entries()["local-1"].status == "lost"
+    assert ShotLedger(tmp_path, local=True).spent("fake_brisbane") == 1000  # local-2 only: (4 + 6) x 100
+    assert ShotLedger(tmp_path).spent("fake_brisbane") == 0, "never on the hardware ledger"
+
+
 def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Path) -> None:
     journal = journal_in(tmp_path)
     circuit = QuantumCircuit(2)
