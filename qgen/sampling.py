@@ -231,6 +231,8 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
         "device": describe_device(requested_device, device),
+        # results of journaled jobs that ran under other backend settings (--journaled-jobs reuse)
+        "reused_jobs_under_other_settings": backend.reused_under_other_settings(),
     }
     u8 = to_uint8_pixels(images).numpy()
     run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))

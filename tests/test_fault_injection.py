@@ -410,8 +410,13 @@ def test_reuse_takes_the_journaled_job_and_resubmit_pays_for_a_new_one(bench, tr
     bench.edit_backend(twirling="true")
     other = tmp_path / "other"
     shutil.copytree(bench.run, other)
-    assert torch.equal(bench.sample(journaled_jobs="reuse")["images"], want)
+    reused = bench.sample(journaled_jobs="reuse")
+    assert torch.equal(reused["images"], want)
     assert bench.service.lookups == ["ibm-0"] and len(bench.service.submitted) == 2
+    # the samples name the settings the reused job ran with, not only the new ones
+    assert reused["metadata"]["reused_jobs_under_other_settings"] == [
+        {"job_id": "ibm-0", "kind": "estimator",
+         "settings": {"twirling.enable_gates": None, "twirling.enable_measure": None}}]
     bench.check()
     bench.sample(run=other, journaled_jobs="resubmit")
     assert len(bench.service.submitted) == 4, "the new job for the first call, and the second call"

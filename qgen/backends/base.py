@@ -192,6 +192,11 @@ class QuantumBackend(ABC):
         for primitive in self._journaled:
             primitive.on_mismatch = choice
 
+    def reused_under_other_settings(self) -> list[dict]:
+        """Journaled jobs whose results were reused although they ran under other settings (the user chose
+        reuse): each with its id and the settings it ran with that differ from this backend's."""
+        return [item for primitive in self._journaled for item in primitive.reused_under_other_settings]
+
     def attach_run_dir(self, run_dir: Path, shot_budget: int | None = None) -> None:
         """Journal jobs and charge the shot budget in ``run_dir`` (kinds that spend shots; a no-op
         elsewhere)."""

@@ -74,6 +74,8 @@ class _Journaled:
         self.limit: int | None = None
         self._recovered = False
         self._circuit_digests: dict[int, tuple[Any, str]] = {}
+        #: journaled jobs reused under other settings (the user's "reuse"), for the provenance of results
+        self.reused_under_other_settings: list[dict[str, Any]] = []
 
     def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
         """Journal into ``run_dir`` and charge its one ledger (``budget.json``) of this kind."""
@@ -142,11 +144,14 @@ class _Journaled:
         and the resume): reuse it or submit anew as the user chose; without a choice, refuse and say so."""
         if entry is None:
             return None
+        changed = sorted(k for k in set(entry.settings) | set(settings) if entry.settings.get(k) != settings.get(k))
         if self.on_mismatch == "reuse":
+            self.reused_under_other_settings.append(
+                {"job_id": entry.job_id, "kind": self.kind,
+                 "settings": {k: entry.settings.get(k) for k in changed}})
             return entry
         if self.on_mismatch == "resubmit":
             return None
-        changed = sorted(k for k in set(entry.settings) | set(settings) if entry.settings.get(k) != settings.get(k))
         diff = ", ".join(f"{k}: {entry.settings.get(k)!r} -> {settings.get(k)!r}" for k in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise QgenError(f"{self.kind} job {entry.job_id} in {self.journal.path.name} asked for the same under other "
