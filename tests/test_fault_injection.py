@@ -499,3 +499,27 @@ def test_sampling_a_model_folder_on_hardware_opens_no_session(bench, tmp_path) -
     with pytest.raises(QgenError, match="journaled in a run"):
         sample_model(folder, req, out_dir=tmp_path / "out", backends_file=bench.backends, show_progress=False)
     assert bench.service.sessions_opened == 0 and bench.service.jobs == {}
+
+
+# ---------------------------------------------------------------- training on hardware
+
+
+def test_training_killed_mid_step_resumes_without_paying_twice(bench, tmp_path, monkeypatch) -> None:
+    """The estimator path of qgen train: a kill with a step's job queued, then --resume."""
+    from qgen import api
+
+    for name in ("QGEN_RUNS", "QGEN_CIRCUITS"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    cfg = api.run_config(name="hw", backend="standin", n_train=16, download=False, qubits=4, layers=1,
+                         widths=(8, 8, 8), timesteps=40, steps=3, batch_size=4, seed=1, eval_every=0,
+                         checkpoint_every=1, tensorboard=False, device="cpu")
+    runs = tmp_path / "train-runs"
+    bench.service.kill_on_wait(4)  # step 2's backward job: step 1 is checkpointed, step 2 is not
+    with pytest.raises(Killed):
+        api.train(cfg, runs_dir=runs, backends_file=bench.backends)
+    bench.service.advance()
+    run, = runs.iterdir()
+    api.resume(run, runs_dir=runs, backends_file=bench.backends)
+    assert len(bench.service.submitted) == 6, "3 steps x (forward + backward), each paid once"
+    assert bench.service.lookups == ["ibm-3"]
+    bench.check(run)
