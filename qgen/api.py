@@ -108,13 +108,15 @@ def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None 
 
 def resume(run: str | Path, *, steps: int | None = None, runs_dir: str | Path | None = None,
            backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
-           report: Callable[[str], None] | None = None, device: str | None = None) -> Path:
+           report: Callable[[str], None] | None = None, device: str | None = None,
+           journaled_jobs: str | None = None) -> Path:
     """Continue an interrupted run (or train a finished one further to ``steps``); ``device``
-    None: the device the run recorded."""
+    None: the device the run recorded. ``journaled_jobs``: see ``sample``."""
     from qgen.training.run import resume_training
 
     return resume_training(str(run), runs_dir=_path(runs_dir), steps=steps, backends_file=_path(backends_file),
-                           show_progress=progress, local=local, report=report or _quiet, device=device)
+                           show_progress=progress, local=local, report=report or _quiet, device=device,
+                           journaled_jobs=journaled_jobs)
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,12 @@ def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", step
            backend: str | None = None, shot_budget: int | None = None, reuse_noise: bool = False,
            out: str | Path | None = None, runs_dir: str | Path | None = None,
            backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
-           device: str | None = None) -> Samples:
+           device: str | None = None, journaled_jobs: str | None = None) -> Samples:
     """Samples of a run (written into the run directory) or of a model folder (written into ``out``,
     default ./samples). A folder with config.json and no config.toml is a model folder.
-    ``device``: where the U-Net runs (auto, cpu, cuda[:N], mps; None: auto); the draws are the same."""
+    ``device``: where the U-Net runs (auto, cpu, cuda[:N], mps; None: auto); the draws are the same.
+    ``journaled_jobs``: "reuse" or "resubmit" a hardware job the run's journal holds for the same request
+    under other backend settings; None refuses, naming the settings that changed."""
     from qgen.sampling import SampleRequest, sample_model, sample_run
 
     req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
@@ -151,7 +155,8 @@ def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", step
             raise QgenError(f"out is only for model folders: the samples of run {run_or_model} go into its "
                             "run directory")
         result = sample_run(str(run_or_model), req, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
-                            show_progress=progress, local=local, device=device or "auto")
+                            show_progress=progress, local=local, device=device or "auto",
+                            journaled_jobs=journaled_jobs)
     return Samples(result["images"], result["npz"], result["png"], result["metadata"])
 
 

@@ -36,6 +36,7 @@ from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
+SERVICE_ESTIMATE = "IBM Quantum's usage estimate"
 
 
 ETA_SAMPLER = "ddim"  # the one sampler with a noise scale eta
@@ -125,9 +126,7 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
     Classical noise only, on backends that spend no shots: quantum bits and hardware jobs are
     journaled in a run directory, which a shared model folder does not have.
     """
-    from qgen.noise import ClassicalNoise
     from qgen.pretrained import from_pretrained
-    from qgen.rundir import ModelFolder, write_samples
 
     if req.noise != "classical":
         raise QgenError(f"--noise {req.noise} needs a run directory (its entropy pool records the bits); "
@@ -137,6 +136,19 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
     resolved = resolve_device(device)
     pretrained = from_pretrained(model_dir, backend=req.backend, backends_file=backends_file, local=local,
                                  device=resolved)
+    try:  # whatever the backend holds open is released on every way out
+        return _sample_model_with(pretrained, req, out_dir=out_dir, show_progress=show_progress, local=local,
+                                  device=(device, resolved))
+    finally:
+        pretrained.backend.close()
+
+
+def _sample_model_with(pretrained, req: SampleRequest, *, out_dir: Path, show_progress: bool, local: bool,
+                       device: tuple) -> dict:
+    from qgen.noise import ClassicalNoise
+    from qgen.rundir import ModelFolder, write_samples
+
+    device, resolved = device
     backend, cfg = pretrained.backend, pretrained.config
     if backend.spends_shots and cfg.model.kind == "quantum":
         raise QgenError(f"backend {backend.spec.name} submits hardware jobs, which are journaled in a run "
@@ -173,20 +185,24 @@ def sample_model(model_dir: Path, req: SampleRequest, *, out_dir: Path, backends
 
 
 def sample_run(run: str, req: SampleRequest, *, runs_dir: Path | None, backends_file: Path | None,
-               show_progress: bool = True, local: bool = False, device: str = "cpu") -> dict:
-    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
+               show_progress: bool = True, local: bool = False, device: str = "cpu",
+               journaled_jobs: str | None = None) -> dict:
+    """Sample ``req`` from a run with the model on ``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``).
+    ``journaled_jobs``: "reuse" or "resubmit" a journaled job asked under other backend settings (None:
+    refuse, saying which settings changed)."""
     resolved = resolve_device(device)  # before the lock: a missing GPU is one line and touches nothing
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.writing():  # one writer at a time (never while the run trains); writable, manifest readable
         return _sample_locked(found, req, backends_file=backends_file, show_progress=show_progress, local=local,
-                              device=(device, resolved))
+                              device=(device, resolved), journaled_jobs=journaled_jobs)
 
 
 def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | None, show_progress: bool,
-                   local: bool, device: tuple[str, torch.device]) -> dict:
+                   local: bool, device: tuple[str, torch.device], journaled_jobs: str | None = None) -> dict:
     run_dir = run.path
     requested_device, device = device
     cfg, backend, model, ckpt = load_trained_model(run_dir, req.backend, req.weights, backends_file, local, device)
+    backend.on_journal_mismatch = journaled_jobs
     try:  # a Session/Batch the backend opened is closed on every way out
         return _sample_with(run, cfg, backend, model, ckpt, req, show_progress=show_progress, local=local,
                             device=(requested_device, device))
@@ -203,10 +219,13 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
     backend.attach_run_dir(run_dir, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     if backend.spends_shots:
-        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt["channels"])
+        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt)
     noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
+    if backend.spends_shots and req.noise in ("quantum", "mixed"):
+        # every bit the request may draw, in the refill job(s) its plan counted, before the first draw
+        prefetch_bits(noise, _noise_bits(backend, req, ckpt["channels"], scheduler).bits)
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
     images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress, device)
     check_finite(images, ckpt, run.path)
@@ -220,6 +239,8 @@ def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, 
         "noise_draws": scheduler.noise_draws(),
         "scheduler": scheduler.describe(),
         "device": describe_device(requested_device, device),
+        # results of journaled jobs that ran under other backend settings (--journaled-jobs reuse)
+        "reused_jobs_under_other_settings": backend.reused_under_other_settings(),
     }
     u8 = to_uint8_pixels(images).numpy()
     run.save_samples(files, images=u8, samples=images.numpy(), metadata=json.dumps(meta, default=str))
@@ -249,34 +270,57 @@ def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler, rows_per_ima
     return sampling_plan(spec, chunks, scheduler.model_calls())
 
 
-def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
-    """The sampler jobs of quantum noise (an upper bound: bits already in the pool are used first)."""
-    from qgen.backends.qnn_plan import noise_plan
+def _noise_bits(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
+    """The quantum bits the request draws (an upper bound for mixed noise), shots at the nominal yield."""
     from qgen.noise import plan_bits
     from qgen.noise.factory import source_shape
 
     width, extraction_yield = source_shape(backend)
-    bits = plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
-    return bits, noise_plan(backend.spec, bits.shots, bits.jobs)
+    return plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
 
 
-def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, channels: int):
+def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler, run: RunDir, ckpt: dict):
+    """(bits, the sampler jobs of quantum noise). On a backend that spends shots these are the refill
+    jobs the pool will submit (refill.py: the bits it holds for this request are used first, and the
+    request's bits are fetched up front); elsewhere the nominal count."""
+    from qgen.backends.qnn_plan import noise_plan
+
+    bits = _noise_bits(backend, req, channels, scheduler)
+    if not backend.spends_shots:
+        return bits, noise_plan(backend.spec, [bits.shots // bits.jobs + (i < bits.shots % bits.jobs)
+                                               for i in range(bits.jobs)])
+    from qgen.noise.factory import pool_dir, refill_shape_for
+    from qgen.noise.refill import pool_state
+
+    available, observed = pool_state(pool_dir(run.path, backend), _resume_key(req, ckpt), req.reuse_noise)
+    return bits, noise_plan(backend.spec, refill_shape_for(backend, observed).plan(bits.bits - available))
+
+
+def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, run: RunDir, ckpt: dict):
     """(estimator plan or None, noise plan or None) of a sampling run on a backend that spends shots."""
     estimator = (_estimator_plan(backend.spec, req, scheduler, cfg.model.circuit_rows_per_image)
                  if cfg.model.kind == "quantum" else None)
-    noise = _noise_plan(backend, req, channels, scheduler)[1] if req.noise in ("quantum", "mixed") else None
+    noise = (_noise_plan(backend, req, ckpt["channels"], scheduler, run, ckpt)[1]
+             if req.noise in ("quantum", "mixed") else None)
     return estimator, noise
 
 
+def prefetch_bits(noise, n_bits: int) -> None:
+    """Fill the pool of ``noise`` (quantum, or mixed's quantum part) to ``n_bits`` now."""
+    pool = getattr(getattr(noise, "quantum", noise), "pool", None)
+    if pool is not None:
+        pool.ensure(n_bits)
+
+
 def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler,
-                                  channels: int) -> None:
-    from qgen.backends.budget import ShotLedger
+                                  ckpt: dict) -> None:
+    from qgen.backends.ledger import ShotLedger
 
     limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, channels) if p is not None]
+    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, run, ckpt) if p is not None]
     if plans:
         total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
-        ShotLedger(run.path).budget(backend.spec.name, limit).check(total)
+        ShotLedger(run.path, local=backend.local).budget(backend.spec.name, limit).check(total)
 
 
 @dataclass(frozen=True)
@@ -298,22 +342,36 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
     run_dir = RunDir.resolve(run, runs_dir or default_runs_root())
     cfg = run_dir.config()
     backend = load_backend(req.backend or cfg.backend, backends_file, local=local)
+    try:  # nothing is opened for a plan, and whatever the backend holds is released on every way out
+        return _plan_with(run_dir, cfg, backend, req, local, refusals)
+    finally:
+        backend.close()
+
+
+def _plan_with(run_dir: RunDir, cfg, backend, req: SampleRequest, local: bool, refusals: list[str]) -> SamplingPlan:
     spec = backend.spec
     req.validate(cfg.diffusion.T)
-    channels = run_dir.load_checkpoint(weights_to_load(run_dir, req.weights))["channels"]
+    weights = weights_to_load(run_dir, req.weights)
+    ckpt = run_dir.load_checkpoint(weights) | {"weights": weights}
+    channels = ckpt["channels"]
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     steps = scheduler.model_calls()  # per batch; the scheduler's count, never recomputed here
     chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
-    hardware = _hardware_plan(cfg, backend, req, scheduler, channels) if backend.spends_shots else (None, None)
+    estimates = 0  # free dry_run jobs asked of the service for its usage estimate
+    hardware = (_hardware_plan(cfg, backend, req, scheduler, run_dir, ckpt) if backend.spends_shots
+                else (None, None))
     if cfg.model.kind == "quantum":
         calls = steps * chunks
         # one PUB per call: every readout from the same shots; one binding per image and site
         bindings = steps * req.n * cfg.model.circuit_rows_per_image
         line = f"quantum layer: {calls} model calls, {calls} PUBs, {bindings} bindings"
         if hardware[0] is not None:
-            line += f"; estimator: {_with_service_usage(backend, cfg, req, scheduler, hardware[0], local).summary()}"
+            estimated = _with_service_usage(backend, cfg, req, scheduler, hardware[0], local)
+            line += f"; estimator: {estimated.summary()}"
+            if estimated.usage_source == SERVICE_ESTIMATE:
+                estimates = len(batch_sizes(req.n, req.batch_size))
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
     if backend.spends_shots and spec.device:
@@ -323,7 +381,7 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines += retired
         refusals += retired
     if req.noise in ("quantum", "mixed"):
-        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler)
+        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler, run_dir, ckpt)
         bound = " (upper bound: mixed draws quantum bits only where λ(t) > 0)" if req.noise == "mixed" else ""
         line = f"quantum noise{bound}: {bits.summary()}"
         if backend.spends_shots:
@@ -333,18 +391,20 @@ def plan_sampling(run: str, req: SampleRequest, *, runs_dir: Path | None, backen
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
     plans = [p for p in hardware if p is not None]
     if plans:
-        from qgen.backends.budget import ShotLedger
+        from qgen.backends.ledger import ShotLedger
 
         total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
         limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
-        budget = ShotLedger(run_dir.path).budget(spec.name, limit)
+        budget = ShotLedger(run_dir.path, local=backend.local).budget(spec.name, limit)
         left = f"{budget.remaining:,}" if budget.remaining is not None else "unlimited"
         over = _refusal(lambda: budget.check(total))
         verdict = "OVER BUDGET: the real run would be refused" if over else "within budget"
         lines.append(f"total: {total.executions:,} shots in {total.num_jobs:,} jobs; shot budget left on "
                      f"{spec.name}: {left}; {verdict}")
         refusals += over
-    lines.append("dry run: nothing was submitted")
+    lines.append("dry run: nothing was submitted" if not estimates else
+                 f"dry run: no shots spent; the QPU time is from {estimates} free dry_run estimate job(s) "
+                 "(no Session opened)")
     return SamplingPlan(lines, refusals)
 
 
@@ -359,11 +419,12 @@ def _with_service_usage(backend, cfg, req: SampleRequest, scheduler: Scheduler, 
         return with_fields(job_plan, usage_source="local model; the local service gives no usage estimate")
     try:
         circuit = build_ansatz(cfg.model.ansatz)
-        per_call = sum(backend.service_usage_estimate(circuit, size) for size in batch_sizes(req.n, req.batch_size))
+        rows = cfg.model.circuit_rows_per_image  # bindings per image: one per site of a per-site design
+        per_call = sum(backend.service_usage_estimate(circuit, size * rows) for size in batch_sizes(req.n, req.batch_size))
     except QgenError as exc:
         return with_fields(job_plan, usage_source=f"local model; no service estimate: {exc}")
     return with_fields(job_plan, estimated_seconds=per_call * scheduler.model_calls(),
-                       usage_source="IBM Quantum's usage estimate")
+                       usage_source=SERVICE_ESTIMATE)
 
 
 def _refusal(check) -> list[str]:

@@ -223,12 +223,12 @@ def test_ibm_local_sampling_journals_jobs_and_resumes_without_resubmitting(tmp_p
             "--no-progress"]
     res = qgen(args, env, timeout=1200)
     assert res.returncode == 0, res.stderr
-    lines = (run / "jobs.jsonl").read_text().splitlines()
+    lines = (run / "local" / "jobs.jsonl").read_text().splitlines()  # --local jobs are journaled apart
     submitted = [json.loads(ln) for ln in lines if json.loads(ln)["status"] == "submitted"]
     assert len(submitted) == 2  # one estimator job per DDIM step
     res = qgen(args, env, timeout=1200)
     assert res.returncode == 0, res.stderr
-    again = [json.loads(ln) for ln in (run / "jobs.jsonl").read_text().splitlines()]
+    again = [json.loads(ln) for ln in (run / "local" / "jobs.jsonl").read_text().splitlines()]
     assert len([ln for ln in again if ln["status"] == "submitted"]) == 2, "the repeat was served from the journal"
 
 
@@ -261,6 +261,7 @@ def test_hardware_dry_run_counts_estimator_and_noise_jobs_and_refuses_over_budge
     assert res.returncode == 2 and "OVER BUDGET: the real run would be refused" in res.stdout
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("qgen: error: the real run would be refused")
     assert not (run / "jobs.jsonl").exists() and not (run / "budget.json").exists()
+    assert not (run / "local").exists()
 
 
 @pytest.mark.parametrize("threads", ["0", "-2", "abc", "1.5", ""])

@@ -16,7 +16,8 @@ from qiskit_ibm_runtime.executor_estimator.prepare import prepare as prepare_est
 from qiskit_ibm_runtime.executor_sampler.prepare import prepare as prepare_sampler
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-from qgen.backends.budget import ShotLedger, plan_for_spec
+from qgen.backends.budget import plan_for_spec
+from qgen.backends.ledger import ShotLedger
 from qgen.backends.journaled import JournaledEstimator, JournaledSampler, merge_observables
 from qgen.backends.runtime import estimator_options, sampler_options
 from qgen.backends.spec import BackendSpec
@@ -204,19 +205,26 @@ def test_shots_without_precision_run_on_the_runtime_default_shots(tmp_path: Path
     assert json.loads((tmp_path / "budget.json").read_text())["hw"]["spent"] == inner.shots == (2 * 32 + 32) * 64
 
 
-def test_charging_the_ledger_needs_the_run_lock(tmp_path: Path):
+def test_writing_the_ledger_needs_the_run_lock(tmp_path: Path):
+    from qgen.backends.journal import JobJournal
+
+    class Job:
+        def job_id(self):
+            return "job-1"
+
+    JobJournal(tmp_path / "jobs.jsonl", tmp_path / "job_results").record(
+        Job(), kind="sampler", backend="hw", pub_shapes=[()], shots=10)
     with pytest.raises(QgenError, match="only while this process holds the run's lock"):
-        ShotLedger(tmp_path).charge("hw", None, 10)
+        ShotLedger(tmp_path).sync("hw", None)
     with RunDir(tmp_path).lock():
-        ShotLedger(tmp_path).charge("hw", None, 10)
-        ShotLedger(tmp_path).charge("hw", None, 5)  # a second ledger object reads what the first wrote
-    assert ShotLedger(tmp_path).spent("hw") == 15
+        ShotLedger(tmp_path).sync("hw", None)
+    assert ShotLedger(tmp_path).spent("hw") == 10
 
 
 # ------------------------------------------------------------------- zero resubmissions, hardware
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):  # a dying process runs no except-Exception handler
     """Stands in for the process dying while it waits on a job."""
 
 

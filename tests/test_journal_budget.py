@@ -19,7 +19,7 @@ from qgen.rundir import RunDir
 JOB_META = {"kind": "sampler", "backend": "fake_brisbane", "pub_shapes": [(4,), (2, 3)], "shots": 100}
 
 
-class Crash(Exception):
+class Crash(BaseException):  # a dying process runs no except-Exception handler
     """Stands in for the process dying (Ctrl-C, OOM, node reboot)."""
 
 
@@ -172,6 +172,19 @@ def test_a_local_job_lost_mid_wait_is_resubmitted(tmp_path: Path) -> None:
     assert submits == ["submit"]
 
 
+def test_a_lost_local_job_is_charged_nothing_and_a_done_one_its_shots(tmp_path: Path) -> None:
+    """#22.5: the ledger charges what ran; a local job that died with its process gave nothing."""
+    from qgen.backends.ledger import ShotLedger
+
+    journal = JobJournal(tmp_path / "local" / "jobs.jsonl", tmp_path / "local" / "job_results", local=True)
+    journal.record(FakeJob("local-1", None), key="a", **JOB_META)
+    submit_or_resume(journal, "b", lambda: FakeJob("local-2", sampler_result()), **JOB_META)
+    journal.recover(None)  # the next process: local-1 died with the last one
+    assert journal.entries()["local-1"].status == "lost"
+    assert ShotLedger(tmp_path, local=True).spent("fake_brisbane") == 1000  # local-2 only: (4 + 6) x 100
+    assert ShotLedger(tmp_path).spent("fake_brisbane") == 0, "never on the hardware ledger"
+
+
 def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Path) -> None:
     journal = journal_in(tmp_path)
     circuit = QuantumCircuit(2)
@@ -192,6 +205,39 @@ def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
     with open(tmp_path / "jobs.jsonl", "a") as handle:
         handle.write('{"job_id": "job-e", "sta')  # the write a crash interrupted
     assert [entry.job_id for entry in journal.pending()] == ["job-d"]
+
+
+def test_writing_after_a_torn_line_removes_it_first(tmp_path: Path) -> None:
+    """A kill mid-append: the next line must not be appended onto the torn one (#22.6)."""
+    journal = journal_in(tmp_path)
+    journal.record(FakeJob("job-d", None), key="k", **JOB_META)
+    with open(tmp_path / "jobs.jsonl", "a") as handle:
+        handle.write('{"job_id": "job-e", "sta')
+    journal.record(FakeJob("job-f", None), key="k2", **JOB_META)
+    journal.mark_done("job-f")
+    assert [(line["job_id"], line["status"]) for line in journal_lines(tmp_path)] == [
+        ("job-d", "submitted"), ("job-f", "submitted"), ("job-f", "done")]
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    journal = journal_in(tmp_path)
+    journal.record(FakeJob("job-d", None), key="k", **JOB_META)
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(path.read_text().rstrip("\n"))  # the kill came between the record and its newline
+    journal.record(FakeJob("job-e", None), key="k2", **JOB_META)
+    assert [line["job_id"] for line in journal_lines(tmp_path)] == ["job-d", "job-e"]
+
+
+def test_result_paths_are_relative_to_the_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#22.9: a run addressed through a relative path records its result relative to itself."""
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs") / "r"
+    journal = journal_in(run)
+    submit_or_resume(journal, "k", lambda: FakeJob("job-r", sampler_result()), **JOB_META)
+    assert journal_lines(tmp_path / run)[-1]["result_path"] == "job_results/job-r.json"
+    moved = tmp_path / "moved"
+    (tmp_path / run).rename(moved)
+    assert journal_in(moved).load_result("job-r") is not None
 
 
 def test_mark_done_of_an_unknown_job_is_an_error(tmp_path: Path) -> None:
@@ -220,16 +266,9 @@ def test_budget_counts_what_was_already_spent() -> None:
     ShotBudget(limit=None, spent=10**12).check(plan([(10**4, 10**5)]))  # unlimited
 
 
-def test_budget_persists_per_backend_in_the_run_dir(tmp_path: Path) -> None:
-    budget_file = RunDir(tmp_path).budget_path
-    budget = ShotBudget.load(budget_file, "ibm_fez", limit=1000)
-    budget.charge(300)
-    budget.save(budget_file, "ibm_fez")
-    ShotBudget(limit=50, spent=7).save(budget_file, "ibm_kingston")
-    again = ShotBudget.load(budget_file, "ibm_fez", limit=2000)  # a raised limit takes effect on resume
-    assert (again.spent, again.limit, again.remaining) == (300, 2000, 1700)
-    assert ShotBudget.load(budget_file, "ibm_kingston", limit=50).spent == 7
-    assert json.loads((tmp_path / "budget.json").read_text())["ibm_fez"] == {"limit": 1000, "spent": 300}
+def test_a_negative_spent_is_refused_rather_than_adding_to_what_is_left() -> None:
+    with pytest.raises(QgenError, match="cannot be negative"):
+        ShotBudget(limit=1000, spent=-500)
 
 
 def test_plan_splits_jobs_at_ten_million_executions() -> None:

@@ -77,9 +77,10 @@ class QuantumBackend(ABC):
         self.validate_spec(spec)
         self.spec = spec
         self.local = local                # kind ibm only: run the runtime path on the fake device
-        self._prepared: dict[str, PreparedCircuit] = {}
+        self._prepared: dict[tuple, PreparedCircuit] = {}  # prepared_key -> what it prepares to
         self._run_dir: tuple[Path, int | None] | None = None
         self._journaled: list[Any] = []
+        self._on_journal_mismatch: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name!r}, local={self.local})"
@@ -113,7 +114,14 @@ class QuantumBackend(ABC):
         return isa_pass_manager(self.spec, self.isa_backend())
 
     def prepare(self, qnn_circuit: QNNCircuit) -> PreparedCircuit:
-        key = qnn_circuit.name
+        """The circuit ready for this backend, transpiled once per distinct circuit: the key is its
+        content and parameter identities (circuit_key.py), never its name, and the transpile settings
+        (a spec replaced on this object must not find circuits prepared under the old one)."""
+        from qgen.backends.circuit_key import prepared_key
+
+        spec = self.spec
+        key = ((self.kind, spec.device, self.local, spec.optimization_level, spec.seed_transpiler),
+               prepared_key(qnn_circuit))
         if key not in self._prepared:
             self._prepared[key] = self._prepare(qnn_circuit)
         return self._prepared[key]
@@ -183,6 +191,24 @@ class QuantumBackend(ABC):
         )
 
     # -- journaling ------------------------------------------------------------------------------
+    @property
+    def on_journal_mismatch(self) -> str | None:
+        """A journaled job that asked for the same under other settings (backends.toml edited between a
+        kill and the resume): "reuse", "resubmit", or None (refuse and say so). The user's --journaled-jobs;
+        set after the model is built, so it reaches the primitives already made."""
+        return self._on_journal_mismatch
+
+    @on_journal_mismatch.setter
+    def on_journal_mismatch(self, choice: str | None) -> None:
+        self._on_journal_mismatch = choice
+        for primitive in self._journaled:
+            primitive.on_mismatch = choice
+
+    def reused_under_other_settings(self) -> list[dict]:
+        """Journaled jobs whose results were reused although they ran under other settings (the user chose
+        reuse): each with its id and the settings it ran with that differ from this backend's."""
+        return [item for primitive in self._journaled for item in primitive.reused_under_other_settings]
+
     def attach_run_dir(self, run_dir: Path, shot_budget: int | None = None) -> None:
         """Journal jobs and charge the shot budget in ``run_dir`` (kinds that spend shots; a no-op
         elsewhere)."""

@@ -19,23 +19,18 @@ seconds ~ SECONDS_PER_JOB per job + SECONDS_PER_EXECUTION per shot. The service'
 (``RuntimeJobV2.usage_estimation["quantum_seconds"]`` of a ``dry_run=True`` job) is used where it
 can be had (runtime.py, ``service_usage_estimate``).
 
-The ledger (``ShotLedger``, the run's ``budget.json``) is the one record of what a run spent, per
-backend: re-read and rewritten atomically at every charge, under the run directory's lock, so the
-estimator, the sampler and every process that ever worked on the run add to the same numbers.
+The ledger (``ShotLedger`` in ledger.py, the run's ``budget.json``) is what a run spent, per backend,
+derived from the job journal.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_text
 
 MAX_EXECUTIONS_PER_JOB = 10_000_000
 SECONDS_PER_EXECUTION = 250e-6
@@ -308,6 +303,11 @@ class ShotBudget:
     limit: int | None
     spent: int = 0
 
+    def __post_init__(self) -> None:
+        # a negative spent would add to what is left
+        if self.spent < 0:
+            raise QgenError(f"shots spent cannot be negative (got {self.spent:,})")
+
     @property
     def remaining(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.spent, 0)
@@ -324,71 +324,6 @@ class ShotBudget:
 
     def charge(self, executions: int) -> None:
         self.spent += executions
-
-    # Persistence: the run's budget file = {backend: {"limit": ..., "spent": ...}}. The limit in force is
-    # the configured one (so raising shot_budget takes effect on resume); what was spent is remembered.
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], backend: str, limit: int | None) -> ShotBudget:
-        stored = _read_budgets(Path(path)).get(backend, {})
-        return cls(limit=limit, spent=int(stored.get("spent", 0)))
-
-    def save(self, path: str | os.PathLike[str], backend: str) -> None:
-        path = Path(path)
-        budgets = _read_budgets(path)
-        budgets[backend] = {"limit": self.limit, "spent": self.spent}
-        atomic_write_text(path, json.dumps(budgets, indent=2))
-
-
-class ShotLedger:
-    """The run's one shot ledger (``budget.json``): shots charged per backend at submission.
-
-    Every read goes to the file and every charge is read-modify-write (atomic), so two primitives
-    of one process (estimator and sampler), or two processes one after the other, never overwrite
-    each other's spending. Charging needs the run directory's lock, held by this process: the lock
-    is what makes read-modify-write safe.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        from qgen.rundir import RunDir
-
-        run = RunDir(Path(run_dir))
-        self.path = run.budget_path
-        self.lock_path = run.lock_path
-
-    def spent(self, backend: str) -> int:
-        return int(_read_budgets(self.path).get(backend, {}).get("spent", 0))
-
-    def budget(self, backend: str, limit: int | None) -> ShotBudget:
-        """The budget in force: the configured ``limit`` (raising it takes effect on resume) and
-        what the ledger says was spent."""
-        return ShotBudget(limit=limit, spent=self.spent(backend))
-
-    def charge(self, backend: str, limit: int | None, shots: int) -> None:
-        self._require_lock()
-        budgets = _read_budgets(self.path)
-        spent = int(budgets.get(backend, {}).get("spent", 0)) + int(shots)
-        budgets[backend] = {"limit": limit, "spent": spent}
-        atomic_write_text(self.path, json.dumps(budgets, indent=2))
-
-    def _require_lock(self) -> None:
-        import socket
-
-        from qgen.rundir.lock import read_holder
-
-        holder = read_holder(self.lock_path)
-        if holder is None or holder.pid != os.getpid() or holder.host != socket.gethostname():
-            raise QgenError(f"{self.path}: shots are charged only while this process holds the run's lock "
-                            f"({self.lock_path.name}) (internal error)")
-
-
-def _read_budgets(path: Path) -> dict[str, dict[str, Any]]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise QgenError(f"{path}: corrupt shot budget file ({exc.msg}); fix or delete it") from None
 
 
 def _duration(seconds: float) -> str:

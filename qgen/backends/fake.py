@@ -69,7 +69,9 @@ class FakeDeviceBackend(AerBackend):
 
         from qgen.backends.reduction import reduced_noise_model
 
-        full = NoiseModel.from_backend(self.device)
+        from qgen.backends.reduced_device import with_calibrated_readout
+
+        full = with_calibrated_readout(NoiseModel.from_backend(self.device), self.device)
         return reduced_noise_model(full, prepared.reduction.physical_qubits) if prepared else full
 
     def bit_sampling(self, entropy_circuit: EntropyCircuit) -> BitSampling:

@@ -66,13 +66,15 @@ class IBMBackend(QuantumBackend):
         from qgen.backends.journaled import JournaledEstimator
 
         # the service lets a restarted run fetch its queued/running jobs by ID instead of resubmitting
-        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service))
+        return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service,
+                                                local=self.local, on_mismatch=self.on_journal_mismatch))
 
     def sampler(self):
         """The runtime sampler, journaled."""
         from qgen.backends.journaled import JournaledSampler
 
-        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service))
+        return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service,
+                                              local=self.local, on_mismatch=self.on_journal_mismatch))
 
     def planning_circuit(self, qnn_circuit):
         """The circuit the estimator will run, for planning without contacting IBM: the prepared
@@ -96,7 +98,7 @@ class IBMBackend(QuantumBackend):
         for index, observable in enumerate(prepared.executable_observables):
             grid[index, 0] = observable
         values = np.zeros((rows, prepared.executable.num_parameters))
-        return service_usage_estimate(self.runtime.estimator(), [(prepared.executable, grid, values)])
+        return service_usage_estimate(self.runtime.usage_estimator(), [(prepared.executable, grid, values)])
 
     def close(self) -> None:
         if self._runtime is not None:

@@ -7,7 +7,8 @@ one place:
 * before the first submission of a process, every job an interrupted run left ``submitted`` is
   retrieved by its ID (``service.job(id)`` on hardware), so nothing queued or running at IBM is
   ever submitted twice; an identical request (same circuits, parameter values and observables)
-  is answered from the journal;
+  under the same settings (executor options, precision) is answered from the journal; under other
+  settings (backends.toml edited between a kill and the resume) the user chooses: reuse or resubmit;
 * a job that would pass the budget is refused before submission;
 * estimator PUBs that differ only in their observable (EstimatorQNN sends one per readout) go out
   as ONE PUB with an ``(n_obs, ...)`` observable array: the executor measures all Z readouts from
@@ -29,8 +30,10 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from qgen.backends.budget import ShotLedger, plan_for_spec
+from qgen.backends.budget import plan_for_spec
+from qgen.backends.job_files import job_files
 from qgen.backends.journal import JobJournal, submit_or_resume
+from qgen.backends.ledger import ShotLedger
 from qgen.errors import QgenError
 
 
@@ -52,45 +55,70 @@ class CompletedJob:
 
 class _Journaled:
     kind = "primitive"
+    #: QuantumBitSource passes ``request=`` (its pool's job number) to samplers that say so.
+    journals_requests = False
 
-    def __init__(self, inner: Any, spec: Any, service: Any | None = None):
+    def __init__(self, inner: Any, spec: Any, service: Any | None = None, local: bool = False,
+                 on_mismatch: str | None = None):
         """``service``: the QiskitRuntimeService that can fetch this run's jobs again by their ID
-        (None locally, where a job lives only as long as its process)."""
+        (None locally, where a job lives only as long as its process). ``local``: journal in the
+        ``--local`` files (job_files.py). ``on_mismatch``: what to do with a journaled job that asked
+        for the same thing under other settings: "reuse", "resubmit", or None (refuse, and say so)."""
         self.inner = inner
         self.spec = spec
         self.service = service
+        self.local = local
+        self.on_mismatch = on_mismatch
         self.journal: JobJournal | None = None
         self.ledger: ShotLedger | None = None
         self.limit: int | None = None
         self._recovered = False
-        self._circuit_digests: dict[int, str] = {}
+        self._circuit_digests: dict[int, tuple[Any, str]] = {}
+        #: journaled jobs reused under other settings (the user's "reuse"), for the provenance of results
+        self.reused_under_other_settings: list[dict[str, Any]] = []
 
     def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
-        """Journal into ``run_dir`` and charge its one ledger (``budget.json``)."""
-        from qgen.rundir import RunDir
-
-        run = RunDir(run_dir)
+        """Journal into ``run_dir`` and charge its one ledger (``budget.json``) of this kind."""
+        files = job_files(run_dir, self.local)
         self.limit = shot_budget if shot_budget is not None else self.spec.shot_budget
-        self.journal = JobJournal(run.journal_path, run.job_results_dir)
-        self.ledger = ShotLedger(run.path)
+        self.journal = JobJournal(files.journal, files.results, local=self.local)
+        self.ledger = ShotLedger(run_dir, local=self.local)
         self._recovered = False
 
     def _digest(self, circuit) -> str:
         """The circuit's content, stable across processes: OpenQASM 3 names parameters, while QPY
         would also store their per-process UUIDs and so never match after a restart."""
-        key = id(circuit)
-        if key not in self._circuit_digests:
-            text = qasm3.dumps(circuit)
-            self._circuit_digests[key] = hashlib.sha256(text.encode()).hexdigest()
-        return self._circuit_digests[key]
+        cached = self._circuit_digests.get(id(circuit))
+        if cached is None or cached[0] is not circuit:
+            # the entry keeps its circuit alive: a freed circuit's id() may be reused by another one,
+            # which would then be journaled under the first one's digest
+            cached = (circuit, hashlib.sha256(qasm3.dumps(circuit).encode()).hexdigest())
+            self._circuit_digests[id(circuit)] = cached
+        return cached[1]
 
-    def _submit(self, pubs: list, key_parts: list, submit) -> CompletedJob:
+    def _settings(self, **extra: Any) -> dict[str, Any]:
+        """Everything of the spec that changes what a job returns (the executor options, flattened),
+        plus ``extra`` (e.g. the PUBs' precision); the simulator seed and job tags do not count."""
+        options = self._options().model_dump(mode="json")
+        for ignored in ("environment", "simulator", "experimental"):
+            options.pop(ignored, None)
+        return {**_flatten(options), **extra}
+
+    def _options(self):
+        raise NotImplementedError
+
+    def _submit(self, pubs: list, request_parts: list, settings: dict, submit) -> CompletedJob:
         if self.journal is None:
             raise QgenError(f"{self.spec.name}: jobs need a run directory to be journaled in (internal error)")
         if not self._recovered:  # an interrupted run's jobs first: never submit what may still come back
             self.journal.recover(self.service)
+            self.ledger.sync(self.spec.name, self.limit)  # settling may have changed what is charged
             self._recovered = True
-        key = hashlib.sha256(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()
+        request = _sha(request_parts)
+        key = _sha([request, settings])
+        previous = self.journal.find(key)
+        if previous is None:
+            previous = self._other_settings(self.journal.find_request(request), settings)
         job_plan = plan_for_spec(pubs, self.spec, self.kind)
 
         def checked_submit():
@@ -98,18 +126,46 @@ class _Journaled:
             return submit()
 
         def charge(job) -> None:
-            self.ledger.charge(self.spec.name, self.limit, job_plan.executions)
+            self.ledger.sync(self.spec.name, self.limit)
 
         shots = max((p.shots for job in job_plan.jobs for p in job.pubs), default=0)
-        result = submit_or_resume(self.journal, key, checked_submit, kind=self.kind, backend=self.spec.name,
-                                  pub_shapes=[p.shape for p in pubs], shots=shots,
-                                  executions=job_plan.executions, service=self.service, on_submit=charge)
-        entry = self.journal.find(key)
+        try:
+            result = submit_or_resume(self.journal, key, checked_submit, kind=self.kind, backend=self.spec.name,
+                                      pub_shapes=[p.shape for p in pubs], shots=shots,
+                                      executions=job_plan.executions, service=self.service, on_submit=charge,
+                                      request=request, settings=settings, previous=previous)
+        finally:  # a job that failed while we waited is charged what it ran, also when that ends the command
+            self.ledger.sync(self.spec.name, self.limit)
+        entry = self.journal.find(key) or previous
         return CompletedJob(result, entry.job_id if entry else "")
+
+    def _other_settings(self, entry, settings: dict):
+        """A journaled job asked for the same under other settings (backends.toml edited between a kill
+        and the resume): reuse it or submit anew as the user chose; without a choice, refuse and say so."""
+        if entry is None:
+            return None
+        changed = sorted(k for k in set(entry.settings) | set(settings) if entry.settings.get(k) != settings.get(k))
+        if self.on_mismatch == "reuse":
+            self.reused_under_other_settings.append(
+                {"job_id": entry.job_id, "kind": self.kind,
+                 "settings": {k: entry.settings.get(k) for k in changed}})
+            return entry
+        if self.on_mismatch == "resubmit":
+            return None
+        diff = ", ".join(f"{k}: {entry.settings.get(k)!r} -> {settings.get(k)!r}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise QgenError(f"{self.kind} job {entry.job_id} in {self.journal.path.name} asked for the same under other "
+                        f"settings of backend {self.spec.name} ({diff}{more}); pass --journaled-jobs reuse to use its "
+                        f"result, or --journaled-jobs resubmit to pay for a new job")
 
 
 class JournaledEstimator(_Journaled, BaseEstimatorV2):
     kind = "estimator"
+
+    def _options(self):
+        from qgen.backends.runtime import estimator_options
+
+        return estimator_options(self.spec)
 
     def run(self, pubs, *, precision: float | None = None):
         # EstimatorQNN passes its default_precision, 0.0 for a spec with shots only: 0 means "not
@@ -117,23 +173,50 @@ class JournaledEstimator(_Journaled, BaseEstimatorV2):
         precision = precision or self.spec.precision or None
         coerced = [EstimatorPub.coerce(p, precision) for p in pubs]
         merged, members = merge_observables(coerced)
-        key = [[self._digest(p.circuit), p.parameter_values.as_array().tolist(),
-                p.observables.tolist(), p.precision]
-               for p in merged]
-        job = self._submit(merged, key, lambda: self.inner.run(merged, precision=precision))
+        request = [[self._digest(p.circuit), p.parameter_values.as_array().tolist(), p.observables.tolist()]
+                   for p in merged]
+        settings = self._settings(pub_precision=[p.precision for p in merged])
+        job = self._submit(merged, request, settings, lambda: self.inner.run(merged, precision=precision))
         return CompletedJob(split_results(job.result(), members, len(coerced)), job.job_id())
 
 
 class JournaledSampler(_Journaled, BaseSamplerV2):
     kind = "sampler"
+    journals_requests = True
 
-    def run(self, pubs, *, shots: int | None = None):
+    def _options(self):
+        from qgen.backends.runtime import sampler_options
+
+        return sampler_options(self.spec)
+
+    def run(self, pubs, *, shots: int | None = None, request: str | None = None):
+        """``request``: what this job is for, when the caller consumes each job's bits exactly once (the
+        entropy pool passes its own identity and job number): after a kill, the same request gets the
+        journaled job's bits, whatever its shots. Without one, every call is a new job: replaying an
+        old job's bits would hand out the same randomness twice."""
         shots = shots or self.spec.shots
         coerced = [SamplerPub.coerce(p, shots) for p in pubs]
-        # Measured bits are consumed by the entropy pool, which persists them itself: replaying an old
-        # job's bits would hand out the same randomness twice, so every sampler call gets a fresh key.
-        key = [[self._digest(p.circuit), p.shots] for p in coerced] + [uuid.uuid4().hex]
-        return self._submit(coerced, key, lambda: self.inner.run(coerced, shots=shots))
+        circuits = [self._digest(p.circuit) for p in coerced]
+        if request is None:
+            parts, settings = [circuits, [p.shots for p in coerced], uuid.uuid4().hex], self._settings()
+        else:  # the shots are the pool's to count (it reads them from the result), not part of the request
+            parts, settings = [circuits, request], self._settings()
+            settings.pop("default_shots", None)
+        return self._submit(coerced, parts, settings, lambda: self.inner.run(coerced, shots=shots))
+
+
+def _sha(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _flatten(options: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in options.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 # ------------------------------------------------------------------------------ one PUB per circuit

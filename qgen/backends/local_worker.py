@@ -101,8 +101,15 @@ def run_task(task: LocalTask, cache: dict | None = None) -> Any:
     key = (task.device, task.qubits, task.execution_mode)
     if key not in cache:
         fake = cache.get(task.device) or cache.setdefault(task.device, fake_backend(task.device))
+        from qiskit_aer.noise import NoiseModel
+
+        from qgen.backends.reduced_device import with_calibrated_readout
+
         method = "density_matrix" if len(task.qubits) <= DENSITY_MATRIX_MAX_QUBITS else "matrix_product_state"
-        simulator = AerSimulator.from_backend(reduced_backend(fake, task.qubits), method=method)
+        reduced = reduced_backend(fake, task.qubits)
+        # the device's calibrated, asymmetric readout (Aer's from_backend makes it symmetric)
+        noise = with_calibrated_readout(NoiseModel.from_backend(reduced), fake, task.qubits)
+        simulator = AerSimulator.from_backend(reduced, method=method, noise_model=noise)
         cache[key] = open_execution_mode(task.execution_mode, simulator) or simulator
     mode = cache[key]
     if task.kind == "estimator":

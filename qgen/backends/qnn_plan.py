@@ -45,12 +45,10 @@ def sampling_plan(spec: Any, chunks: Sequence[int], model_calls: int) -> JobPlan
     return per_call.times(model_calls)
 
 
-def noise_plan(spec: Any, shots: int, jobs: int) -> JobPlan:
-    """The sampler jobs that measure ``shots`` quantum-noise shots (of one binding) in ``jobs`` jobs."""
-    if shots <= 0 or jobs <= 0:
-        return JobPlan(jobs=(), estimated_seconds=0.0)
-    per_job, last = divmod(shots, jobs)
+def noise_plan(spec: Any, job_shots: Sequence[int]) -> JobPlan:
+    """The sampler jobs of the entropy pool's refills: one job of one binding per entry of ``job_shots``
+    (the shots the pool asks for; the executor may run more, e.g. twirled)."""
     plan = JobPlan(jobs=(), estimated_seconds=0.0)
-    for index in range(jobs):
-        plan = plan + plan_for_spec([PubCost(1, per_job + (1 if index < last else 0))], spec, "sampler")
+    for shots in job_shots:
+        plan = plan + plan_for_spec([PubCost(1, shots)], spec, "sampler")
     return plan

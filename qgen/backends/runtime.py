@@ -292,7 +292,10 @@ class LocalExecutorSampler(BaseSamplerV2):
 class RuntimePrimitives:
     """The backend, its execution mode, and factories for executor primitives configured from a spec.
 
-    Use as a context manager (or call close()) so a Session/Batch is closed when the run ends.
+    The Session/Batch (``open_mode``) is opened only when a primitive first submits a job: commands that
+    only transpile (``qgen circuits``), plan (``--dry-run``) or refuse before running anything never open
+    one. Use as a context manager (or call close()) so an opened one is closed when the run ends.
+    ``primitive_classes`` (estimator, sampler) replace the executor classes (tests: a stand-in service).
     """
 
     def __init__(
@@ -301,14 +304,37 @@ class RuntimePrimitives:
         backend: BackendV2,
         *,
         mode: Session | Batch | None = None,
+        open_mode: Any = None,
         service: QiskitRuntimeService | None = None,
         local_device: LocalDevice | None = None,
+        primitive_classes: tuple[Any, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.backend = backend
         self.mode = mode
+        self._open_mode = open_mode
         self.service = service
         self._local_device = local_device
+        self._classes = primitive_classes
+
+    def _execution_mode(self) -> Any:
+        """The Session/Batch, opened now if it is still to be opened; None in job mode."""
+        if self.mode is None and self._open_mode is not None:
+            opener, self._open_mode = self._open_mode, None
+            self.mode = opener()
+        return self.mode
+
+    def _primitive(self, which: int, options: Any) -> Any:
+        if self._classes is None:
+            from qiskit_ibm_runtime.executor_estimator import Estimator
+            from qiskit_ibm_runtime.executor_sampler import Sampler
+
+            cls = (Estimator, Sampler)[which]
+        else:
+            cls = self._classes[which]
+        if self._open_mode is None:  # job mode, or the mode is open already
+            return cls(mode=self.mode or self.backend, options=options)
+        return OnFirstRun(lambda: cls(mode=self._execution_mode() or self.backend, options=options), options)
 
     @property
     def local(self) -> bool:
@@ -320,20 +346,25 @@ class RuntimePrimitives:
     def estimator(self) -> BaseEstimatorV2:
         if self._local_device is not None:
             return LocalExecutorEstimator(self._local_device, estimator_options(self.spec))
-        from qiskit_ibm_runtime.executor_estimator import Estimator
-
-        return Estimator(mode=self.mode or self.backend, options=estimator_options(self.spec))
+        return self._primitive(0, estimator_options(self.spec))
 
     def sampler(self) -> BaseSamplerV2:
         if self._local_device is not None:
             return LocalExecutorSampler(self._local_device, sampler_options(self.spec))
-        from qiskit_ibm_runtime.executor_sampler import Sampler
+        return self._primitive(1, sampler_options(self.spec))
 
-        return Sampler(mode=self.mode or self.backend, options=sampler_options(self.spec))
+    def usage_estimator(self) -> BaseEstimatorV2:
+        """An estimator for ``dry_run`` usage estimates: in job mode, never in a Session/Batch (a dry run
+        runs no jobs, so it opens none)."""
+        if self._classes is None:
+            from qiskit_ibm_runtime.executor_estimator import Estimator
+
+            return Estimator(mode=self.backend, options=estimator_options(self.spec))
+        return self._classes[0](mode=self.backend, options=estimator_options(self.spec))
 
     def close(self) -> None:
-        """Close the Session/Batch (and the local ones); safe to call more than once."""
-        mode, self.mode = self.mode, None
+        """Close the Session/Batch if one was opened (and the local ones); safe to call more than once."""
+        mode, self.mode, self._open_mode = self.mode, None, None
         if mode is not None:
             mode.close()
         if self._local_device is not None:
@@ -365,9 +396,25 @@ def runtime_primitives(spec: BackendSpec, *, local: bool) -> RuntimePrimitives:
         fake = fake_backend_name(device)
         hint = f" or pass --local to run on {fake}" if fake else ""
         raise QgenError(f"device {device} is not available to this account ({_one_line(exc)}){hint}") from None
-    plan = instance_plan(service) if spec.execution_mode == "session" else None
-    mode = open_execution_mode(spec.execution_mode, backend, plan=plan)
-    return RuntimePrimitives(spec, backend, mode=mode, service=service)
+
+    def open_mode():  # on the first job (RuntimePrimitives): not for transpiling, planning or refusing
+        plan = instance_plan(service) if spec.execution_mode == "session" else None
+        return open_execution_mode(spec.execution_mode, backend, plan=plan)
+
+    return RuntimePrimitives(spec, backend, open_mode=None if spec.execution_mode == "job" else open_mode,
+                             service=service)
+
+
+class OnFirstRun:
+    """A primitive made (and its Session/Batch opened) when it first submits a job."""
+
+    def __init__(self, make: Any, options: Any) -> None:
+        self._make, self._primitive, self.options = make, None, options
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        if self._primitive is None:
+            self._primitive = self._make()
+        return self._primitive.run(*args, **kwargs)
 
 
 def service_usage_estimate(estimator: Any, pubs: list) -> float:

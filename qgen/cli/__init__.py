@@ -50,6 +50,10 @@ def _mixing(value: str) -> tuple[float, float, float]:
     return lam_min, lam_max, power
 
 
+journaled_jobs_option = click.option(
+    "--journaled-jobs", type=click.Choice(["reuse", "resubmit"]), default=None,
+    help="ibm backends: a journaled job asked the same under other backend settings (backends.toml edited "
+         "since): reuse its result or pay for a new job [default: refuse and name the changed settings]")
 backends_option = click.option(
     "--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
@@ -189,14 +193,15 @@ def list_backends(backends_file: Path | None) -> None:
 @runs_option
 @click.option("--resume", "resume_run", default=None, help="continue an interrupted run (name or path)")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
+@journaled_jobs_option
 @device_option(default=None, help_extra=" [default: auto; on --resume the run's own device]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, bottleneck, readout, skips, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
-          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, device, no_progress,
-          no_tensorboard) -> None:
+          eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, journaled_jobs, device,
+          no_progress, no_tensorboard) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen import api
 
@@ -204,7 +209,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     if resume_run:
         _refuse_options_fixed_on_resume(click.get_current_context())
         api.resume(resume_run, runs_dir=runs_dir, steps=steps, backends_file=backends_file,
-                   progress=not no_progress, local=local, report=_to_stderr, device=device)
+                   progress=not no_progress, local=local, report=_to_stderr, device=device,
+                   journaled_jobs=journaled_jobs)
         return
     if classes is not None and single_class is not None:
         raise QgenError("give either --classes or --class, not both")
@@ -232,7 +238,8 @@ def _skips(text: str | None) -> tuple[int, ...] | None:
 
 
 #: train options that --resume accepts: the rest are fixed by the run's config.toml.
-RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local", "device"}
+RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_file", "local", "device",
+                  "journaled_jobs"}
 
 
 def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
@@ -270,11 +277,12 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--reuse-noise", is_flag=True, help="replay the run's quantum noise pool from its start")
 @click.option("--dry-run", is_flag=True, help="print the plan (bits, shots, jobs, PUBs) and submit nothing")
 @click.option("--local", is_flag=True, help="ibm backends: run the runtime code path on the fake device")
+@journaled_jobs_option
 @runs_option
 @device_option()
 @click.option("--no-progress", is_flag=True)
 def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size,
-           shot_budget, reuse_noise, dry_run, local, runs_dir, device, no_progress) -> None:
+           shot_budget, reuse_noise, dry_run, local, journaled_jobs, runs_dir, device, no_progress) -> None:
     """Generate samples from a trained run (into the run directory) or from a model folder (into --out)."""
     from qgen import api
 
@@ -307,7 +315,8 @@ def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, e
     out = api.sample(model_dir if model_dir is not None else run, n=n, sampler=sampler, steps=steps, eta=eta,
                      seed=seed, noise=noise, weights=weights, batch_size=batch_size, backend=backend,
                      shot_budget=shot_budget, reuse_noise=reuse_noise, out=out_dir, runs_dir=runs_dir,
-                     backends_file=backends_file, progress=not no_progress, local=local, device=device)
+                     backends_file=backends_file, progress=not no_progress, local=local, device=device,
+                     journaled_jobs=journaled_jobs)
     click.echo(f"wrote {out.npz} and {out.png}")
 
 

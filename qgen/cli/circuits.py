@@ -18,12 +18,15 @@ from qgen.circuits import AnsatzSpec, build_ansatz
 def write_backend_circuits(backend_name: str, backends_file: Path | None, *, qubits: int, layers: int,
                            entanglement: str, noise_circuit: bool, local: bool = False) -> list[Path]:
     backend = load_backend(backend_name, backends_file, local=local)
-    root = default_circuits_root()
-    circuit = build_ansatz(AnsatzSpec(qubits, layers, entanglement))
-    paths = [write_prepared_artifacts(backend, backend.prepare(circuit), root)]
-    if noise_circuit:
-        paths.extend(write_noise_circuits(backend, root))
-    return paths
+    try:  # transpiling opens no Session; whatever the backend holds is released on every way out
+        root = default_circuits_root()
+        circuit = build_ansatz(AnsatzSpec(qubits, layers, entanglement))
+        paths = [write_prepared_artifacts(backend, backend.prepare(circuit), root)]
+        if noise_circuit:
+            paths.extend(write_noise_circuits(backend, root))
+        return paths
+    finally:
+        backend.close()
 
 
 def write_noise_circuits(backend: QuantumBackend, root: Path) -> list[Path]:

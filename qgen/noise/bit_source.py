@@ -105,8 +105,12 @@ class QuantumBitSource:
     def shots_for_bits(self, n_bits: int) -> int:
         return math.ceil(n_bits / self.bits_per_shot)
 
-    def fetch(self, shots: int, seed: int | None = None) -> BitBatch:
-        """One job of ``shots`` shots. Without ``seed`` the next one of ``self.seeds`` is used."""
+    def fetch(self, shots: int, seed: int | None = None, request: str | None = None) -> BitBatch:
+        """One job of ``shots`` shots. Without ``seed`` the next one of ``self.seeds`` is used.
+
+        ``request``: what the job is for (the pool's identity and job number), passed to a journaled
+        sampler: after a kill the same request gets the journaled job's bits instead of a new job. The
+        batch's shots are then the job's own, which may differ from ``shots``."""
         if shots < 1:
             raise QgenError(f"shots must be >= 1, got {shots}")
         if shots > self.max_shots_per_job:
@@ -117,13 +121,14 @@ class QuantumBitSource:
         if not self.seeded:
             seed = None
         start = time.perf_counter()
-        job = self.sampler_factory(seed).run(list(self.pubs), shots=shots)
+        sampler = self.sampler_factory(seed)
+        keyed = {"request": request} if request is not None and getattr(sampler, "journals_requests", False) else {}
+        job = sampler.run(list(self.pubs), shots=shots, **keyed)
         result = job.result()
-        bits = np.concatenate([
-            bitarray_to_bits(getattr(pub_result.data, _circuit_of(pub).cregs[0].name))
-            for pub, pub_result in zip(self.pubs, result)
-        ])
-        return BitBatch(bits=bits, job_id=str(job.job_id()), shots=shots, seed=seed,
+        arrays = [getattr(pub_result.data, _circuit_of(pub).cregs[0].name)
+                  for pub, pub_result in zip(self.pubs, result)]
+        bits = np.concatenate([bitarray_to_bits(array) for array in arrays])
+        return BitBatch(bits=bits, job_id=str(job.job_id()), shots=int(arrays[0].num_shots), seed=seed,
                         seconds=time.perf_counter() - start)
 
     def describe(self) -> dict:

@@ -8,6 +8,7 @@ the table per kind is in ``qgen.backends.bit_sampling``). This module turns that
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from qgen.backends.bit_sampling import BitSampling
@@ -32,12 +33,12 @@ def bit_source_for(backend) -> tuple[QuantumBitSource, bool]:
 
 
 def open_pool(directory: Path, backend, seed: int, *, reuse: bool = False,
-              shot_budget: int | None = None, resume_key: str | None = None) -> EntropyPool:
+              shot_budget: int | None = None, resume_key: str | None = None, label: str | None = None) -> EntropyPool:
     source, needs_extraction = bit_source_for(backend)
     extractors = default_extractors(seed=seed) if needs_extraction else []
     budget = shot_budget if shot_budget is not None else backend.spec.shot_budget
     return EntropyPool.open(directory, source=source, extractors=extractors, shot_budget=budget,
-                            reuse=reuse, seed=seed, resume_key=resume_key)
+                            reuse=reuse, seed=seed, resume_key=resume_key, label=label)
 
 
 def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = False,
@@ -46,16 +47,33 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
     ``resume_key``: the command's request, so an interrupted one resumes at the bits it had reserved."""
     if run_dir is None:
         raise QgenError("quantum noise needs a run directory for its entropy pool")
-    return QuantumNoise(open_pool(pool_dir(run_dir, backend), backend, seed, reuse=reuse, shot_budget=shot_budget,
-                                  resume_key=resume_key))
+    directory = pool_dir(run_dir, backend)
+    # provenance (sample metadata, the manifest) names the pool relative to the run directory
+    label = Path(os.path.relpath(directory, run_dir)).as_posix()
+    return QuantumNoise(open_pool(directory, backend, seed, reuse=reuse, shot_budget=shot_budget,
+                                  resume_key=resume_key, label=label))
 
 
 def pool_dir(run_dir: Path, backend) -> Path:
-    """One pool per run and backend: bits of different devices (and extractors) never share a stream."""
-    from qgen.rundir import RunDir
+    """One pool per run and backend: bits of different devices (and extractors) never share a stream;
+    ``--local`` bits are simulated and never mix with a device's (qgen.backends.job_files)."""
+    from qgen.backends.job_files import job_files
 
-    return RunDir(run_dir).noise_pool_dir(backend.spec.name)
+    local = getattr(backend, "local", False) and backend.spends_shots
+    return job_files(run_dir, local).noise_root / backend.spec.name
 
+
+
+def refill_shape_for(backend, observed_yield: float | None = None):
+    """How the backend's pool sizes refill jobs (refill.py), for plans: without building a sampler."""
+    from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
+    from qgen.noise.pool import DEFAULT_REFILL_SHOTS, largest_output_block
+    from qgen.noise.refill import RefillShape
+
+    width, nominal = source_shape(backend)
+    extractors = default_extractors(seed=0) if backend.bit_sampling_shape().needs_extraction else []
+    return RefillShape(width, observed_yield or nominal, largest_output_block(extractors), DEFAULT_REFILL_SHOTS,
+                       DEFAULT_MAX_SHOTS_PER_JOB)
 
 
 def source_shape(backend) -> tuple[int, float]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,7 @@ from qgen.noise.extract import (
 from qgen.noise.pool_files import read_pool_files
 from qgen.noise.seeds import SeedChain
 from qgen.noise.bit_source import QuantumBitSource
+from qgen.noise.refill import RefillShape
 
 BITS_FILE = "noise_pool.npz"
 META_FILE = "noise_pool.json"
@@ -80,6 +82,10 @@ def _reserve(reservations: list[dict], key: str, offset: int) -> tuple[dict, int
     return entry, offset
 
 
+def largest_output_block(extractors: Sequence[Extractor]) -> int:
+    return max((getattr(e, "out_bits", 1) for e in extractors), default=1)
+
+
 class EntropyPool:
     """Use ``EntropyPool.open(directory, ...)``; then ``take(n_bits)``."""
 
@@ -96,13 +102,15 @@ class EntropyPool:
         self.cursor = cursor
         self.refill_shots = refill_shots
         self.reservation: dict | None = None
+        self.label: str | None = None
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
     def open(cls, directory: str | Path, *, source: QuantumBitSource | None = None,
              extractors: Sequence[Extractor] | None = None, shot_budget: int | None = None,
              reuse: bool = False, seed: int | None = None,
-             refill_shots: int = DEFAULT_REFILL_SHOTS, resume_key: str | None = None) -> EntropyPool:
+             refill_shots: int = DEFAULT_REFILL_SHOTS, resume_key: str | None = None,
+             label: str | None = None) -> EntropyPool:
         """Open (or create) the pool in ``directory``; continues at the recorded offset.
 
         ``shot_budget``: most shots this session may request for refills (None = unlimited).
@@ -110,6 +118,8 @@ class EntropyPool:
         ``seed``: root of the simulator seed chain and Toeplitz seed for a *new* pool.
         ``resume_key``: reserve the bits from here for this request (see rule 1): an open reservation
         with the same key is resumed from its start.
+        ``label``: how provenance names the pool (a run's pool: its path inside the run directory, so
+        what is recorded there stays true when the run is moved); default: ``directory``.
         """
         directory = Path(directory)
         meta_path = directory / META_FILE
@@ -122,7 +132,8 @@ class EntropyPool:
             chain = SeedChain(seed)
             extractors = list(default_extractors(seed=chain.root % 2**32)
                               if extractors is None else extractors)
-            meta = {"format": FORMAT, "created": _now(), "bits_total": 0, "offset": 0,
+            # pool_id names this pool's refill jobs in the run's job journal (see _fetch_job)
+            meta = {"format": FORMAT, "created": _now(), "pool_id": uuid.uuid4().hex, "bits_total": 0, "offset": 0,
                     "shots_total": 0, "seed_chain": chain.state(),
                     "extractors": describe_extractors(extractors), "sources": [], "jobs": [],
                     "sessions": []}
@@ -146,6 +157,7 @@ class EntropyPool:
         pool = cls(directory, packed, meta, source, list(extractors), shot_budget, cursor,
                    refill_shots)
         pool.reservation = reservation
+        pool.label = label
         pool._save_meta()
         return pool
 
@@ -174,7 +186,7 @@ class EntropyPool:
 
     def provenance(self) -> dict:
         m = self.meta
-        return {"pool": str(self.directory), "backends": sorted({s["backend"] for s in m["sources"]}),
+        return {"pool": self.label or str(self.directory), "backends": sorted({s["backend"] for s in m["sources"]}),
                 "extractors": m["extractors"], "bits_total": m["bits_total"], "offset": m["offset"],
                 "cursor": self.cursor, "shots_total": m["shots_total"],
                 "job_ids": [j["job_id"] for j in m["jobs"]], "seeds": [j["seed"] for j in m["jobs"]]}
@@ -201,14 +213,11 @@ class EntropyPool:
                 f"noise pool {self.directory} is short of quantum bits: {n_bits + self.available} "
                 f"needed, {self.available} available; open it with a quantum source to refill "
                 "(or reuse=True to replay it)")
-        yield_per_raw = self._observed_yield()
+        shape = self.refill_shape()  # the same sizing as the plans (refill.py)
         produced = 0
         while produced < n_bits:
-            # A job must fill at least one extractor block (twice, for margin), or it yields nothing.
-            missing = max(n_bits - produced, 2 * self._largest_output_block())
-            # 10 % headroom: extractor yield fluctuates, and one more job costs more than spare bits.
-            needed_shots = self.source.shots_for_bits(math.ceil(1.1 * missing / yield_per_raw))
-            shots = min(max(needed_shots, self.refill_shots), self.source.max_shots_per_job)
+            needed_shots = shape.needed_shots(n_bits - produced)
+            shots = shape.job_shots(n_bits - produced)
             if self.shot_budget is not None:
                 left = self.shot_budget - self.shots_this_session
                 if min(needed_shots, self.source.max_shots_per_job) > left:
@@ -224,8 +233,18 @@ class EntropyPool:
                 raise QgenError(f"the extractors produced no bits from {shots} shots; "
                                 "the source looks constant — check the circuit and backend")
 
+    def ensure(self, n_bits: int) -> None:
+        """Refill now, if fewer than ``n_bits`` are available: a command that knows what it will draw
+        fetches it in one refill (what its plan counted) rather than one refill per draw."""
+        if n_bits > self.available:
+            self.refill(n_bits - self.available)
+
+    def refill_shape(self) -> RefillShape:
+        return RefillShape(self.source.bits_per_shot, self._observed_yield(), self._largest_output_block(),
+                           self.refill_shots, self.source.max_shots_per_job)
+
     def _largest_output_block(self) -> int:
-        return max((getattr(e, "out_bits", 1) for e in self.extractors), default=1)
+        return largest_output_block(self.extractors)
 
     def _observed_yield(self) -> float:
         jobs = self.meta["jobs"]
@@ -239,11 +258,15 @@ class EntropyPool:
         if self.source.seeded:
             seed = SeedChain.seed_at(int(chain["root"]), chain["next_index"])
             chain["next_index"] += 1
-        batch = self.source.fetch(shots, seed=seed)
+        # The job's request: this pool and the job's number in it. A kill before the job's bits are
+        # committed below leaves the number unused, so the rerun asks for the same request and a journaled
+        # (hardware) sampler hands back that job's bits instead of paying for a new job.
+        request = f"noise-pool {self.meta.get('pool_id', self.meta['created'])} job {len(self.meta['jobs'])}"
+        batch = self.source.fetch(shots, seed=seed, request=request)
         out = extract(batch.bits, self.extractors)
         self._append(out)
-        self.shots_this_session += shots
-        self.meta["shots_total"] += shots
+        self.shots_this_session += batch.shots
+        self.meta["shots_total"] += batch.shots
         self.meta["jobs"].append({**batch.record(), "backend": self.source.backend_name,
                                   "circuit": self.source.circuit_name, "bits_out": int(out.size),
                                   "time": _now()})

@@ -21,6 +21,10 @@ LISTS = ("extractors", "sources", "jobs", "sessions")
 def read_pool_files(bits_path: Path, meta_path: Path, expected_format: str) -> tuple[np.ndarray, dict]:
     """(packed bits, metadata) of a pool on disk, or QgenError saying which file is damaged and how."""
     meta = _read_meta(meta_path, expected_format)
+    if not bits_path.exists() and meta["bits_total"] == 0:
+        # the .json is written when the pool is opened, the .npz only with the first job's bits: a
+        # kill during the first refill leaves no .npz, which is an empty pool, not a damaged one
+        return np.zeros(0, dtype=np.uint8), meta
     packed, stored = _read_bits(bits_path)
     if stored < meta["bits_total"]:
         raise QgenError(f"{bits_path} holds {stored} bits but {meta_path} records {meta['bits_total']}; "

@@ -151,16 +151,16 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
 
 def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
                     show_progress: bool = True, local: bool = False, report: Reporter = _quiet,
-                    device: str | None = None) -> Path:
+                    device: str | None = None, journaled_jobs: str | None = None) -> Path:
     """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
     found = RunDir.resolve(run, runs_dir or default_runs_root())
     with found.writing():  # before anything is read: a second writer must not even truncate loss.csv
         return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
-                              local=local, report=report, device=device)
+                              local=local, report=report, device=device, journaled_jobs=journaled_jobs)
 
 
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
-                   local: bool, report: Reporter, device: str | None) -> Path:
+                   local: bool, report: Reporter, device: str | None, journaled_jobs: str | None = None) -> Path:
     run_dir = run.path
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
@@ -173,6 +173,7 @@ def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None
     moved = device_name(resolved) != cfg.device
     cfg = replace(cfg, device=device_name(resolved))
     backend = load_backend(cfg.backend, backends_file, local=local)
+    backend.on_journal_mismatch = journaled_jobs  # resumed steps re-ask what the killed run asked
     try:  # the Session/Batch of a hardware run is closed on every way out
         return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report,
                             device=(requested, resolved, moved))
@@ -215,7 +216,8 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path
     (qgen.backends.qnn_plan), against what the run's ledger has left. Each job is checked again
     when it is submitted.
     """
-    from qgen.backends.budget import ShotBudget, ShotLedger
+    from qgen.backends.budget import ShotBudget
+    from qgen.backends.ledger import ShotLedger
     from qgen.backends.qnn_plan import training_plan
 
     spec = backend.spec
@@ -225,7 +227,8 @@ def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path
     circuit = backend.planning_circuit(build_ansatz(cfg.model.ansatz))
     # a per-site design evaluates the circuit at every site of every image: rows, not images
     job_plan = training_plan(spec, circuit, cfg.train.batch_size * cfg.model.circuit_rows_per_image, steps)
-    budget = ShotLedger(run_dir).budget(spec.name, spec.shot_budget) if run_dir else ShotBudget(spec.shot_budget)
+    ledger = ShotLedger(run_dir, local=backend.local) if run_dir else None
+    budget = ledger.budget(spec.name, spec.shot_budget) if ledger else ShotBudget(spec.shot_budget)
     if budget.remaining is not None and job_plan.executions > budget.remaining:
         per_step = job_plan.executions // steps
         raise QgenError(f"training plan needs {job_plan.executions:,} shots ({per_step:,} per step x {steps} steps) "
