@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from qgen import __version__
+from qgen.cli.circuit_options import circuit_options
 from qgen.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -146,7 +147,8 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--qubits", type=int, default=8, show_default=True)
 @click.option("--layers", type=int, default=3, show_default=True)
 @click.option("--entanglement", default="linear", show_default=True,
-              help="linear, ring, full, or none (the separable control: no entangling gates)")
+              help="linear, ring, full, or none (the separable control: no entangling gates); library "
+                   "ansätze also take circular, reverse_linear, pairwise, sca")
 @click.option("--bottleneck", type=click.Choice(["channel_gate", "site", "patch", "film"]), default=None,
               help="where the circuit sits at 7 px (default: the measured default, see README)")
 @click.option("--readout", type=click.Choice(["z", "zz"]), default=None,
@@ -189,11 +191,12 @@ def list_backends(backends_file: Path | None) -> None:
 @device_option(default=None, help_extra=" [default: auto; on --resume the run's own device]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
+@circuit_options
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, bottleneck, readout, skips, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
           eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, device, no_progress,
-          no_tensorboard) -> None:
+          no_tensorboard, **circuit_choice) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen import api
 
@@ -217,7 +220,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                          lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                          augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
                          noise=noise, checkpoint_every=checkpoint_every, tensorboard=not no_tensorboard,
-                         device=device or "auto")
+                         device=device or "auto", **circuit_choice)
     api.train(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file, progress=not no_progress,
               local=local, report=_to_stderr)
 
