@@ -217,3 +217,12 @@ def test_user_circuits_that_do_not_fit_the_bottleneck_are_one_clear_error() -> N
     measured.measure_all()
     with pytest.raises(QgenError, match="measures or has classical bits"):
         _custom(measured, "x")
+
+
+def test_what_the_library_refuses_is_one_clear_error_and_no_entanglement_means_no_pairs() -> None:
+    with pytest.raises(QgenError, match="cannot build ansatz n_local .* Unsupported gate: foo"):
+        build_ansatz(config(ansatz_family="n_local", rotation_blocks=("foo",)).ansatz)
+    separable = build_ansatz(config(ansatz_family="real_amplitudes", feature_map="zz_feature_map",
+                                    entanglement="none").ansatz)
+    assert not {"cx", "cz"} & set(separable.circuit.count_ops())
+    assert {"h", "p", "ry"} <= set(separable.circuit.count_ops())

@@ -34,8 +34,10 @@ def feature_map(spec: AnsatzSpec, x: ParameterVector) -> QuantumCircuit:
         for q in range(n):
             qc.ry(x[q], q)
         return qc
-    build = lib.z_feature_map if spec.feature_map == "z_feature_map" else lib.zz_feature_map
-    kwargs = {} if spec.feature_map == "z_feature_map" else {"entanglement": library_entanglement(spec.entanglement)}
+    # zz_feature_map with no pairs is z_feature_map (the library refuses an empty pair list there)
+    separable = spec.feature_map == "z_feature_map" or spec.entanglement == "none"
+    build = lib.z_feature_map if separable else lib.zz_feature_map
+    kwargs = {} if separable else {"entanglement": library_entanglement(spec.entanglement)}
     qc = build(n, reps=spec.feature_reps, parameter_prefix="x", **kwargs)
     # the library names its own vector "x" too, but a fresh one: bind it to ours
     return qc.assign_parameters(dict(zip(qc.parameters, x)))
@@ -67,7 +69,23 @@ def ansatz_block(spec: AnsatzSpec, reps: int, prefix: str, final_rotation: bool 
 
 
 def build_library(spec: AnsatzSpec):
-    """The ``QNNCircuit`` of a library ansatz (or of qgen's layers behind a non-default feature map)."""
+    """The ``QNNCircuit`` of a library ansatz (or of qgen's layers behind a non-default feature map);
+    what the library refuses (an unknown gate in a block, an entanglement it does not know) is one
+    ``QgenError``."""
+    from qiskit.exceptions import QiskitError
+
+    from qgen.errors import QgenError
+
+    try:
+        return _build_library(spec)
+    except (QiskitError, ValueError, TypeError, IndexError) as exc:
+        raise QgenError(f"cannot build ansatz {spec.family} (entanglement {spec.entanglement}"
+                        + (f", rotation blocks {','.join(spec.rotation_blocks)}, entanglement blocks "
+                           f"{','.join(spec.entanglement_blocks) or 'none'}" if spec.family == "n_local" else "")
+                        + f"): {exc}") from None
+
+
+def _build_library(spec: AnsatzSpec):
     from qgen.circuits.ansatz import QNNCircuit, readout_observables
 
     n = spec.n_qubits
