@@ -150,6 +150,18 @@ def test_exact_backend_transpiles_gates_it_cannot_simulate_and_says_so_once(capl
     assert np.allclose(middle(angles).detach().double().numpy(), want, atol=1e-6)
     ops = backend.prepare(build_ansatz(cfg.ansatz)).executable.count_ops()
     assert not {"rxx", "ryy", "rzx"} & set(ops), "the executable circuit is in the simulator's gate set"
+    # and the exact gradients of the transpiled circuit are those of the user's circuit
+    weight = middle.qnn.weight
+    middle(angles).pow(2).sum().backward()
+    analytic = weight.grad.clone()
+    step = 1e-4
+    for j in range(4):
+        shifted = []
+        for sign in (1, -1):
+            w_j = weight.detach().double().numpy().copy()
+            w_j[j] += sign * step
+            shifted.append((reference(build_ansatz(cfg.ansatz), angles.double().numpy(), w_j) ** 2).sum())
+        assert analytic[j].item() == pytest.approx((shifted[0] - shifted[1]) / (2 * step), rel=1e-4, abs=1e-6)
 
 
 def _custom(qc, inputs, observables=None) -> dict:
@@ -226,3 +238,26 @@ def test_what_the_library_refuses_is_one_clear_error_and_no_entanglement_means_n
                                     entanglement="none").ansatz)
     assert not {"cx", "cz"} & set(separable.circuit.count_ops())
     assert {"h", "p", "ry"} <= set(separable.circuit.count_ops())
+
+
+def test_run_config_takes_a_quantum_circuit_pauli_ops_and_reps() -> None:
+    import qgen
+    from qiskit.quantum_info import SparsePauliOp
+
+    x, w = ParameterVector("x", 2), ParameterVector("w", 3)
+    qc = QuantumCircuit(2)
+    qc.ry(x[0], 0)
+    qc.ry(x[1], 1)
+    qc.ryy(w[0], 0, 1)
+    qc.rx(w[1], 0)
+    qc.rz(w[2], 1)
+    cfg = qgen.run_config(circuit=qc, input_params=[x[0], x[1]], widths=(8, 8, 8),
+                          observables=["ZZ", SparsePauliOp.from_list([("XI", 0.5), ("IY", -0.5)])])
+    assert cfg.model.observables == ("ZZ", "0.5*XI + -0.5*IY") and cfg.model.qubits == 2
+    assert (cfg.model.inputs, cfg.model.readouts, cfg.model.circuit_weights) == (2, 2, 3)
+    library = qgen.run_config(ansatz="efficient_su2", reps=2, qubits=3, observables="zz")
+    assert library.model.layers == 2 and library.model.observables == ("IZZ", "ZZI")
+    with pytest.raises(QgenError, match="reps and layers are one setting"):
+        qgen.run_config(ansatz="efficient_su2", reps=2, layers=4)
+    with pytest.raises(QgenError, match="input parameters name the inputs of a circuit of your own"):
+        qgen.run_config(input_params="x")
