@@ -123,3 +123,13 @@ def test_bad_circuit_input_is_one_error_line_and_no_run(tmp_path, env, args, mes
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("qgen: error: "), res.stderr
     assert message in lines[0] and "Traceback" not in res.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_qgen_circuits_writes_a_library_ansatz_as_a_device_receives_it(tmp_path, env) -> None:
+    res = ok(qgen(["circuits", "--backend", "fake_fez", "--qubits", "3", "--ansatz", "efficient_su2", "--reps", "2",
+                   "--entanglement", "circular", "--feature-map", "z_feature_map", "--no-noise-circuit"], env))
+    (folder,) = [Path(line) for line in res.stdout.splitlines() if line.strip()]
+    assert folder.parent.name == "fake_fez" and folder.name.startswith("efficient_su2_z_feature_map1_circular_q3_l2")
+    stats = json.loads((folder / "stats.json").read_text())
+    assert stats["num_parameters"] == 3 + 2 * 3 * 3  # 3 inputs, efficient_su2: (ry, rz) x 3 qubits x (2 + 1) layers
+    assert set(stats["count_ops"]) <= {"rz", "sx", "x", "cz", "barrier"}, "transpiled to the device's ISA"

@@ -320,12 +320,14 @@ def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, e
 @click.option("--noise-circuit/--no-noise-circuit", default=True, show_default=True,
               help="also write the circuit that makes quantum noise bits")
 @click.option("--local", is_flag=True, help="ibm backends: use the fake device instead of the service")
-def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local) -> None:
+@circuit_options
+def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local, **circuit_choice) -> None:
     """Transpile the circuits for a backend and write them to circuits/ (no training)."""
     from qgen.cli.circuits import write_backend_circuits
 
     for path in write_backend_circuits(backend, backends_file, qubits=qubits, layers=layers,
-                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local):
+                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local,
+                                       **circuit_choice):
         click.echo(str(path))
 
 
