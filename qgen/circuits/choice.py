@@ -41,7 +41,7 @@ def parse_observables(value, n_qubits: int) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _tuple(value, what: str) -> tuple[str, ...]:
+def _tuple(value) -> tuple[str, ...]:
     if value is None:
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -70,6 +70,5 @@ def circuit_fields(*, ansatz: str = "qgen", qubits: int = 8, feature_map: str = 
     if ansatz == "custom":
         raise QgenError("ansatz 'custom' needs the circuit itself (--circuit FILE.qpy, or circuit= in Python)")
     return dict(ansatz_family=ansatz, feature_map=feature_map, feature_reps=feature_reps,
-                rotation_blocks=_tuple(rotation_blocks, "rotation blocks"),
-                entanglement_blocks=_tuple(entanglement_blocks, "entanglement blocks"),
+                rotation_blocks=_tuple(rotation_blocks), entanglement_blocks=_tuple(entanglement_blocks),
                 observables=parse_observables(observables, qubits) if observables is not None else ())
