@@ -45,14 +45,26 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                lr_warmup: int | None = None, lr_schedule: str | None = None, ema_decay: float | None = None,
                ema_power: float | None = None, augment_shift: int | None = None, eval_every: int | None = None,
                eval_samples: int | None = None, noise: str = "classical", checkpoint_every: int = 50,
-               tensorboard: bool = True, device: str = "auto") -> RunConfig:
+               tensorboard: bool = True, device: str = "auto", ansatz: str = "qgen", reps: int | None = None,
+               feature_map: str = "angle", feature_reps: int = 1, rotation_blocks=None, entanglement_blocks=None,
+               observables=None, circuit=None, input_params=None) -> RunConfig:
     """A training run's configuration: the measured recipe (``qgen.training.recipe``) where a value
     is None, the given value otherwise. Same names and meaning as ``qgen train``'s options
     (``device``: auto, cpu, cuda[:N] or mps, resolved when training starts; ``bottleneck``, ``readout``,
-    ``skips``: None gives the measured default design, ``qgen.models.config.NEW_RUN_MODEL``)."""
+    ``skips``: None gives the measured default design, ``qgen.models.config.NEW_RUN_MODEL``).
+
+    The circuit (``qgen.circuits.choice.circuit_fields``): ``ansatz`` "qgen" (the original RZ·RY
+    layers) or a circuit-library ansatz (real_amplitudes, efficient_su2, n_local with
+    ``rotation_blocks`` / ``entanglement_blocks``, pauli_two_design) with ``reps`` (= ``layers``)
+    and ``entanglement``; ``feature_map`` angle, z_feature_map, zz_feature_map or reupload;
+    ``observables`` "z", "zz", "z+zz" or Pauli labels / SparsePauliOps. Or a circuit of your own:
+    ``circuit`` (a parametrized QuantumCircuit or a QPY path) with ``input_params`` (its input
+    parameters, their names, or a ParameterVector's name; default "x") and ``observables``
+    (default Z on every qubit): the EstimatorQNN contract."""
     from qgen.config import RunConfig
     from qgen.data import DataConfig
     from qgen.errors import QgenError
+    from qgen.circuits.choice import circuit_fields
     from qgen.models.config import NEW_RUN_MODEL, ModelConfig
     from qgen.rundir.layout import check_run_name
     from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
@@ -64,8 +76,15 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                       n_train=n_train, seed=seed, download=download)
     design = {**NEW_RUN_MODEL, **{k: v for k, v in dict(bottleneck=bottleneck, readout=readout, skips=skips).items()
                                   if v is not None}}
-    model_cfg = ModelConfig(kind=model, widths=tuple(widths), qubits=qubits, layers=layers, entanglement=entanglement,
-                            bottleneck=design["bottleneck"], readout=design["readout"], skips=tuple(design["skips"]))
+    if reps is not None and layers not in (3, reps):
+        raise QgenError(f"reps and layers are one setting (the ansatz's repetitions); got {reps} and {layers}")
+    circuit_cfg = {"qubits": qubits, **circuit_fields(
+        ansatz=ansatz, qubits=qubits, feature_map=feature_map, feature_reps=feature_reps,
+        rotation_blocks=rotation_blocks, entanglement_blocks=entanglement_blocks, observables=observables,
+        circuit=circuit, input_params=input_params)}
+    model_cfg = ModelConfig(kind=model, widths=tuple(widths), layers=reps or layers, entanglement=entanglement,
+                            bottleneck=design["bottleneck"], readout=design["readout"], skips=tuple(design["skips"]),
+                            **circuit_cfg)
     train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,

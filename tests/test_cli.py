@@ -143,7 +143,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, env: dict) -> None
         (["train", "--classes", "3,x"], "--classes must be a comma-separated list of integers"),
         (["train", "--class", "42"], "42"),
         (["train", "--n-train", "100000"], "100000"),
-        (["train", "--qubits", "0"], "n_qubits must be >= 1"),
+        (["train", "--qubits", "0"], "qubits and layers must be >= 1"),
         (["train", "--entanglement", "star"], "unknown entanglement 'star'"),
         (["train", "--schedule", "zigzag"], "unknown noise schedule 'zigzag'"),
         (["train", "--qubits", "24", "--entanglement", "full", "--n-train", "8"],

@@ -66,6 +66,20 @@ class AerBackend(QuantumBackend):
         """Whether the simulation carries a noise model."""
         return self.spec.noise != "ideal"
 
+    def _prepare(self, qc: QNNCircuit) -> PreparedCircuit:
+        # Aer binds run-time angles of controlled rotations wrongly (qgen.quantum.native_gates):
+        # those gates reach it decomposed; the logical circuit stays the user's
+        from dataclasses import replace
+
+        from qgen.quantum.native_gates import without_misbound_controls
+
+        safe = without_misbound_controls(qc.circuit)
+        if safe is qc.circuit:
+            return super()._prepare(qc)
+        prepared = super()._prepare(replace(qc, circuit=safe))
+        prepared.logical = qc
+        return prepared
+
     def isa_backend(self):
         from qiskit_aer import AerSimulator
 

@@ -182,8 +182,10 @@ class QuantumBackend(ABC):
         return EstimatorQNN(
             circuit=prepared.executable,
             observables=list(prepared.executable_observables),
-            input_params=list(qnn_circuit.input_params),
-            weight_params=list(qnn_circuit.weight_params),
+            # the cached preparation's own parameter objects: a rebuilt circuit of the same name has
+            # equal names but new Parameter objects, which the cached executable does not contain
+            input_params=list(prepared.logical.input_params),
+            weight_params=list(prepared.logical.weight_params),
             estimator=estimator,
             gradient=self.gradient(estimator),
             input_gradients=True,

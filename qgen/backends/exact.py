@@ -1,7 +1,8 @@
 """Kind ``statevector``: qgen's own exact estimator (vectorized statevector or untruncated MPS).
 
-The logical circuit runs as it is (nothing to transpile or remap) and gradients are exact. The
-method ("automatic", "statevector", "mps") is chosen per circuit by ``qgen.quantum``.
+The logical circuit runs as it is (nothing to remap) and gradients are exact; a gate the simulators
+have no kernel for is first translated into their gate set (``qgen.quantum.native_gates``, said
+once). The method ("automatic", "statevector", "mps") is chosen per circuit by ``qgen.quantum``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ class ExactBackend(QuantumBackend):
         super().validate_spec(spec)
 
     def _prepare(self, qc: QNNCircuit) -> PreparedCircuit:
-        # qgen's own simulator runs the logical circuit: nothing to transpile or remap
-        return PreparedCircuit(qc, qc.circuit, qc.observables, qc.circuit, qc.observables)
+        # qgen's own simulator runs the logical circuit: nothing to remap, and nothing to transpile
+        # unless a gate has no kernel (basis translation only: qubits and observables are unchanged)
+        from qgen.quantum.native_gates import to_native
+
+        circuit = to_native(qc.circuit)
+        return PreparedCircuit(qc, circuit, qc.observables, circuit, qc.observables)
 
     def estimator(self, prepared: PreparedCircuit | None = None):
         from qgen.quantum import VectorizedStatevectorEstimator
@@ -56,7 +61,7 @@ class ExactBackend(QuantumBackend):
         """The exact method (``statevector`` or ``mps``) for this circuit."""
         from qgen.quantum.exact_estimator import choose_method
 
-        return choose_method(qnn_circuit.circuit, self.spec.method)[0]
+        return choose_method(self.prepare(qnn_circuit).executable, self.spec.method)[0]
 
     def bit_sampling(self, entropy_circuit: EntropyCircuit) -> BitSampling:
         return ideal_bit_sampling(self.spec.name, entropy_circuit)

@@ -74,6 +74,16 @@ def readout_observables(n_qubits: int, readout: str) -> tuple[SparsePauliOp, ...
 
 
 def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
+    """The bottleneck circuit ``spec`` describes: the original one below, a circuit-library one
+    (``qgen.circuits.library``) or a user's QPY circuit (``qgen.circuits.custom``)."""
+    if spec.family == "custom":
+        from qgen.circuits.custom import build_custom
+
+        return build_custom(spec)
+    if not spec.is_original:
+        from qgen.circuits.library import build_library
+
+        return build_library(spec)
     n = spec.n_qubits
     x = ParameterVector("x", n)
     w = ParameterVector("w", spec.num_weights)
@@ -82,9 +92,16 @@ def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
     qc = QuantumCircuit(n, name=f"qnn_{spec.entanglement}_q{n}_l{spec.layers}{suffix}")
     for q in range(n):
         qc.ry(x[q], q)
-    pairs = entangler_pairs(n, spec.entanglement)
+    append_qgen_layers(qc, w, spec.layers, spec.entanglement)
+    return QNNCircuit(qc, tuple(x), tuple(w), readout_observables(n, spec.readout), qc.name)
+
+
+def append_qgen_layers(qc: QuantumCircuit, w, layers: int, entanglement: str) -> None:
+    """``layers`` x (RZ on every qubit, RY on every qubit, the entangler), weights ``w`` in that order."""
+    n = qc.num_qubits
+    pairs = entangler_pairs(n, entanglement)
     k = 0
-    for _ in range(spec.layers):
+    for _ in range(layers):
         for q in range(n):
             qc.rz(w[k], q)
             k += 1
@@ -93,7 +110,6 @@ def build_ansatz(spec: AnsatzSpec) -> QNNCircuit:
             k += 1
         for c, t in pairs:
             qc.cx(c, t)
-    return QNNCircuit(qc, tuple(x), tuple(w), readout_observables(n, spec.readout), qc.name)
 
 
 def trap_ansatz(spec: AnsatzSpec) -> QNNCircuit:

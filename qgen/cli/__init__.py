@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from qgen import __version__
+from qgen.cli.circuit_options import circuit_options
 from qgen.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -153,7 +154,8 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--qubits", type=int, default=8, show_default=True)
 @click.option("--layers", type=int, default=3, show_default=True)
 @click.option("--entanglement", default="linear", show_default=True,
-              help="linear, ring, full, or none (the separable control: no entangling gates)")
+              help="linear, ring, full, or none (the separable control: no entangling gates); library "
+                   "ansätze also take circular, reverse_linear, pairwise, sca")
 @click.option("--bottleneck", type=click.Choice(["channel_gate", "site", "patch", "film"]), default=None,
               help="where the circuit sits at 7 px (default: the measured default, see README)")
 @click.option("--readout", type=click.Choice(["z", "zz"]), default=None,
@@ -197,11 +199,12 @@ def list_backends(backends_file: Path | None) -> None:
 @device_option(default=None, help_extra=" [default: auto; on --resume the run's own device]")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
+@circuit_options
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
           qubits, layers, entanglement, bottleneck, readout, skips, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
           eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, journaled_jobs, device,
-          no_progress, no_tensorboard) -> None:
+          no_progress, no_tensorboard, **circuit_choice) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
     from qgen import api
 
@@ -226,7 +229,7 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
                          lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                          augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
                          noise=noise, checkpoint_every=checkpoint_every, tensorboard=not no_tensorboard,
-                         device=device or "auto")
+                         device=device or "auto", **circuit_choice)
     api.train(cfg, runs_dir=runs_dir, epochs=epochs, backends_file=backends_file, progress=not no_progress,
               local=local, report=_to_stderr)
 
@@ -329,12 +332,14 @@ def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, e
 @click.option("--noise-circuit/--no-noise-circuit", default=True, show_default=True,
               help="also write the circuit that makes quantum noise bits")
 @click.option("--local", is_flag=True, help="ibm backends: use the fake device instead of the service")
-def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local) -> None:
+@circuit_options
+def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local, **circuit_choice) -> None:
     """Transpile the circuits for a backend and write them to circuits/ (no training)."""
     from qgen.cli.circuits import write_backend_circuits
 
     for path in write_backend_circuits(backend, backends_file, qubits=qubits, layers=layers,
-                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local):
+                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local,
+                                       **circuit_choice):
         click.echo(str(path))
 
 

@@ -12,15 +12,22 @@ from qgen.backends.artifacts import (
 )
 from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import load_backend
-from qgen.circuits import AnsatzSpec, build_ansatz
+from qgen.circuits import build_ansatz
 
 
 def write_backend_circuits(backend_name: str, backends_file: Path | None, *, qubits: int, layers: int,
-                           entanglement: str, noise_circuit: bool, local: bool = False) -> list[Path]:
+                           entanglement: str, noise_circuit: bool, local: bool = False, reps: int | None = None,
+                           **circuit_choice) -> list[Path]:
+    """``circuit_choice``: the circuit options of ``qgen train`` (``qgen.cli.circuit_options``)."""
+    from qgen.circuits.choice import circuit_fields
+    from qgen.models.config import ModelConfig
+
+    fields = {"qubits": qubits, **circuit_fields(qubits=qubits, **circuit_choice)}
+    spec = ModelConfig(layers=reps or layers, entanglement=entanglement, **fields).ansatz
     backend = load_backend(backend_name, backends_file, local=local)
     try:  # transpiling opens no Session; whatever the backend holds is released on every way out
         root = default_circuits_root()
-        circuit = build_ansatz(AnsatzSpec(qubits, layers, entanglement))
+        circuit = build_ansatz(spec)
         paths = [write_prepared_artifacts(backend, backend.prepare(circuit), root)]
         if noise_circuit:
             paths.extend(write_noise_circuits(backend, root))

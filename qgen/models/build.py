@@ -10,7 +10,7 @@ from torch import nn
 from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
 from qgen.models.bottlenecks import make_bottleneck
-from qgen.models.middles import ClassicalMiddle, QuantumMiddle
+from qgen.models.middles import ClassicalMiddle, MatchedMiddle, QuantumMiddle
 from qgen.models.unet import UNet
 
 
@@ -25,10 +25,20 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
         if cfg.kind == "quantum":
             middle = QuantumMiddle(quantum_connector(cfg, backend, seed))
         elif cfg.kind == "classical":
-            middle = ClassicalMiddle(cfg.qubits, cfg.layers, seed, cfg.readout)
+            middle = classical_middle(cfg, seed)
         if cfg.kind != "plain":
-            gate = make_bottleneck(cfg.bottleneck, cfg.widths[2], cfg.qubits, cfg.readouts, middle, cfg.groups)
+            gate = make_bottleneck(cfg.bottleneck, cfg.widths[2], cfg.inputs, cfg.readouts, middle, cfg.groups)
         return UNet(cfg, channels, gate)
+
+
+def classical_middle(cfg: ModelConfig, seed: int) -> nn.Module:
+    """The parameter-matched twin: the original one for the original circuit (old runs load), the
+    generalised one (as many weights as the circuit, its n inputs and k readouts) for any other."""
+    spec = cfg.ansatz
+    if spec.is_original:
+        return ClassicalMiddle(cfg.qubits, cfg.layers, seed, cfg.readout)
+    return MatchedMiddle(spec.num_inputs, spec.num_readouts, spec.num_weights, seed, spec.readout,
+                         explicit_observables=bool(spec.observables))
 
 
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:

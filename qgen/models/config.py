@@ -30,9 +30,20 @@ class ModelConfig:
     bottleneck: str = "channel_gate"  # where the middle sits (qgen.models.bottlenecks)
     readout: str = "z"                # "zz": the neighbour ZZ correlators as well (2n - 1 readouts)
     skips: tuple[int, ...] = SKIP_LEVELS  # the U-Net's skip connections (pixel levels) that are kept
+    # The circuit beyond the original (qgen.circuits.spec.AnsatzSpec; defaults: the original circuit):
+    # a circuit-library ansatz with ``layers`` as its reps, a feature map, explicit observables, or a
+    # user circuit carried as base64 QPY with the names of its input parameters.
+    ansatz_family: str = "qgen"
+    feature_map: str = "angle"
+    feature_reps: int = 1
+    rotation_blocks: tuple[str, ...] = ()
+    entanglement_blocks: tuple[str, ...] = ()
+    observables: tuple[str, ...] = ()
+    circuit_qpy: str = ""
+    circuit_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from qgen.circuits.spec import ENTANGLERS, READOUTS
+        from qgen.circuits.spec import READOUTS
 
         if self.kind not in MODEL_KINDS:
             raise QgenError(f"unknown model {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
@@ -40,10 +51,9 @@ class ModelConfig:
             raise QgenError(f"unknown bottleneck {self.bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
         if self.readout not in READOUTS:
             raise QgenError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
-        if self.entanglement not in ENTANGLERS:
-            raise QgenError(f"unknown entanglement {self.entanglement!r}; choose one of {', '.join(ENTANGLERS)}")
         if self.qubits < 1 or self.layers < 1:
             raise QgenError(f"qubits and layers must be >= 1, got {self.qubits} and {self.layers}")
+        self.ansatz  # validates the circuit's fields (entanglement, family, feature map, observables)
         object.__setattr__(self, "skips", tuple(sorted(set(self.skips), reverse=True)))
         if any(level not in SKIP_LEVELS for level in self.skips):
             raise QgenError(f"skips are pixel levels among {', '.join(map(str, SKIP_LEVELS))}, got "
@@ -67,13 +77,25 @@ class ModelConfig:
     @property
     def readouts(self) -> int:
         """Numbers the middle hands on per row (k)."""
-        from qgen.circuits.spec import readout_count
+        return self.ansatz.num_readouts
 
-        return readout_count(self.qubits, self.readout)
+    @property
+    def inputs(self) -> int:
+        """Angles the shell hands the middle per row (n): the circuit's input parameters."""
+        return self.ansatz.num_inputs
+
+    @property
+    def circuit_weights(self) -> int:
+        """Trainable parameters of the circuit (W), which the classical twin matches."""
+        return self.ansatz.num_weights
 
     @property
     def ansatz(self):
-        """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement, readout)."""
+        """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement, readout, and the
+        library / custom fields)."""
         from qgen.circuits.spec import AnsatzSpec
 
-        return AnsatzSpec(self.qubits, self.layers, self.entanglement, self.readout)
+        return AnsatzSpec(self.qubits, self.layers, self.entanglement, self.readout, family=self.ansatz_family,
+                          feature_map=self.feature_map, feature_reps=self.feature_reps,
+                          rotation_blocks=self.rotation_blocks, entanglement_blocks=self.entanglement_blocks,
+                          observables=self.observables, qpy=self.circuit_qpy, inputs=self.circuit_inputs)

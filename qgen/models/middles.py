@@ -74,3 +74,50 @@ class ClassicalMiddle(nn.Module):
         if self.readout == "zz":
             x = torch.cat([x, x[:, :-1] * x[:, 1:]], dim=1)
         return x
+
+
+class MatchedMiddle(nn.Module):
+    """The classical twin of any circuit: n inputs -> k readouts with exactly W trainable parameters.
+
+    ``ClassicalMiddle`` generalised to a circuit whose weight count is not 2*n*layers (a library
+    ansatz, a user circuit): the W weights fill per-unit (scale, shift) pairs of ceil(W / 2n)
+    blocks of (scale and shift -> tanh -> fixed orthogonal mixing), in that order; entries past W
+    stay fixed at scale 1, shift 0 (buffers). The readouts are the last block's n values as the
+    circuit's Z readouts would be (``readout`` z, or zz with the neighbour products appended), or,
+    where the circuit reads out k explicit observables, a fixed projection to k with unit rows --
+    fixed like the observables, so it adds no parameter.
+    """
+
+    def __init__(self, n: int, k: int, weights: int, seed: int = 0, readout: str = "z",
+                 explicit_observables: bool = False):
+        super().__init__()
+        if weights < 1:
+            raise ValueError("a middle needs at least one weight")
+        self.readout = None if explicit_observables else readout
+        blocks = -(-weights // (2 * n))
+        self.weights = nn.Parameter(torch.cat([torch.ones(n), torch.zeros(n)]).repeat(blocks)[:weights].clone())
+        template = torch.cat([torch.ones(n), torch.zeros(n)]).repeat(blocks)
+        self.register_buffer("fixed", template[weights:].clone())
+        rng = np.random.default_rng(seed)
+        mixers = [np.linalg.qr(rng.normal(size=(n, n)))[0] for _ in range(blocks)]
+        self.register_buffer("mixers", torch.tensor(np.stack(mixers), dtype=torch.float32))
+        projection = np.eye(n)
+        if explicit_observables:
+            projection = rng.normal(size=(k, n))
+            projection /= np.linalg.norm(projection, axis=1, keepdims=True)
+        self.register_buffer("projection", torch.tensor(projection, dtype=torch.float32))
+
+    @property
+    def num_weights(self) -> int:
+        return self.weights.numel()
+
+    def forward(self, angles: torch.Tensor) -> torch.Tensor:
+        n = angles.shape[1]
+        pairs = torch.cat([self.weights, self.fixed]).reshape(-1, 2, n)   # (blocks, scale|shift, n)
+        x = angles
+        for (scale, shift), mixer in zip(pairs, self.mixers):
+            x = torch.tanh(scale * x + shift) @ mixer.T
+        x = x @ self.projection.T
+        if self.readout == "zz":
+            x = torch.cat([x, x[:, :-1] * x[:, 1:]], dim=1)
+        return x

@@ -44,7 +44,7 @@ def _summary(cfg: FolderConfig) -> str:
     middle = {"quantum": f"a variational circuit of {m.qubits} qubits, {m.layers} layer(s) and {entangler} (a Qiskit "
                          f"EstimatorQNN in a TorchConnector, {readout})",
               "classical": f"a classical map with exactly the parameters of a {m.qubits}-qubit, {m.layers}-layer "
-                           "circuit (the parameter-matched control)"}.get(m.kind)
+                           "circuit (the parameter-matched control)", **_circuit_middle(m)}.get(m.kind)
     gate = (f"{DESIGN_TEXT[m.bottleneck]}, the map being {middle}" if middle
             else "without a bottleneck block (the plain control)")
     skips = {2: "both skip connections", 1: f"only the {m.skips[0] if m.skips else ''}-px skip connection",
@@ -53,6 +53,21 @@ def _summary(cfg: FolderConfig) -> str:
             f"{', '.join(map(str, m.widths))} at 28, 14 and 7 px, {skips}) whose 7×7 bottleneck is {gate}. It predicts "
             f"{'v' if d.prediction == 'v' else 'ε'} on a {d.schedule} schedule with T = {d.T}. The weights are the "
             f"{cfg.weights.get('source', 'ema').upper()} weights at step {cfg.weights.get('step')}.")
+
+
+def _circuit_middle(m) -> dict:
+    """The middle's phrase for a circuit other than the original (a library ansatz, a user circuit)."""
+    spec = m.ansatz
+    if spec.is_original:
+        return {}
+    from qgen.circuits.library import describe
+
+    readouts = f"{spec.num_readouts} readouts ({', '.join(spec.observables)})" if spec.observables else \
+        ("Z and neighbour ZZ readouts" if m.readout == "zz" else "Z readouts")
+    circuit = f"{describe(spec)}, {spec.num_weights} trainable angles"
+    return {"quantum": f"a variational circuit: {circuit} (a Qiskit EstimatorQNN in a TorchConnector, {readouts})",
+            "classical": f"a classical map with exactly the parameters of that circuit ({circuit}; the "
+                         "parameter-matched control)"}
 
 
 def _data(cfg: FolderConfig) -> str:
@@ -74,7 +89,7 @@ def _training(cfg: FolderConfig) -> str:
              f"forward noise: {t.get('noise')}",
              f"- backend: {cfg.backend}" + (f" ({t['simulation']})" if t.get("simulation") else "")]
     if cfg.model.kind == "quantum":
-        lines.append(f"- circuit: {cfg.model.qubits} input angles and {2 * cfg.model.qubits * cfg.model.layers} "
+        lines.append(f"- circuit: {cfg.model.inputs} input angles and {cfg.model.circuit_weights} "
                      f"trainable ones; transpiled for {backend}: "
                      f"depth {cfg.circuit.get('depth')}, two-qubit depth {cfg.circuit.get('two_qubit_depth')} "
                      "(`circuit/circuit.qpy`, `circuit/circuit.qasm3`, `circuit/stats.json`)")

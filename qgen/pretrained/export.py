@@ -137,13 +137,32 @@ def _write_circuit(cfg: RunConfig, manifest: dict, folder: ModelFolder, backends
         shutil.copytree(recorded[0], folder.circuit_dir)
     else:
         _transpile_again(cfg, folder, backends_file, local)
+    _write_logical_circuit(cfg, folder.circuit_dir / LOGICAL_QPY)
     stats = read_json(folder.circuit_dir / "stats.json")
     keep = ("name", "num_qubits", "num_parameters", "depth", "two_qubit_depth", "count_ops", "layout",
             "estimated_success_probability", "optimization_level", "seed_transpiler")
-    return {"ansatz": to_dict(cfg.model.ansatz), "transpiled_for": stats.get("backend"),
+    # the QPY of a user circuit is in config.json's model block already: not a second time here
+    ansatz = {k: v for k, v in to_dict(cfg.model.ansatz).items() if k != "qpy"}
+    return {"ansatz": ansatz, "transpiled_for": stats.get("backend"),
             **{k: stats.get(k) for k in keep},
             "files": {kind: f"{folder.circuit_dir.name}/{name}" for kind, name in
-                      (("qpy", "circuit.qpy"), ("qasm3", "circuit.qasm3"), ("stats", "stats.json"))}}
+                      (("qpy", "circuit.qpy"), ("qasm3", "circuit.qasm3"), ("stats", "stats.json"),
+                       ("logical_qpy", LOGICAL_QPY))}}
+
+
+LOGICAL_QPY = "logical.qpy"  # the circuit before transpilation, with its input/weight parameter names
+
+
+def _write_logical_circuit(cfg: RunConfig, path: Path) -> None:
+    """The untranspiled circuit: what a user loads to reuse the trained circuit elsewhere (the
+    weights are ``gate.middle.qnn.weight`` in model.safetensors, in ``circuit.parameters`` order
+    minus the inputs)."""
+    from qiskit import qpy
+
+    from qgen.circuits import build_ansatz
+
+    with path.open("wb") as fh:
+        qpy.dump(build_ansatz(cfg.model.ansatz).circuit, fh)
 
 
 def _transpile_again(cfg: RunConfig, folder: ModelFolder, backends_file: Path | None, local: bool) -> None:

@@ -161,7 +161,6 @@ def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backe
 
 def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
                    local: bool, report: Reporter, device: str | None, journaled_jobs: str | None = None) -> Path:
-    run_dir = run.path
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
