@@ -127,7 +127,8 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
     cells = expand_cells(cfg)
     state = ExperimentState.open(out)
     if dry_run:
-        for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells):
+        parallel = (workers or 1) if executor == "ray" else 1
+        for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells, parallel):
             click.echo(line)
         click.echo(f"dry run: nothing was trained; output folder would be {out}")
         return
