@@ -205,3 +205,59 @@ def test_arm_datasets_round_trip_and_restrict_the_grid(tmp_path):
     assert ids == ["mnist-c3_classical_n10_s0", "other_classical_n10_s0", "other_quantum_n10_s0"]
     save_experiment_config(cfg, tmp_path / "e.toml")
     assert load_experiment_config(tmp_path / "e.toml") == cfg
+
+
+# -- the hardware question -------------------------------------------------------------------------
+
+def test_hardware_needs_an_existing_experiment(tmp_path):
+    from qgen.cli.experiment import experiment_command
+
+    group = click.Group(commands=[experiment_command])
+    result = CliRunner().invoke(group, ["experiment", "--preset", "smoke", "--out", str(tmp_path / "new"),
+                                        "--hardware"])
+    assert isinstance(result.exception, QgenError) and "existing experiment" in str(result.exception)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow  # trains one tiny cell, then a density-matrix simulation of the device (~20 CPU-s)
+def test_hardware_question_samples_the_quantum_cells_on_a_noisy_device(tmp_path, monkeypatch):
+    import csv
+    import json
+
+    import numpy as np
+    import torch
+
+    from qgen.experiment.cells import expand_cells
+    from qgen.experiment.config import save_experiment_config
+    from qgen.experiment.hardware import HardwareOptions, hardware_cells, run_hardware, score_fld
+    from qgen.experiment.runner import RunnerOptions, run_experiment
+
+    monkeypatch.setenv("QGEN_CIRCUITS", str(tmp_path / "circuits"))
+    cfg = experiment_from_dict({**TINY, "arms": ["classical", "quantum"], "sizes": [4, 10], "seeds": [0, 1],
+                                "sampling": {**TINY["sampling"], "n": 6}})
+    out = tmp_path / "exp"
+    cells = [c for c in expand_cells(cfg) if c.arm.name == "quantum" and c.n == 10]
+    assert [c.id for c in hardware_cells(cfg)] == [c.id for c in cells]  # the quantum arm at the largest N
+    run_experiment(cfg, cells[:1], RunnerOptions(out=out, log=lambda line: None))
+    save_experiment_config(cfg, out / "experiment.toml")
+    metrics = json.loads((out / "cells" / cells[0].id / "metrics.json").read_text())
+    with np.load(out / metrics["cell"]["samples_file"]) as npz:
+        exact = torch.from_numpy(npz["samples"])
+    # the hardware question scores exactly as the cell was scored
+    assert score_fld(out / metrics["cell"]["run_dir"], exact, cfg.heldout_limit) == pytest.approx(metrics["fld"]["value"])
+
+    rows = run_hardware(cfg, HardwareOptions(out=out, log=lambda line: None))
+    assert len(rows) == 1 and rows[0]["cell_id"] == cells[0].id  # only finished cells
+    row = rows[0]
+    assert row["backend"] == "fake_fez_s1024" and int(row["shots"]) == 1024 and int(row["n"]) == 6
+    assert float(row["fld_exact"]) == pytest.approx(metrics["fld"]["value"], rel=1e-5)
+    assert float(row["ratio"]) == pytest.approx(float(row["fld_device"]) / float(row["fld_exact"]), rel=1e-4)
+    with np.load(out / row["samples_file"]) as npz:
+        device = torch.from_numpy(npz["samples"])
+        request = json.loads(str(npz["metadata"]))["request"]
+    assert request["seed"] == 1000 and request["backend"] == "fake_fez_s1024"
+    assert not torch.equal(device, exact)  # shot noise moved the samples ...
+    assert (device - exact).abs().max() < 1.0  # ... from the same x_T
+    again = run_hardware(cfg, HardwareOptions(out=out, log=lambda line: None))  # resumable: nothing redone
+    assert again == [dict(r) for r in csv.DictReader(open(out / "hardware" / "hardware.csv"))]
+    assert len(again) == 1 and "FLD device" in (out / "hardware" / "hardware.md").read_text()

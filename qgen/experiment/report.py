@@ -298,7 +298,8 @@ def report_markdown(cfg: ExperimentConfig, rows: list[dict], verdict: Verdict, *
         "The other p-values are uncorrected for multiple comparisons.",
         f"- The quantum arms are simulated exactly ({cfg.backend}); this says nothing about hardware noise"
         + (" beyond the `noisy_device` arm." if "noisy_device" in cfg.arms else
-           " (the hardware question of the protocol is answered separately, by sampling on a fake device)."),
+           " (the protocol's hardware question is answered separately: `qgen experiment --out <this folder> "
+           "--hardware` samples the quantum arm's largest-N models on fake_fez with shot noise into hardware/)."),
         *(["- `quantum_noise`: on a simulator the 'quantum' bits come from a seeded simulation, i.e. a "
            "pseudo-random generator; only a device gives physical randomness."] if "quantum_noise" in cfg.arms else []),
         *(["- PathMNIST (the seed paper's headline dataset) was not available on this machine and is not in "
