@@ -90,13 +90,20 @@ class TrainConfig:
     # TensorBoard event files in the run's tensorboard/ folder (loss, lr, quality, sample grids,
     # hyper-parameters); logging only, so runs made before this key get them too when resumed
     tensorboard: bool = True
+    # parameters kept at their initial values (qgen.training.freeze): ("circuit",) is the frozen-circuit
+    # control of qgen experiment; empty (every parameter trains) for every run made before the key
+    freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         import math
 
+        from qgen.training.freeze import check_freeze
         from qgen.training.lr_schedule import LR_SCHEDULES
 
         check_seed(self.seed, "train.seed")
+        object.__setattr__(self, "freeze", tuple(self.freeze))
+        check_freeze(self.freeze)
+
         for key in ("steps", "batch_size", "checkpoint_every", "sample_n", "sample_steps", "eval_samples",
                     "eval_steps"):
             if getattr(self, key) < 1:

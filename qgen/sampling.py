@@ -28,6 +28,7 @@ from qgen.diffusion.schedulers import Scheduler
 from qgen.errors import QgenError
 from qgen.memory import check_sampling_memory
 from qgen.models.build import build_model, load_model_state
+from qgen.training.freeze import freeze
 from qgen.noise.factory import complete_reservation, make_noise_source
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
@@ -79,6 +80,7 @@ def load_trained_model(run_dir: Path, backend_name: str | None, weights: str, ba
     weights = weights_to_load(run, weights)
     ckpt = run.load_checkpoint(weights)  # "ema" or "last"; read onto the CPU whatever device wrote it
     model = build_model(cfg.model, ckpt["channels"], cfg.train.seed, backend).to(device)
+    freeze(model, cfg.train.freeze)  # the model as trained: what it froze is not a trainable parameter here either
     load_model_state(model, ckpt["model"], run.checkpoint_path(weights))
     model.eval()
     return cfg, backend, model, ckpt | {"weights": weights}

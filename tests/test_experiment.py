@@ -22,7 +22,8 @@ from qgen.experiment.presets import full_preset, smoke_preset
 from qgen.experiment.report import report_markdown
 from qgen.experiment.runner import RunnerOptions, run_experiment
 from qgen.experiment.stats import mean_ci, paired_comparison
-from qgen.experiment.verdict import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide
+from qgen.experiment.summary import read_summary_csv
+from qgen.experiment.verdict import EQUIVALENT, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_FILES = ("summary.csv", "tables.md", "report.md", "state.json", "experiment.toml")
@@ -128,48 +129,64 @@ def test_paired_comparison_drops_incomplete_pairs():
 
 # -- verdict wording on synthetic summaries -----------------------------------------------------
 
-def synthetic_rows(shift: float, noise: float, datasets=("mnist-c3", "pneumonia"), seeds=(0, 1, 2),
-                   sizes=(10, 25, 50, 100)) -> list[dict]:
-    """Summary rows where quantum FLD = classical FLD + shift (+ seeded noise)."""
+def synthetic_rows(log_effect: float, noise: float, datasets=("mnist-c3", "pneumonia"), seeds=tuple(range(10)),
+                   sizes=(10, 30, 100), other: str = "classical") -> list[dict]:
+    """Summary rows where quantum FLD = classical FLD * exp(log_effect + seeded noise per seed)."""
     rng = np.random.default_rng(0)
     rows = []
     for dataset in datasets:
-        for n in sizes:
-            for seed in seeds:
-                base = 100.0 + 200.0 / n + rng.normal(0, 5)
-                for arm, value in (("classical", base), ("quantum", base + shift + rng.normal(0, noise))):
+        for seed in seeds:
+            seed_effect = log_effect + rng.normal(0, noise)
+            for n in sizes:
+                base = 20.0 + 200.0 / n + rng.normal(0, 2)
+                for arm, value in ((other, base), ("quantum", base * np.exp(seed_effect + rng.normal(0, noise / 4)))):
                     rows.append({"dataset": dataset, "arm": arm, "n_train": n, "seed": seed, "fd": value,
                                  "kid": value / 100, "precision": 0.5, "recall": 0.5, "copy_fraction": 0.0,
                                  "n_samples": 256, "n_reference": 1000})
     return rows
 
 
-@pytest.mark.parametrize("shift, noise, outcome", [
-    (-10.0, 1.0, SUPPORTED),
-    (+10.0, 1.0, NOT_SUPPORTED),
-    (0.0, 10.0, INCONCLUSIVE),
+def _decide(rows, datasets=("mnist-c3", "pneumonia"), sizes=(10, 30, 100)):
+    return decide(rows, datasets=datasets, sizes=sizes, margin=0.10)
+
+
+@pytest.mark.parametrize("log_effect, noise, outcome", [
+    (-0.30, 0.05, SUPPORTED),        # quantum FLD ~26% lower, tightly
+    (+0.30, 0.05, NOT_SUPPORTED),    # ~35% higher
+    (0.00, 0.02, EQUIVALENT),        # within +-10%, tightly
+    (0.00, 0.40, INCONCLUSIVE),      # too noisy to say anything
 ])
-def test_verdict_outcomes(shift, noise, outcome):
-    verdict = decide(synthetic_rows(shift, noise), claim_max_n=99)
-    assert verdict.outcome == outcome
-    assert all(f.sizes == (10, 25, 50) for f in verdict.findings)  # N = 100 is outside "< 100 images"
-    assert all(f.comparison.n_pairs == 9 for f in verdict.findings)
-    report = report_markdown(full_preset(), synthetic_rows(shift, noise), verdict, out=Path("."), n_cells=48,
-                             failed=[], preset="full")
+def test_verdict_outcomes(log_effect, noise, outcome):
+    rows = synthetic_rows(log_effect, noise)
+    verdict = _decide(rows)
+    assert verdict.outcome == outcome, verdict.reason
+    assert all(f.test.n == 10 for f in verdict.findings)  # seeds are the unit, not (N, seed) pairs
+    report = report_markdown(full_preset(), rows, verdict, out=Path("."), n_cells=330, failed=[], preset="full")
     assert f"**Verdict: {outcome.upper()}**" in report
-    assert "not Inception" in report and "95% CI" in report
+    assert "not Inception" in report and "95% CI" in report and "## Environment" in report
 
 
-def test_verdict_needs_every_dataset_and_enough_pairs():
-    mixed = synthetic_rows(-10.0, 1.0, datasets=("mnist-c3",)) + synthetic_rows(+10.0, 1.0, datasets=("pneumonia",))
-    assert decide(mixed, 99).outcome == INCONCLUSIVE
-    one_better_one_flat = synthetic_rows(-10.0, 1.0, datasets=("a",)) + synthetic_rows(0.0, 20.0, datasets=("b",))
-    assert decide(one_better_one_flat, 99).outcome == INCONCLUSIVE
-    single_pair = synthetic_rows(-10.0, 1.0, datasets=("a",), seeds=(0,), sizes=(10,))
-    verdict = decide(single_pair, 99)
-    assert verdict.outcome == INCONCLUSIVE and "fewer than 2 pairs" in verdict.reason
-    no_quantum = [r for r in synthetic_rows(-10.0, 1.0) if r["arm"] != "quantum"]
-    assert decide(no_quantum, 99).outcome == INCONCLUSIVE
+def test_verdict_needs_every_dataset_and_enough_seeds():
+    mixed = synthetic_rows(-0.3, 0.05, datasets=("mnist-c3",)) + synthetic_rows(+0.3, 0.05, datasets=("pneumonia",))
+    assert _decide(mixed).outcome == INCONCLUSIVE and "mixed" in _decide(mixed).reason
+    one_better_one_flat = synthetic_rows(-0.3, 0.05, datasets=("a",)) + synthetic_rows(0.0, 0.4, datasets=("b",))
+    verdict = _decide(one_better_one_flat, datasets=("a", "b"))
+    assert verdict.outcome == INCONCLUSIVE and "better on a only" in verdict.reason
+    one_seed = synthetic_rows(-0.3, 0.05, seeds=(0,))
+    verdict = _decide(one_seed)
+    assert verdict.outcome == INCONCLUSIVE and all("no test possible" in f.note for f in verdict.findings)
+    no_quantum = [r for r in synthetic_rows(-0.3, 0.05) if r["arm"] != "quantum"]
+    assert _decide(no_quantum).outcome == INCONCLUSIVE
+    # a dataset of the grid with no cells yet keeps the verdict open
+    assert _decide(synthetic_rows(-0.3, 0.05, datasets=("mnist-c3",))).outcome == INCONCLUSIVE
+
+
+def test_a_seed_counts_only_when_both_arms_finished_every_size():
+    rows = [r for r in synthetic_rows(-0.3, 0.05) if not (r["dataset"] == "mnist-c3" and r["seed"] == 3
+                                                          and r["n_train"] == 100 and r["arm"] == "quantum")]
+    verdict = _decide(rows)
+    assert [f.test.n for f in verdict.findings] == [9, 10]  # seed 3 of mnist-c3 lacks N = 100
+    assert verdict.outcome == SUPPORTED
 
 
 # -- running and resuming -----------------------------------------------------------------------
@@ -191,20 +208,29 @@ def test_smoke_preset_resumes_after_max_cells(tmp_path):
 
     second = _run_cli(["--out", str(out)], tmp_path)  # the stored experiment.toml says what to continue
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "6 cells finished now, 2 were already done" in second.stderr
+    assert "10 cells finished now, 2 were already done" in second.stderr
     for name, mtime in mtimes.items():
         assert (out / "cells" / name / "metrics.json").stat().st_mtime_ns == mtime
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "finished" and state["invocations"] == 2
     assert all(c["status"] == "done" and c["trainings"] == 1 for c in state["cells"].values())
-    assert len(state["cells"]) == 8
+    assert len(state["cells"]) == 12  # 6 arms x 2 seeds: every arm of the protocol
     for name in OUTPUT_FILES:
         assert (out / name).is_file(), name
-    assert len(list((out / "grids").glob("*.png"))) == 4 and (out / "plots" / "mnist-c3.png").is_file()
-    lines = (out / "summary.csv").read_text().strip().splitlines()
-    assert len(lines) == 1 + 8 and lines[0].startswith("cell_id,dataset,arm,n_train,seed")
+    assert len(list((out / "grids").glob("*.png"))) == 6 and (out / "plots" / "mnist-c3.png").is_file()
+    rows = read_summary_csv(out / "summary.csv")
+    assert len(rows) == 12 and list(rows[0])[:5] == ["cell_id", "dataset", "arm", "n_train", "seed"]
+    # best-validation weights, test-part baselines, and dependence ratios for every gated arm (none for plain)
+    assert {r["weights"] for r in rows} == {"best"}
+    assert all(r["floor_fd"] > 0 and r["memorizer_fd"] > 0 for r in rows)
+    for r in rows:
+        assert (r["dep_removal_mean"] is None) == (r["arm"] == "plain"), r["cell_id"]
+    frozen = [r for r in rows if r["arm"] == "quantum_frozen"]
+    assert all(r["parameters_gate_middle"] == 0 and r["parameters_frozen"] == 8 for r in frozen)
     report = (out / "report.md").read_text()
     assert "**Verdict:" in report and "not evidence" in report  # smoke-sized runs say so
+    assert "## Controls" in report and "quantum vs separable" in report and "torch" in report
+    assert "Dependence ratios" in (out / "tables.md").read_text()
 
 
 def _expect_interrupt(cfg, cells, opts) -> None:

@@ -108,7 +108,8 @@ def _check_executor_options(executor: str, workers: int | None, address: str | N
 
 @click.command("experiment")
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
-              help="smoke: minutes, for CI; full: the real experiment (hours; see --dry-run)")
+              help="smoke: minutes, for CI; full: the protocol of docs/results/experiment/PROTOCOL.md (days of "
+                   "CPU; see --dry-run)")
 @click.option("--smoke", "smoke", is_flag=True, help="shorthand for --preset smoke")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="experiment TOML (arms, sizes, seeds, [[datasets]], [model], [train], [sampling])")
@@ -117,6 +118,9 @@ def _check_executor_options(executor: str, workers: int | None, address: str | N
 @click.option("--dry-run", is_flag=True, help="list the cells, their status and the estimated time; run nothing")
 @click.option("--max-cells", type=int, default=None, help="stop after working on this many cells (resume later)")
 @click.option("--report-only", is_flag=True, help="rebuild summary, tables, plots and report from finished cells")
+@click.option("--hardware", "hardware", is_flag=True,
+              help="the hardware question only: sample the finished quantum cells at the largest N on fake_fez "
+                   "with shot noise (1,024 shots) and write <out>/hardware/ (no training)")
 @click.option("--backends", "backends_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
 @click.option("--progress", is_flag=True, help="show training and sampling progress bars")
@@ -128,7 +132,8 @@ def _check_executor_options(executor: str, workers: int | None, address: str | N
 @click.option("--address", default=None,
               help="ray: join this cluster (auto, host:6379, ray://host:10001) instead of starting a local Ray")
 def experiment_command(preset_name: str | None, smoke: bool, config_file: Path | None, out: Path | None,
-                       dry_run: bool, max_cells: int | None, report_only: bool, backends_file: Path | None,
+                       dry_run: bool, max_cells: int | None, report_only: bool, hardware: bool,
+                       backends_file: Path | None,
                        progress: bool, device: str, executor: str, workers: int | None, address: str | None) -> None:
     """Quantum vs parameter-matched classical bottleneck: train, sample and evaluate every cell, then report.
 
@@ -153,11 +158,24 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
     cells = expand_cells(cfg)
     if dry_run:
         state = ExperimentState.open(out)
-        for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells):
+        parallel = (workers or 1) if executor == "ray" else 1
+        for line in plan_lines(cfg, plan_cells(cfg, cells, out, state.data["cells"]), max_cells, parallel):
             click.echo(line)
         click.echo(f"dry run: nothing was trained; output folder would be {out}")
         return
     set_torch_threads()  # as qgen.cli.main does, for when this command is invoked on its own
+    if hardware:
+        if report_only or not (out / CONFIG_FILE).is_file():
+            raise QgenError("--hardware samples the cells of an existing experiment: give its --out (and not "
+                            "--report-only)")
+        from qgen.experiment.hardware import HardwareOptions, run_hardware
+        from qgen.experiment.runner import pinned_threads
+        from qgen.threads import configured_threads
+
+        with pinned_threads(configured_threads()):
+            rows = run_hardware(cfg, HardwareOptions(out=out, log=lambda line: click.echo(line, err=True)))
+        click.echo(f"hardware: {len(rows)} cell(s) sampled on the device; wrote {out / 'hardware'}")
+        return
     if not report_only:
         check_data_for_cells(cfg, cells)  # before the folder is made: every size fits its data
     out.mkdir(parents=True, exist_ok=True)

@@ -41,28 +41,41 @@ def expand_cells(cfg: ExperimentConfig) -> list[Cell]:
         for dataset in cfg.datasets
         for n in cfg.sizes
         for arm in cfg.arms
+        if cfg.runs_on(arm, dataset.label)
     ]
 
 
 def run_config(cfg: ExperimentConfig, cell: Cell) -> RunConfig:
-    """The experiment's base run with what the cell decides: data, seed, and the arm's gate, backend, noise."""
-    base = cfg.run
+    """The experiment's base run with what the cell decides: data, seed, and the arm's settings
+    (middle, backend, noise, entanglement, frozen circuit: ``Arm.apply``)."""
+    base = cell.arm.apply(cfg.run)
     return replace(
         base,
         name=cell.id,
-        backend=cell.arm.backend or base.backend,
         data=DataConfig(dataset=cell.dataset.dataset, root=cell.dataset.root, classes=cell.dataset.classes,
                         n_train=cell.n, seed=cell.seed, download=cell.dataset.download),
-        model=replace(base.model, kind=cell.arm.model_kind),
         # the end-of-training grid is only a glance; the evaluated samples come later
-        train=replace(base.train, seed=cell.seed, noise=cell.arm.noise,
-                      sample_steps=min(cfg.sampling.steps, base.diffusion.T)),
+        train=replace(base.train, seed=cell.seed, sample_steps=min(cfg.sampling.steps, base.diffusion.T)),
     )
 
 
-def sample_request(cfg: ExperimentConfig, cell: Cell) -> SampleRequest:
+def sample_request(cfg: ExperimentConfig, cell: Cell, reference: int | None = None) -> SampleRequest:
+    """The cell's sampling: the experiment's request, its own seed and noise, and at most as many
+    samples as there are ``reference`` (test) images to score them against -- a Fréchet distance
+    between sets of different sizes mixes two biases, and the floor and memorizer are drawn at the
+    samples' size from sets no larger than the reference."""
     # offset the sampling seed from the training seed so sampling noise is not the training noise
-    return replace(cfg.sampling, seed=1000 + cell.seed, noise=cell.arm.noise)
+    n = cfg.sampling.n if reference is None else max(4, min(cfg.sampling.n, reference))
+    return replace(cfg.sampling, seed=1000 + cell.seed, noise=cell.arm.noise, n=n)
+
+
+def reference_size(cfg: ExperimentConfig, run: RunConfig) -> int:
+    """How many test images the cell's metrics compare with (the test part, capped by heldout_limit)."""
+    from qgen.data import load_dataset
+    from qgen.evaluation import heldout_for
+
+    held = heldout_for(run.data, load_dataset(run.data))
+    return min(len(held.test), cfg.heldout_limit)
 
 
 def check_data_for_cells(cfg: ExperimentConfig, cells: list[Cell]) -> None:

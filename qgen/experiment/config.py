@@ -42,6 +42,20 @@ class DatasetSpec:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
 
 
+@dataclass(frozen=True)
+class ArmDatasets:
+    """An arm run on some datasets only (e.g. quantum-generated noise on MNIST only); an arm not
+    named in any ``[[arm_datasets]]`` table runs on every dataset of the grid."""
+
+    arm: str
+    datasets: tuple[str, ...]             # dataset labels
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not self.datasets:
+            raise QgenError(f"arm_datasets for {self.arm!r} names no dataset")
+
+
 # The experiment's own defaults, in one place: smaller than a plain ``qgen train`` run (it trains
 # hundreds of cells on a CPU) with a slower-moving EMA. An experiment TOML's [model], [diffusion]
 # and [train] tables override these; the arm and the cell then set model kind, backend, noise, seeds.
@@ -55,7 +69,7 @@ EXPERIMENT_SAMPLING = SampleRequest(n=256, steps=50, batch_size=64)
 
 RUN_TABLES = ("model", "diffusion", "train")
 # set per cell (by the arm or the seed), so an experiment file may not set them
-CELL_KEYS = {"model": ("kind",), "train": ("seed", "noise", "sample_steps"), "sampling": ("seed", "noise", "backend")}
+CELL_KEYS = {"model": ("kind",), "train": ("seed", "noise", "sample_steps", "freeze"), "sampling": ("seed", "noise", "backend")}
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,14 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     claim_max_n: int = 99       # the claim is about "< 100 images": sizes above this are context only
     heldout_limit: int = 1000   # most held-out real images the metrics compare with
+    # per gated cell, the dependence ratios (qgen.dependence: FLD with the middle's readouts replaced by
+    # their mean / a shuffle, over FLD as trained): does the model use its bottleneck at all?
+    dependence: bool = True
+    # the equivalence margin of the analysis, fixed with the grid before any cell runs: FLD ratios
+    # within 1 +- margin (log-ratio within +-log(1 + margin)) count as equivalent (qgen.experiment.verdict)
+    equivalence_margin: float = 0.10
     datasets: tuple[DatasetSpec, ...] = ()
+    arm_datasets: tuple[ArmDatasets, ...] = ()   # arms restricted to some datasets (the rest run on all)
     run: RunConfig = EXPERIMENT_RUN              # every cell's run, before the arm's and cell's overrides
     sampling: SampleRequest = EXPERIMENT_SAMPLING  # every cell's samples, before the cell's seed and noise
 
@@ -95,14 +116,36 @@ class ExperimentConfig:
         for key in ("steps", "batch_size"):
             if getattr(s, key) < 1:
                 raise QgenError(f"sampling.{key} must be >= 1, got {getattr(s, key)}")
+        if not 0 < self.equivalence_margin < 1:
+            raise QgenError(f"equivalence_margin must be in (0, 1) (a fraction of FLD), got {self.equivalence_margin}")
         if self.heldout_limit < 1:
             raise QgenError(f"heldout_limit must be >= 1, got {self.heldout_limit}")
         if s.steps > self.diffusion.T:
             raise QgenError(f"sampling.steps ({s.steps}) cannot exceed model.T ([diffusion] T = {self.diffusion.T})")
         s.validate(self.diffusion.T)
+        if s.weights == "best" and not self.train.eval_every:
+            raise QgenError("sampling.weights = 'best' needs in-training evaluation (train.eval_every > 0): "
+                            "without it no run has a best-validation checkpoint")
         labels = [d.label for d in self.datasets]
         if len(set(labels)) != len(labels):
             raise QgenError(f"dataset labels must be unique, got {labels}")
+        scoped = [a.arm for a in self.arm_datasets]
+        for scope in self.arm_datasets:
+            if scope.arm not in self.arms:
+                raise QgenError(f"arm_datasets names arm {scope.arm!r}, which is not among the arms {list(self.arms)}")
+            if scoped.count(scope.arm) > 1:
+                raise QgenError(f"arm_datasets names arm {scope.arm!r} twice")
+            unknown_labels = [d for d in scope.datasets if d not in labels]
+            if unknown_labels:
+                raise QgenError(f"arm_datasets for {scope.arm!r} names dataset {unknown_labels[0]!r}; the datasets "
+                                f"are {', '.join(labels)}")
+
+    def runs_on(self, arm: str, dataset_label: str) -> bool:
+        """Whether the grid has cells of ``arm`` on this dataset (``arm_datasets``)."""
+        for scope in self.arm_datasets:
+            if scope.arm == arm:
+                return dataset_label in scope.datasets
+        return True
 
     # the base run's parts, for the readers of the grid (report, estimates, runner)
     @property
@@ -182,10 +225,13 @@ def save_experiment_config(cfg: ExperimentConfig, path: Path) -> None:
 
 def to_dict_deep(cfg: ExperimentConfig) -> dict:
     """The TOML tables of an experiment: grid keys, [[datasets]], the base run's tables and [sampling]."""
-    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("run", "sampling", "datasets")}
+    skip = ("run", "sampling", "datasets", "arm_datasets")
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in skip}
     out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
     out["backend"] = cfg.backend
     out["datasets"] = [to_dict(d) for d in cfg.datasets]
+    if cfg.arm_datasets:
+        out["arm_datasets"] = [to_dict(a) for a in cfg.arm_datasets]
     run = to_dict(cfg.run)
     for table in RUN_TABLES:
         out[table] = {k: v for k, v in run[table].items() if k not in CELL_KEYS.get(table, ())}

@@ -4,12 +4,19 @@ The constants were measured on the 2-core development machine with QGEN_THREADS=
 other jobs, so they are on the pessimistic side):
   * a classical training step costs ~15 ms overhead + ~25 ms per 16 images at widths (16, 32, 32),
     scaling with the squared widths;
-  * the exact quantum gate adds ~30 ms per call overhead + ~0.06 ms per image per circuit parameter
-    (inputs + 2*qubits*layers weights: exact gradients over the batch), i.e. ~70 ms per step at
-    8 qubits, 2 layers, batch 16 (measured 106 ms vs 37 ms for the classical gate);
+  * the exact circuit adds ~30 ms per call overhead + ~0.06 ms per circuit row per circuit parameter
+    (inputs + 2*qubits*layers weights: exact gradients over the rows), i.e. ~70 ms per step at
+    8 qubits, 2 layers, batch 16 with one row per image (measured 106 ms vs 37 ms for the classical
+    middle). A per-site design binds the circuit at every site: ``ModelConfig.circuit_rows_per_image``
+    rows per image (49 for ``site``, 16 for ``patch``), so its circuit costs that many times more;
   * quantum-generated noise adds ~15 µs per Gaussian value drawn (Aer sampling + conversion);
-  * DDIM sampling costs ~1.5 ms per image per step; evaluation ~5 s per cell.
-The noisy-device arm is a guess (density-matrix simulation with shots, ~50x the exact gate).
+  * sampling costs ~1.5 ms per image per model call at widths (16, 32, 32) (scaling like training),
+    plus the circuit's forward pass (a third of its per-row training cost);
+  * in-training validation samples ``eval_samples`` images every ``eval_every`` steps;
+  * the dependence ratios redraw the samples once as trained and once per ablation (3 draws for a
+    global design, whose content ablations are its removal ones; 5 for a per-site design);
+  * evaluation (feature net cached) ~5 s per cell.
+The noisy-device arm is a guess (density-matrix simulation with shots, ~50x the exact circuit).
 """
 
 from __future__ import annotations
@@ -17,14 +24,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from qgen.experiment.cells import Cell
+from qgen.experiment.cells import Cell, run_config
 from qgen.experiment.config import ExperimentConfig
+from qgen.models.config import ModelConfig
 
 REFERENCE_WIDTH_COST = 16**2 + 32**2 + 32**2
 STEP_OVERHEAD_S = 0.015
 STEP_PER_16_IMAGES_S = 0.025
 QUANTUM_CALL_S = 0.03
-QUANTUM_PER_IMAGE_PARAMETER_S = 0.00006
+QUANTUM_PER_ROW_PARAMETER_S = 0.00006
 QUANTUM_NOISE_PER_VALUE_S = 15e-6
 NOISY_DEVICE_FACTOR = 50.0
 SAMPLE_PER_IMAGE_STEP_S = 0.0015
@@ -43,36 +51,70 @@ class CellEstimate:
         return self.train_s + self.sample_s + self.eval_s
 
 
-def model_step_seconds(cfg: ExperimentConfig, arm_name: str, model_kind: str, noise: str) -> float:
-    m, batch = cfg.model, cfg.train.batch_size
-    width_cost = sum(w * w for w in m.widths) / REFERENCE_WIDTH_COST
-    step = STEP_OVERHEAD_S + STEP_PER_16_IMAGES_S * batch / 16 * width_cost
-    if model_kind == "quantum":
-        quantum = QUANTUM_CALL_S + QUANTUM_PER_IMAGE_PARAMETER_S * batch * (m.qubits + 2 * m.qubits * m.layers)
-        step += quantum * (NOISY_DEVICE_FACTOR if arm_name == "noisy_device" else 1.0)
-    if noise == "quantum":
+def _width_cost(model: ModelConfig) -> float:
+    return sum(w * w for w in model.widths) / REFERENCE_WIDTH_COST
+
+
+def _circuit_parameters(model: ModelConfig) -> int:
+    return model.qubits + 2 * model.qubits * model.layers
+
+
+def _device_factor(cell: Cell) -> float:
+    return NOISY_DEVICE_FACTOR if cell.arm.name == "noisy_device" else 1.0
+
+
+def model_step_seconds(cfg: ExperimentConfig, cell: Cell) -> float:
+    """One training step of the cell's model (its arm's design: rows per image, qubits, layers)."""
+    model, batch = run_config(cfg, cell).model, cfg.train.batch_size
+    step = STEP_OVERHEAD_S + STEP_PER_16_IMAGES_S * batch / 16 * _width_cost(model)
+    if model.kind == "quantum":
+        rows = batch * model.circuit_rows_per_image
+        step += (QUANTUM_CALL_S + QUANTUM_PER_ROW_PARAMETER_S * rows * _circuit_parameters(model)) * _device_factor(cell)
+    if cell.arm.noise == "quantum":
         step += QUANTUM_NOISE_PER_VALUE_S * batch * PIXELS
     return step
 
 
+def sampling_seconds(cfg: ExperimentConfig, cell: Cell, n: int, model_calls: int, batch_size: int,
+                     exact: bool = False) -> float:
+    """``n`` images with ``model_calls`` network evaluations each, in batches of ``batch_size``
+    (``exact``: on the exact backend whatever the arm's)."""
+    model = run_config(cfg, cell).model
+    seconds = SAMPLE_PER_IMAGE_STEP_S * _width_cost(model) * n * model_calls
+    if model.kind == "quantum":
+        # forward passes only (no gradients): one call per batch per step, a third of the per-row cost
+        calls = -(-n // batch_size) * model_calls
+        rows = n * model.circuit_rows_per_image * model_calls
+        seconds += (QUANTUM_CALL_S * calls + QUANTUM_PER_ROW_PARAMETER_S / 3 * _circuit_parameters(model) * rows) \
+            * (1.0 if exact else _device_factor(cell))
+    return seconds
+
+
 def train_seconds(cfg: ExperimentConfig, cell: Cell) -> float:
-    """The training part of the estimate: pure arithmetic (no torch), cheap enough to order a queue by."""
-    return model_step_seconds(cfg, cell.arm.name, cell.arm.model_kind, cell.arm.noise) * cfg.train.steps
+    """The training part of the estimate, in-training validation included: pure arithmetic (no
+    torch), cheap enough to order a queue by."""
+    tc = cfg.train
+    seconds = model_step_seconds(cfg, cell) * tc.steps
+    if tc.eval_every:
+        evaluations = tc.steps // tc.eval_every
+        seconds += evaluations * sampling_seconds(cfg, cell, tc.eval_samples, tc.eval_steps, cfg.sampling.batch_size)
+    return seconds
 
 
 def estimate_cell(cfg: ExperimentConfig, cell: Cell) -> CellEstimate:
     s = cfg.sampling
-    steps = s.make_scheduler(cfg.diffusion.make_schedule()).model_calls()  # the scheduler's count (DDPM: T)
-    sample = SAMPLE_PER_IMAGE_STEP_S * s.n * steps
-    if cell.arm.model_kind == "quantum":
-        # forward passes only (no gradients): one call per batch per step, a third of the per-image cost
-        params = cfg.model.qubits + 2 * cfg.model.qubits * cfg.model.layers
-        calls = -(-s.n // s.batch_size) * steps
-        quantum = QUANTUM_CALL_S * calls + QUANTUM_PER_IMAGE_PARAMETER_S / 3 * params * s.n * steps
-        sample += quantum * (NOISY_DEVICE_FACTOR if cell.arm.name == "noisy_device" else 1.0)
+    calls = s.make_scheduler(cfg.diffusion.make_schedule()).model_calls()  # the scheduler's count (DDPM: T)
+    sample = sampling_seconds(cfg, cell, s.n, calls, s.batch_size)
     if cell.arm.noise == "quantum":
         sample += QUANTUM_NOISE_PER_VALUE_S * s.n * PIXELS
-    return CellEstimate(train_seconds(cfg, cell), sample, EVALUATION_S)
+    evaluate = EVALUATION_S
+    if cfg.dependence and cell.arm.gated:
+        # redrawn on the exact backend with classical noise: as trained + each distinct ablation
+        from qgen.models.bottlenecks import DESIGNS
+
+        draws = 3 if DESIGNS[cfg.model.bottleneck].sites() == 1 else 5
+        evaluate += draws * sampling_seconds(cfg, cell, s.n, calls, s.batch_size, exact=True)
+    return CellEstimate(train_seconds(cfg, cell), sample, evaluate)
 
 
 def measured_seconds_per_arm(state_cells: dict[str, dict]) -> dict[str, float]:

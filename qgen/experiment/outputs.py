@@ -12,7 +12,9 @@ from pathlib import Path
 from qgen.experiment.cells import Cell
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.figures import plot_metrics_vs_n, save_arm_grids
-from qgen.experiment.report import report_markdown, tables_markdown, write_text
+from qgen.experiment.report import claim_sizes, pair_datasets, report_markdown, tables_markdown, write_text
+from qgen.experiment.arms import CLAIM_COMPARISON
+from qgen.experiment.runner import CELL_METRICS
 from qgen.experiment.summary import collect_rows, write_summary_csv
 from qgen.experiment.verdict import Verdict, decide
 
@@ -27,6 +29,17 @@ class OutputFiles:
     verdict: Verdict
 
 
+def _environments(out: Path, cells: list[Cell]) -> list[dict]:
+    import json
+
+    found = []
+    for cell in cells:
+        path = cell.directory(out) / CELL_METRICS
+        if path.is_file():
+            found.append(json.loads(path.read_text()).get("cell", {}).get("environment") or {})
+    return found
+
+
 def write_outputs(cfg: ExperimentConfig, cells: list[Cell], out: Path, *, failed: list[str],
                   preset: str | None) -> OutputFiles:
     out = Path(out)
@@ -38,8 +51,9 @@ def write_outputs(cfg: ExperimentConfig, cells: list[Cell], out: Path, *, failed
     plots = [plot_metrics_vs_n(rows, d.label, cfg.arms, cfg.sizes, out / "plots" / f"{d.label}.png")
              for d in cfg.datasets if any(r["dataset"] == d.label for r in rows)]
     grids = save_arm_grids(out, rows, out / "grids")
-    verdict = decide(rows, cfg.claim_max_n)
+    verdict = decide(rows, datasets=pair_datasets(cfg, *CLAIM_COMPARISON), sizes=claim_sizes(cfg),
+                     margin=cfg.equivalence_margin)
     report = out / "report.md"
     write_text(report, report_markdown(cfg, rows, verdict, out=out, n_cells=len(cells), failed=failed,
-                                       preset=preset))
+                                       preset=preset, environments=_environments(out, cells)))
     return OutputFiles(summary, tables, report, plots, grids, verdict)

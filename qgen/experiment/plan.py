@@ -38,7 +38,7 @@ def plan_cells(cfg: ExperimentConfig, cells: list[Cell], out: Path, state_cells:
     return plans
 
 
-def plan_lines(cfg: ExperimentConfig, plans: list[CellPlan], max_cells: int | None) -> list[str]:
+def plan_lines(cfg: ExperimentConfig, plans: list[CellPlan], max_cells: int | None, parallel: int = 1) -> list[str]:
     todo = [p for p in plans if p.status != "done"]
     chosen = todo if max_cells is None else todo[:max_cells]
     lines = [f"{'cell':<40} {'status':<20} estimate"]
@@ -53,7 +53,10 @@ def plan_lines(cfg: ExperimentConfig, plans: list[CellPlan], max_cells: int | No
     if not per_arm:
         lines.append("nothing left to run")
         return lines
+    total = sum(per_arm.values())
     lines.append("estimated time: " + ", ".join(f"{arm} {human_duration(s)}" for arm, s in per_arm.items())
-                 + f"; total {human_duration(sum(per_arm.values()))} (rough: 2-core CPU, QGEN_THREADS=1; "
+                 + f"; total {human_duration(total)} CPU (one thread per cell; rough: 2-core CPU, QGEN_THREADS=1; "
                  "refined from measured cells on resume)")
+    if parallel > 1:
+        lines.append(f"with {parallel} cells at a time: about {human_duration(total / parallel)} of wall time")
     return lines

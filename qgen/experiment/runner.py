@@ -25,8 +25,9 @@ from pathlib import Path
 import click
 
 from qgen.errors import QgenError
-from qgen.experiment.cells import Cell, run_config, sample_request
+from qgen.experiment.cells import Cell, reference_size, run_config, sample_request
 from qgen.experiment.config import ExperimentConfig
+from qgen.experiment.environment import environment
 from qgen.experiment.state import ExperimentState
 from qgen.rundir import RunDir
 from qgen.threads import configured_threads
@@ -185,14 +186,18 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellRec
 
     state.update_cell(cell.id, status="sampling")
     t0 = time.perf_counter()
-    samples = sample_run(str(run_dir), sample_request(cfg, cell), runs_dir=None, backends_file=opts.backends_file,
+    request = sample_request(cfg, cell, reference_size(cfg, RunDir(run_dir).config()))
+    samples = sample_run(str(run_dir), request, runs_dir=None, backends_file=opts.backends_file,
                          show_progress=opts.show_progress, device=opts.device)
     sample_seconds = time.perf_counter() - t0
 
     state.update_cell(cell.id, status="evaluating", sample_seconds=round(sample_seconds, 3))
     t0 = time.perf_counter()
+    # the dependence ratios redraw the samples under each ablation of the middle (exact backend,
+    # classical noise): part of the evaluation's time, and only for arms that have a middle
     metrics, _ = evaluate_run(str(run_dir), samples=samples["npz"], heldout_limit=cfg.heldout_limit,
-                              seed=EVALUATION_SEED, device=opts.device)
+                              seed=EVALUATION_SEED, device=opts.device, ablate=cfg.dependence and cell.arm.gated,
+                              backends_file=opts.backends_file)
     eval_seconds = time.perf_counter() - t0
 
     record = state.cell(cell.id)
@@ -206,6 +211,8 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, state: ExperimentState | CellRec
         "sample_seconds": round(sample_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         "parameters": RunDir(run_dir).manifest().get("parameters"),
+        "weights": request.weights,
+        "environment": environment(),
     }
     # written last: its presence is what marks the cell as done
     write_metrics_json(cell_dir / CELL_METRICS, metrics)

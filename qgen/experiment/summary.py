@@ -32,16 +32,25 @@ MAIN_METRICS = (
 )
 PRIMARY_METRIC = MAIN_METRICS[0]
 
+# The dependence ratios (qgen.dependence): FLD with the middle's readouts replaced, over FLD as
+# trained. ~1: the images do not need the middle; well above 1: they pass through it.
+DEPENDENCE_MODES = ("removal_mean", "removal_shuffle", "content_mean", "content_shuffle")
+DEPENDENCE_COLUMNS = tuple(f"dep_{mode}" for mode in DEPENDENCE_MODES)
+
 COLUMNS = (
     "cell_id", "dataset", "arm", "n_train", "seed",
     "fd_metric", "fd", "kid", "kid_std", "kid_subset_size", "precision", "recall", "pr_k",
     "copy_fraction", "copy_fraction_features", "nn_ratio_pixels",
-    "classifier_accuracy", "n_samples", "n_reference", "n_train_images",
+    "floor_fd", "floor_fd_sd", "memorizer_fd", "memorizer_fd_sd", "baseline_reading",
+    "dep_fd", *DEPENDENCE_COLUMNS,
+    "classifier_accuracy", "n_samples", "n_reference", "n_train_images", "weights",
     "train_seconds", "train_step_seconds", "trainings", "sample_seconds", "eval_seconds",
-    "parameters_total", "parameters_gate_middle", "feature_net", "run_dir", "samples_file",
+    "parameters_total", "parameters_gate_middle", "parameters_frozen", "feature_net", "run_dir", "samples_file",
+    "qgen_commit",
 )
 
-STRING_COLUMNS = frozenset({"cell_id", "dataset", "arm", "fd_metric", "feature_net", "run_dir", "samples_file"})
+STRING_COLUMNS = frozenset({"cell_id", "dataset", "arm", "fd_metric", "feature_net", "run_dir", "samples_file",
+                            "baseline_reading", "weights", "qgen_commit"})
 
 
 def _get(d: dict, *keys):
@@ -57,6 +66,7 @@ def row_from_metrics(metrics: dict) -> dict:
     fd_metric = "fld" if "fld" in metrics else "fd_small_cnn"
     fd = metrics.get(fd_metric, {})
     mem = _get(metrics, "memorization") or {}
+    dep = _get(metrics, "dependence") or {}
     return {
         "cell_id": cell["id"], "dataset": cell["dataset"], "arm": cell["arm"],
         "n_train": cell["n_train"], "seed": cell["seed"],
@@ -69,6 +79,14 @@ def row_from_metrics(metrics: dict) -> dict:
         "copy_fraction": _get(mem, "pixels", "fraction_flagged_as_copies"),
         "copy_fraction_features": _get(mem, "features", "fraction_flagged_as_copies"),
         "nn_ratio_pixels": _get(mem, "pixels", "ratio_of_medians"),
+        "floor_fd": _get(metrics, "baselines", "floor", "mean"),
+        "floor_fd_sd": _get(metrics, "baselines", "floor", "sd"),
+        "memorizer_fd": _get(metrics, "baselines", "memorizer", "mean"),
+        "memorizer_fd_sd": _get(metrics, "baselines", "memorizer", "sd"),
+        "baseline_reading": _get(metrics, "baselines", "reading"),
+        # FLD of the samples the ablations are compared with (exact backend, classical noise)
+        "dep_fd": dep.get("fld"),
+        **{f"dep_{mode}": _get(dep, mode, "ratio") for mode in DEPENDENCE_MODES},
         "classifier_accuracy": _get(metrics, "classifier", "accuracy"),
         "n_samples": _get(metrics, "sizes", "n_samples"),
         "n_reference": _get(metrics, "sizes", "n_heldout"),
@@ -80,9 +98,12 @@ def row_from_metrics(metrics: dict) -> dict:
         "eval_seconds": cell.get("eval_seconds"),
         "parameters_total": _get(cell, "parameters", "total"),
         "parameters_gate_middle": _get(cell, "parameters", "gate_middle"),
+        "parameters_frozen": _get(cell, "parameters", "frozen"),
         "feature_net": _get(metrics, "feature_net", "arch"),
         "run_dir": cell.get("run_dir"),
         "samples_file": cell.get("samples_file"),
+        "weights": cell.get("weights"),
+        "qgen_commit": _get(cell, "environment", "qgen_commit"),
     }
 
 
@@ -112,7 +133,6 @@ def read_summary_csv(path: Path) -> list[dict]:
             return None
         if key in STRING_COLUMNS:
             return value
-            return None
         for cast in (int, float):
             try:
                 return cast(value)

@@ -73,3 +73,72 @@ def paired_table(rows: list[dict], arm_a: str, arm_b: str, datasets: Sequence[st
                 if c.n_pairs:
                     body.append([dataset, label, m.label, *comparison_cells(c)])
     return _markdown(header, body) if body else f"(no finished {arm_a}/{arm_b} pairs)"
+
+
+def baseline_table(rows: list[dict], dataset: str, sizes: Sequence[int]) -> str:
+    """The real-data floor and the memorizer per N (same sample size and reference as the cells):
+    an arm's FLD means something only between these two."""
+    header = ["N", "floor FLD (real images)", "memorizer FLD (training images replayed)", "samples per cell"]
+    body = []
+    for n in sizes:
+        mine = [r for r in rows if r["dataset"] == dataset and int(r["n_train"]) == n]
+        if not mine:
+            continue
+        samples = sorted({r.get("n_samples") for r in mine} - {None})
+        body.append([str(n), fmt_ci(mean_ci([r.get("floor_fd") for r in mine])),
+                     fmt_ci(mean_ci([r.get("memorizer_fd") for r in mine])), ", ".join(map(str, samples)) or "–"])
+    return _markdown(header, body) if body else "(no finished cells)"
+
+
+def dependence_table(rows: list[dict], dataset: str, arms: Sequence[str], sizes: Sequence[int]) -> str:
+    """Dependence ratios (ablated FLD / FLD as trained) per gated arm x N, mean ± 95% CI over seeds."""
+    from qgen.experiment.summary import DEPENDENCE_MODES
+
+    header = ["arm", "N", *(m.replace("_", " ") for m in DEPENDENCE_MODES)]
+    body = []
+    for arm in arms:
+        for n in sizes:
+            mine = [r for r in rows if r["dataset"] == dataset and r["arm"] == arm and int(r["n_train"]) == n]
+            if not any(r.get("dep_removal_mean") is not None for r in mine):
+                continue
+            body.append([arm, str(n), *(fmt_ci(mean_ci([r.get(f"dep_{m}") for r in mine])) for m in DEPENDENCE_MODES)])
+    return _markdown(header, body) if body else "(no dependence ratios: no finished gated cells, or dependence off)"
+
+
+def _ratio_interval(ci: tuple[float, float] | None) -> str:
+    import math
+
+    return "–" if ci is None else f"[{fmt(math.exp(ci[0]))}, {fmt(math.exp(ci[1]))}]"
+
+
+def log_ratio_cells(test) -> list[str]:
+    """A ``LogRatioTest`` as table cells: FLD ratio (geometric mean) with its 95% and 90% intervals."""
+    return [str(test.n), fmt(test.ratio), _ratio_interval(test.ci95), _ratio_interval(test.ci90),
+            fmt_p(test.t_p), fmt_p(test.wilcoxon_p), fmt_p(test.sign_p), fmt_p(test.tost_p)]
+
+
+LOG_RATIO_HEADER = ["seeds", "FLD ratio a/b", "95% CI", "90% CI", "t p", "Wilcoxon p", "sign p", "TOST p"]
+
+
+def findings_table(findings) -> str:
+    """One line per dataset of ``verdict.analyse_pair`` findings (seeds averaged over N)."""
+    header = ["dataset", "N averaged", *LOG_RATIO_HEADER, "finding"]
+    body = [[f.dataset, ", ".join(map(str, f.sizes)), *log_ratio_cells(f.test),
+             f.finding + (f" ({f.note})" if f.note else "")] for f in findings]
+    return _markdown(header, body) if body else "(no pairs)"
+
+
+def per_n_log_ratio_table(rows: list[dict], arm_a: str, arm_b: str, datasets: Sequence[str], sizes: Sequence[int],
+                          margin: float) -> str:
+    """log(FLD a / FLD b) per dataset and single N (one value per seed), tested like the pooled line."""
+    from qgen.experiment.pairing import log_ratios_by_seed
+    from qgen.experiment.stats import log_ratio_test
+
+    header = ["dataset", "N", *LOG_RATIO_HEADER]
+    body = []
+    for dataset in datasets:
+        for n in sizes:
+            by_seed = log_ratios_by_seed(rows, arm_a, arm_b, dataset, [n])
+            if by_seed:
+                body.append([dataset, str(n), *log_ratio_cells(log_ratio_test(list(by_seed.values()), margin))])
+    return _markdown(header, body) if body else f"(no finished {arm_a}/{arm_b} pairs)"

@@ -28,6 +28,11 @@ def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNe
             middle = classical_middle(cfg, seed)
         if cfg.kind != "plain":
             gate = make_bottleneck(cfg.bottleneck, cfg.widths[2], cfg.inputs, cfg.readouts, middle, cfg.groups)
+        else:
+            # no block, but the same random draws as one (then dropped): the shared layers below start
+            # from the weights of a gated model of the same seed, so plain-vs-gated is a paired comparison
+            make_bottleneck(cfg.bottleneck, cfg.widths[2], cfg.inputs, cfg.readouts, classical_middle(cfg, seed),
+                            cfg.groups)
         return UNet(cfg, channels, gate)
 
 

@@ -22,6 +22,9 @@ class EMA:
         self.power = power
         self.num_updates = 0
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+        # frozen parameters (train.freeze) keep their exact values: d*x + (1-d)*x rounds, and their
+        # average would drift from the initial weights by a few ulps a step
+        self.fixed = {k for k, p in model.named_parameters() if not p.requires_grad}
 
     def effective_decay(self) -> float:
         # warm-up: early averages would otherwise be dominated by the random init
@@ -33,7 +36,7 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         d = self.effective_decay()
         for k, v in model.state_dict().items():
-            if k in self.shadow:
+            if k in self.shadow and k not in self.fixed:
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
         self.num_updates += 1
 

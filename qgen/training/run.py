@@ -274,4 +274,6 @@ def _parameter_counts(trainer: Trainer) -> dict:
         "total": count_parameters(model),
         "gate": count_parameters(gate) if gate is not None else 0,
         "gate_middle": count_parameters(middle) if middle is not None else 0,
+        # kept at their initial values by train.freeze (counted in none of the trainable numbers above)
+        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
     }

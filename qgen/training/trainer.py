@@ -40,6 +40,7 @@ from qgen.rundir import CheckpointWriteError, RunDir
 from qgen.rundir.checkpoints import require_entries
 from qgen.training.augment import random_translate
 from qgen.training.ema import EMA
+from qgen.training.freeze import freeze, trainable
 from qgen.training.lr_schedule import lr_factor
 from qgen.training.quality import QualityMonitor, QualityRow
 from qgen.training.tensorboard import TrainingBoard, final_metrics, run_hparams
@@ -107,10 +108,11 @@ class Trainer:
         self.device = torch.device(self.device)
         # built (and seeded) on the CPU, then moved: the initial weights are the same on every device
         self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend).to(self.device)
+        freeze(self.model, tc.freeze)  # before the optimizer: a frozen weight is not among its parameters
         self.images = self.data.images.to(self.device)  # once, not per batch
         self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule()).to(self.device)
         self.objective = self.cfg.diffusion.objective()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.optimizer = torch.optim.AdamW(trainable(self.model), lr=tc.lr, weight_decay=tc.weight_decay)
         self.ema = EMA(self.model, tc.ema_decay, power=tc.ema_power or None)
         self.generator = torch.Generator().manual_seed(tc.seed)
         self.order = BatchOrder(len(self.data.images), torch.Generator().manual_seed(tc.seed + 1))
