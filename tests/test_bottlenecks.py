@@ -271,3 +271,19 @@ def test_a_plain_unet_has_no_dependence_to_measure(tmp_path) -> None:
     run = qgen.train(cfg, runs_dir=tmp_path)
     request = {"n": 4, "sampler": "dpm", "steps": 2, "seed": 0, "batch_size": 4}
     assert measure_run_dependence(run, request, lambda images: 1.0) is None
+
+
+def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() -> None:
+    from qgen.backends.qnn_plan import sampling_plan
+    from qgen.backends.registry import get_backend
+    from qgen.diffusion.schedules import make_schedule
+    from qgen.sampling import SampleRequest, _estimator_plan
+
+    spec = get_backend("ibm_fez")
+    req = SampleRequest(n=5, sampler="dpm", steps=3, batch_size=4)
+    scheduler = req.make_scheduler(make_schedule("linear", 100))
+    rows = ModelConfig(bottleneck="site").circuit_rows_per_image
+    plan = _estimator_plan(spec, req, scheduler, rows)
+    # two chunks (4 + 1 images) x 3 calls, each one job of one PUB with a binding per image and site
+    assert plan == sampling_plan(spec, [4 * 49, 1 * 49], 3)
+    assert plan.executions > 20 * _estimator_plan(spec, req, scheduler, 1).executions  # TREX etc. do not scale

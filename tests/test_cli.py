@@ -143,7 +143,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, env: dict) -> None
         (["train", "--classes", "3,x"], "--classes must be a comma-separated list of integers"),
         (["train", "--class", "42"], "42"),
         (["train", "--n-train", "100000"], "100000"),
-        (["train", "--qubits", "0"], "qubits and layers must be >= 1"),
+        (["train", "--qubits", "0"], "n_qubits must be >= 1, got 0"),
         (["train", "--entanglement", "star"], "unknown entanglement 'star'"),
         (["train", "--schedule", "zigzag"], "unknown noise schedule 'zigzag'"),
         (["train", "--qubits", "24", "--entanglement", "full", "--n-train", "8"],
@@ -247,7 +247,9 @@ def test_backends_lists_devices_budgets_and_credentials(tmp_path: Path, env: dic
 
 
 def test_hardware_dry_run_counts_estimator_and_noise_jobs_and_refuses_over_budget(tmp_path: Path, env: dict) -> None:
-    assert qgen(["train", "--steps", "2", "--name", "d", "--eval-every", "0", *TINY], env).returncode == 0
+    # the channel gate binds the circuit once per image (the per-site default: 49 times, tested below)
+    assert qgen(["train", "--steps", "2", "--name", "d", "--eval-every", "0", "--bottleneck", "channel_gate",
+                 *TINY], env).returncode == 0
     run = only_run(tmp_path)
     args = ["sample", "--run", str(run), "--backend", "ibm_fez", "--local", "--n", "2", "--steps", "2",
             "--noise", "quantum", "--dry-run"]

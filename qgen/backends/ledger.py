@@ -26,6 +26,7 @@ from typing import Any
 from qgen.backends.budget import ShotBudget
 from qgen.backends.job_files import job_files
 from qgen.errors import QgenError
+from qgen.rundir.layout import JOURNAL
 from qgen.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class ShotLedger:
                             f"({self.lock_path.name}) (internal error)")
 
 
-def read_ledger(path: Path, journal_name: str = "jobs.jsonl") -> dict[str, dict[str, Any]]:
+def read_ledger(path: Path, journal_name: str = JOURNAL) -> dict[str, dict[str, Any]]:
     """budget.json, checked: {backend: {"limit": int | None, "spent": int >= 0, "jobs"?: {id: int >= 0}}}."""
     if not path.is_file():
         return {}

@@ -141,7 +141,7 @@ def describe(spec: AnsatzSpec) -> str:
     """One phrase for people (the model card): what the circuit is, without building it."""
     if spec.family == "custom":
         return (f"a circuit of the user's own on {spec.n_qubits} qubits ({len(spec.inputs)} input parameters; QPY "
-                "in config.json and circuit/logical.qpy)")
+                "in the model's configuration and circuit/logical.qpy)")
     encoding = {"angle": "RY angle encoding", "reupload": "RY angle encoding re-uploaded before every layer",
                 "z_feature_map": f"z_feature_map (reps {spec.feature_reps})",
                 "zz_feature_map": f"zz_feature_map (reps {spec.feature_reps}, {spec.entanglement})"}[spec.feature_map]

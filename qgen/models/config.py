@@ -53,8 +53,11 @@ class ModelConfig:
             raise QgenError(f"unknown bottleneck {self.bottleneck!r}; choose one of {', '.join(BOTTLENECKS)}")
         if self.readout not in READOUTS:
             raise QgenError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
-        if self.qubits < 1 or self.layers < 1:
-            raise QgenError(f"qubits and layers must be >= 1, got {self.qubits} and {self.layers}")
+        # the circuit spec's own wording (qgen.circuits.spec), said here for every kind of middle
+        if self.qubits < 1:
+            raise QgenError(f"n_qubits must be >= 1, got {self.qubits}")
+        if self.layers < 1:
+            raise QgenError(f"layers must be >= 1, got {self.layers}")
         self.ansatz  # validates the circuit's fields (entanglement, family, feature map, observables)
         object.__setattr__(self, "skips", tuple(sorted(set(self.skips), reverse=True)))
         if any(level not in SKIP_LEVELS for level in self.skips):
