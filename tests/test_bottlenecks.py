@@ -287,3 +287,19 @@ def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() ->
     # two chunks (4 + 1 images) x 3 calls, each one job of one PUB with a binding per image and site
     assert plan == sampling_plan(spec, [4 * 49, 1 * 49], 3)
     assert plan.executions > 20 * _estimator_plan(spec, req, scheduler, 1).executions  # TREX etc. do not scale
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--skips", "7"], "skips are pixel levels among 28, 14, got [7]"),
+    (["--skips", "a,b"], "--skips must be a comma-separated list of integers"),
+    (["--bottleneck", "grid"], "'grid' is not one of"),
+    (["--readout", "x"], "'x' is not one of"),
+])
+def test_bad_design_options_are_one_error_line_and_no_run(env, tmp_path, args, needle) -> None:
+    from tests.conftest import REPO
+
+    res = _qgen(["train", *TINY, *args], {**env, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("qgen: error:")]
+    assert needle in line
+    assert not (tmp_path / "runs").exists()
