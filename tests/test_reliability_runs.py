@@ -11,39 +11,15 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_run import REPO, TINY, make_env, one_error_line, qgen  # the reliability tests' shared helpers
 
 from qgen.errors import QgenError
 from qgen.rundir import LossLog, RunDir
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits", "4", "--layers", "1",
-        "--timesteps", "40", "--no-download", "--no-progress", "--seed", "1"]
-
-
-def qgen(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
-
-
-def make_env(base: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "QGEN_RUNS": str(base / "runs"),
-            "QGEN_CIRCUITS": str(base / "circuits"), "QGEN_DATA": str(base / "data"),
-            "QGEN_BACKENDS": str(REPO / "backends.toml")}
-
-
-def one_error_line(res: subprocess.CompletedProcess) -> str:
-    assert res.returncode != 0, res.stdout + res.stderr
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("qgen: error: ")]
-    assert len(lines) == 1, res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
