@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 #: A run that trains in seconds on this CPU (the reliability tests' shape).
 TINY = ["--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits", "4", "--layers", "1",
@@ -43,6 +45,18 @@ def train_tiny(base: Path, *extra: str) -> Path:
     assert res.returncode == 0, res.stderr
     (run,) = (base / "runs").iterdir()
     return run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny run trained once per test module that imports this fixture."""
+    return train_tiny(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def run(trained: Path, tmp_path: Path) -> Path:
+    """A copy of ``trained`` of the test's own, which it may damage."""
+    return copy_run(trained, tmp_path)
 
 
 def copy_run(trained: Path, tmp_path: Path) -> Path:

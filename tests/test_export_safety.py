@@ -13,17 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_run import REPO, copy_run, make_env, one_error_line, qgen, train_tiny
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("trained"))
-
-
-@pytest.fixture
-def run(trained: Path, tmp_path: Path) -> Path:
-    return copy_run(trained, tmp_path)
+from cli_run import REPO, make_env, one_error_line, qgen
+from cli_run import run, trained  # noqa: F401 (fixtures: a tiny run trained once per module, copied per test)
 
 
 def test_export_refuses_a_checkpoint_that_does_not_fit_config_toml(run: Path, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from qgen.errors import QgenError
-from cli_run import SAMPLE, copy_run, make_env, one_error_line, qgen, train_tiny
+from cli_run import SAMPLE, make_env, one_error_line, qgen
+from cli_run import run, trained  # noqa: F401 (fixtures: a tiny run trained once per module, copied per test)
 
 
 class Payload:
@@ -23,16 +24,6 @@ class Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("trained"))
-
-
-@pytest.fixture
-def run(trained: Path, tmp_path: Path) -> Path:
-    return copy_run(trained, tmp_path)
 
 
 def plant(path: Path, marker: Path) -> None:

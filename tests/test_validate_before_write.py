@@ -5,25 +5,15 @@ samples, metrics.json, config.toml rewrite or TensorBoard event file comes befor
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_run import SAMPLE, copy_run, make_env, one_error_line, qgen, train_tiny
+from cli_run import SAMPLE, make_env, one_error_line, qgen
+from cli_run import run, trained  # noqa: F401 (fixtures: a tiny run trained once per module, copied per test)
 from qgen.errors import QgenError
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("trained"))
-
-
-@pytest.fixture
-def run(trained: Path, tmp_path: Path) -> Path:
-    return copy_run(trained, tmp_path)
 
 
 @pytest.fixture
