@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qgen.backends.aer_runs import run_bindings, thread_options
 from qgen.backends.base import PreparedCircuit, QuantumBackend
 from qgen.backends.bit_sampling import (
     IDEAL_SHAPE,
@@ -155,16 +156,21 @@ class AerBackend(QuantumBackend):
 
 
 def reseeded_aer_estimator(*, seed: int | None, options: dict):
-    """Aer's EstimatorV2 with a fresh seed for every PUB of every call.
+    """Aer's EstimatorV2 with a fresh seed for every PUB of every call, run in pieces.
 
     With ``precision > 0`` Aer draws its Gaussian noise from ``run_options["seed_simulator"]``, one
     fixed seed: every call, and every PUB of a call (EstimatorQNN sends one per observable), got the
     same "noise". The seeds here are children of one ``SeedSequence(seed)``, spawned in call order,
-    so calls differ and a run stays reproducible.
+    so calls differ and a run stays reproducible. The bindings of a PUB go to Aer in pieces
+    (``aer_runs``: Aer's cost per binding grows with their number) and Aer runs qgen's threads.
     """
     import numpy as np
     from qiskit.primitives import PrimitiveResult
+    from qiskit.primitives.containers import DataBin, PubResult
+    from qiskit.quantum_info import Pauli
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+
+    options = {**options, "backend_options": {**thread_options(), **options.get("backend_options", {})}}
 
     class ReseededAerEstimator(AerEstimatorV2):
         def __init__(self) -> None:
@@ -177,5 +183,31 @@ def reseeded_aer_estimator(*, seed: int | None, options: dict):
                 self.options.run_options["seed_simulator"] = int(child.generate_state(1, dtype=np.uint32)[0])
                 results.append(self._run_pub(pub))
             return PrimitiveResult(results, metadata={"version": 2})
+
+        def _run_pub(self, pub):
+            # A labelled copy of qiskit-aer 0.18's EstimatorV2._run_pub, with the one backend.run
+            # over all bindings replaced by aer_runs.run_bindings (pieces); the arithmetic is Aer's.
+            circuit = pub.circuit.copy()
+            param_shape = pub.parameter_values.shape
+            values = (pub.parameter_values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
+                      if circuit.num_parameters else np.zeros((1, 0)))
+            paulis = {pauli for obs in pub.observables.ravel() for pauli in obs}
+            for pauli in paulis:
+                circuit.save_expectation_value(Pauli(pauli), qubits=range(circuit.num_qubits), label=pauli)
+            data = run_bindings(self._backend, circuit, values, **self.options.run_options)
+            flat = np.arange(len(values)).reshape(param_shape) if circuit.num_parameters else np.zeros(param_shape, int)
+            flat_b, obs_b = np.broadcast_arrays(flat, np.arange(pub.observables.size).reshape(pub.observables.shape))
+            observables = pub.observables.ravel()
+            evs = np.zeros(flat_b.shape, dtype=float)
+            for index in np.ndindex(*flat_b.shape):
+                found = data[flat_b[index]]
+                for pauli, coeff in observables[obs_b[index]].items():
+                    evs[index] += found[pauli] * coeff
+            precision = pub.precision
+            if precision > 0:
+                rng = np.random.default_rng(self.options.run_options.get("seed_simulator"))
+                evs = rng.normal(evs, precision, evs.shape)
+            return PubResult(DataBin(evs=evs, stds=np.full(evs.shape, precision), shape=evs.shape),
+                             metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata})
 
     return ReseededAerEstimator()

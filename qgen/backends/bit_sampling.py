@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qgen.backends.aer_runs import thread_options
+
 if TYPE_CHECKING:
     from qiskit.circuit import QuantumCircuit
     from qiskit.primitives import BaseSamplerV2
@@ -61,7 +63,7 @@ def aer_sampler_factory(method: str = "matrix_product_state", noise_model: Any =
     """Aer ``SamplerV2`` per job with that job's seed. MPS keeps 127-qubit product states cheap."""
     from qiskit_aer.primitives import SamplerV2  # only simulator users pay for the import
 
-    options = {"method": method, **backend_options}
+    options = {"method": method, **thread_options(), **backend_options}
     if noise_model is not None:
         options["noise_model"] = noise_model
 

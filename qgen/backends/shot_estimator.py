@@ -30,6 +30,7 @@ from qiskit.primitives import BaseEstimatorV2, PrimitiveJob, PrimitiveResult
 from qiskit.primitives.containers import DataBin, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 
+from qgen.backends.aer_runs import run_bindings, thread_options
 from qgen.backends.budget import shots_for_precision
 from qgen.errors import QgenError
 
@@ -127,12 +128,11 @@ class ShotNoiseEstimator(BaseEstimatorV2):
             for gate in _ROTATIONS.get(letter, ()):
                 getattr(measured, gate)(q)
         measured.save_probabilities(label="p")
-        simulator = AerSimulator(method="density_matrix", noise_model=self.noise_model)
+        simulator = AerSimulator(method="density_matrix", noise_model=self.noise_model, **thread_options())
+        data = run_bindings(simulator, measured, values)
         if circuit.num_parameters:
-            binds = [{p: values[:, i] for i, p in enumerate(circuit.parameters)}]
-            result = simulator.run(measured, parameter_binds=binds).result()
-            return np.stack([np.asarray(result.data(b)["p"]) for b in range(len(values))])
-        probs = np.asarray(simulator.run(measured).result().data(0)["p"])
+            return np.stack([np.asarray(d["p"]) for d in data])
+        probs = np.asarray(data[0]["p"])
         return np.broadcast_to(probs, (len(values), probs.size))
 
 
