@@ -224,16 +224,35 @@ def main() -> None:
     extra = ["--eval-every", str(a.eval_every)] if a.eval_every is not None else []
     cells = [(v, arm, n, s) for s in a.seeds for n in a.n for v in a.variants for arm in a.arms]
     command = " ".join(["python", "benchmarks/bottleneck_ablation.py", *(x for x in sys.argv[1:] if x != "--collect-only")])
+    # rows already in --out/results.csv are finished cells, possibly of another machine or session
+    # whose run directories are gone: kept, and not run again
+    previous = {(r["variant"], r["arm"], int(r["n"]), int(r["seed"])): r for r in read_rows(a.out / "results.csv")}
     if not a.collect_only:
+        todo = [c for c in cells if c not in previous]
         with ThreadPoolExecutor(a.workers) as pool:
-            list(pool.map(lambda c: run_cell(a.work, *c, a.steps, a.digit, extra), cells))
+            list(pool.map(lambda c: run_cell(a.work, *c, a.steps, a.digit, extra), todo))
     rows = []
     for variant, arm, n, seed in cells:
         found = sorted((a.work / "runs").glob(f"*-{cell_name(variant, arm, n, seed)}"))
         row = collect_row(found[-1], variant, arm, n, seed) if found else None
+        row = row or previous.pop((variant, arm, n, seed), None)
         if row:
             rows.append(row)
-    write_outputs(a.out, rows, command)
+    write_outputs(a.out, rows + [r for key, r in previous.items() if key not in set(cells)], command)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """results.csv as written by ``write_outputs``: numbers back as numbers, empty cells as None."""
+    if not path.is_file():
+        return []
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for key, value in row.items():
+            if key in ("variant", "arm", "params", "run"):
+                continue
+            row[key] = None if value == "" else (int(value) if key in ("n", "seed", "steps") else float(value))
+    return rows
 
 
 if __name__ == "__main__":
