@@ -4,11 +4,13 @@ The constants were measured on the 2-core development machine with QGEN_THREADS=
 other jobs, so they are on the pessimistic side):
   * a classical training step costs ~15 ms overhead + ~25 ms per 16 images at widths (16, 32, 32),
     scaling with the squared widths;
-  * the exact circuit adds ~30 ms per call overhead + ~0.06 ms per circuit row per circuit parameter
-    (inputs + 2*qubits*layers weights: exact gradients over the rows), i.e. ~70 ms per step at
-    8 qubits, 2 layers, batch 16 with one row per image (measured 106 ms vs 37 ms for the classical
-    middle). A per-site design binds the circuit at every site: ``ModelConfig.circuit_rows_per_image``
-    rows per image (49 for ``site``, 16 for ``patch``), so its circuit costs that many times more;
+  * the exact circuit adds ~5 ms per call + ~1.4 us per circuit row per circuit parameter (inputs +
+    2*qubits*layers weights: forward and adjoint gradients over the rows): measured 57 ms for the
+    784 rows of a ``site`` step (49 sites x 16 images, 8 qubits, 3 layers; forward 19 ms, backward
+    38 ms), against 91 ms for the whole classical step (``benchmarks/bench_train_step.py``). A
+    per-site design binds the circuit at every site: ``ModelConfig.circuit_rows_per_image`` rows per
+    image (49 for ``site``, 16 for ``patch``). (The constants before 2026-12 were measured at 16 rows,
+    where a call's overhead dominated, and overestimated a ``site`` cell ~20x.)
   * quantum-generated noise adds ~15 µs per Gaussian value drawn (Aer sampling + conversion);
   * sampling costs ~1.5 ms per image per model call at widths (16, 32, 32) (scaling like training),
     plus the circuit's forward pass (a third of its per-row training cost);
@@ -31,8 +33,8 @@ from qgen.models.config import ModelConfig
 REFERENCE_WIDTH_COST = 16**2 + 32**2 + 32**2
 STEP_OVERHEAD_S = 0.015
 STEP_PER_16_IMAGES_S = 0.025
-QUANTUM_CALL_S = 0.03
-QUANTUM_PER_ROW_PARAMETER_S = 0.00006
+QUANTUM_CALL_S = 0.005
+QUANTUM_PER_ROW_PARAMETER_S = 1.4e-6
 QUANTUM_NOISE_PER_VALUE_S = 15e-6
 NOISY_DEVICE_FACTOR = 50.0
 SAMPLE_PER_IMAGE_STEP_S = 0.0015
