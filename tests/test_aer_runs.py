@@ -69,3 +69,21 @@ def test_aer_runs_qgen_threads(monkeypatch):
     assert _aer()._backend.options.max_parallel_threads == 2
     monkeypatch.delenv("QGEN_THREADS")
     assert _aer()._backend.options.max_parallel_threads == 1
+
+
+def test_pubs_sharing_circuit_and_bindings_are_simulated_once(monkeypatch):
+    """EstimatorQNN's forward: one PUB per observable, same circuit and bindings."""
+    import qgen.backends.aer as aer_module
+
+    calls = []
+    real = aer_module.run_bindings
+    monkeypatch.setattr(aer_module, "run_bindings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    qc = real_amplitudes(3, reps=2)
+    values = np.random.default_rng(3).random((5, qc.num_parameters))
+    other = values + 0.1
+    pubs = [(qc, "ZII", values), (qc, "IZI", values), (qc, "XXI", values), (qc, "ZII", other)]
+    got = [r.data.evs for r in _aer().run(pubs).result()]
+    ref = [r.data.evs for r in StatevectorEstimator().run(pubs).result()]
+    assert len(calls) == 2  # the three PUBs on `values` share one simulation
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, atol=1e-12)

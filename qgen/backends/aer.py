@@ -178,30 +178,39 @@ def reseeded_aer_estimator(*, seed: int | None, options: dict):
             self._seeds = np.random.SeedSequence(seed)
 
         def _run(self, pubs):
+            # EstimatorQNN sends one PUB per observable, all with the same circuit and bindings:
+            # each distinct (circuit, bindings) is simulated once, saving every Pauli its PUBs need
+            bindings = [_bindings(pub) for pub in pubs]
+            wanted: dict[tuple, set] = {}
+            for pub, values in zip(pubs, bindings):
+                wanted.setdefault(_key(pub, values), set()).update(p for obs in pub.observables.ravel() for p in obs)
+            data: dict[tuple, list[dict]] = {}
             results = []
-            for pub, child in zip(pubs, self._seeds.spawn(len(pubs))):
+            for pub, values, child in zip(pubs, bindings, self._seeds.spawn(len(pubs))):
                 self.options.run_options["seed_simulator"] = int(child.generate_state(1, dtype=np.uint32)[0])
-                results.append(self._run_pub(pub))
+                key = _key(pub, values)
+                if key not in data:
+                    data[key] = self._expectations(pub.circuit, values, sorted(wanted[key]))
+                results.append(self._pub_result(pub, data[key]))
             return PrimitiveResult(results, metadata={"version": 2})
 
-        def _run_pub(self, pub):
-            # A labelled copy of qiskit-aer 0.18's EstimatorV2._run_pub, with the one backend.run
-            # over all bindings replaced by aer_runs.run_bindings (pieces); the arithmetic is Aer's.
-            circuit = pub.circuit.copy()
-            param_shape = pub.parameter_values.shape
-            values = (pub.parameter_values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
-                      if circuit.num_parameters else np.zeros((1, 0)))
-            paulis = {pauli for obs in pub.observables.ravel() for pauli in obs}
+        def _expectations(self, circuit, values, paulis) -> list[dict]:
+            circuit = circuit.copy()
             for pauli in paulis:
                 circuit.save_expectation_value(Pauli(pauli), qubits=range(circuit.num_qubits), label=pauli)
-            data = run_bindings(self._backend, circuit, values, **self.options.run_options)
-            flat = np.arange(len(values)).reshape(param_shape) if circuit.num_parameters else np.zeros(param_shape, int)
-            flat_b, obs_b = np.broadcast_arrays(flat, np.arange(pub.observables.size).reshape(pub.observables.shape))
+            return run_bindings(self._backend, circuit, values, **self.options.run_options)
+
+        def _pub_result(self, pub, data: list[dict]):
+            # The arithmetic of qiskit-aer 0.18's EstimatorV2._run_pub (a labelled copy), over the
+            # expectation values of each binding that ``_run`` simulated once for all PUBs sharing them
+            shape = pub.parameter_values.shape
+            flat = np.arange(len(data)).reshape(shape) if pub.circuit.num_parameters else np.zeros(shape, int)
+            binding, obs_index = np.broadcast_arrays(flat, np.arange(pub.observables.size).reshape(pub.observables.shape))
             observables = pub.observables.ravel()
-            evs = np.zeros(flat_b.shape, dtype=float)
-            for index in np.ndindex(*flat_b.shape):
-                found = data[flat_b[index]]
-                for pauli, coeff in observables[obs_b[index]].items():
+            evs = np.zeros(binding.shape, dtype=float)
+            for index in np.ndindex(*binding.shape):
+                found = data[binding[index]]
+                for pauli, coeff in observables[obs_index[index]].items():
                     evs[index] += found[pauli] * coeff
             precision = pub.precision
             if precision > 0:
@@ -209,5 +218,14 @@ def reseeded_aer_estimator(*, seed: int | None, options: dict):
                 evs = rng.normal(evs, precision, evs.shape)
             return PubResult(DataBin(evs=evs, stds=np.full(evs.shape, precision), shape=evs.shape),
                              metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata})
+
+    def _bindings(pub) -> np.ndarray:
+        circuit = pub.circuit
+        if not circuit.num_parameters:
+            return np.zeros((1, 0))
+        return pub.parameter_values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
+
+    def _key(pub, values: np.ndarray) -> tuple:
+        return id(pub.circuit), values.shape, values.tobytes()
 
     return ReseededAerEstimator()
