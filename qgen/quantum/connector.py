@@ -59,7 +59,7 @@ class ExactVJP:
                 network.num_inputs + network.num_weights):
             # The circuit the QNN's forward sends (re-parametrized by qiskit-machine-learning so
             # that its parameters sort as inputs, then weights): asking the gradient about this
-            # very object lets it reuse the forward's simulation (chain.RecentRuns).
+            # very object lets it reuse the forward's simulation (chain_simulate.RecentRuns).
             columns = np.arange(circuit.num_parameters, dtype=np.int64)
         else:
             circuit = network.circuit

@@ -7,7 +7,7 @@
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
 * ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
   the vectorized state vector (``adjoint.adjoint_jacobian``) or a written-out reverse pass
-  through the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
+  through the untruncated MPS (``chain_adjoint.chain_jacobian``), whichever method the estimator uses.
   ``ExactEstimatorGradient.vjp`` gives the Jacobian already contracted with per-row cotangents
   (one reverse sweep per row instead of one per observable), for ``connector.VJPTorchConnector``.
 """
@@ -38,8 +38,10 @@ from qiskit_machine_learning.gradients.utils import (
 from qiskit_machine_learning.utils import circuit_cache_key
 
 from qgen.quantum.adjoint import adjoint_jacobian, adjoint_vjp
-from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian, chain_vjp
+from qgen.quantum.chain import ChainCircuit
 from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
+from qgen.quantum.chain_adjoint import chain_jacobian, chain_vjp
+from qgen.quantum.chain_readout import ChainObservables
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
 from qgen.quantum.statevector import blas_threads, cache_rows
 
@@ -446,7 +448,7 @@ class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
     """Exact Jacobian of every (circuit, observable, values) triple, in reverse mode.
 
     On the estimator's statevector method this is the adjoint method; on its MPS method a
-    written-out reverse pass through the chain (``chain.chain_jacobian``).
+    written-out reverse pass through the chain (``chain_adjoint.chain_jacobian``).
 
     Triples that share a circuit are done in one vectorized pass: distinct parameter rows are
     simulated once, and when the triples form a full rows x observables product (what
