@@ -92,13 +92,6 @@ class DPMSolverScheduler(MultistepSolverScheduler):
         return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_type="midpoint", **common)
 
 
-class FirstOrderDPMSolverScheduler(DPMSolverScheduler):
-    """DPM-Solver++(1): the same solver at first order, which is DDIM (eta = 0) -- kept for tests."""
-
-    name = "dpm1"
-    order = 1
-
-
 class UniPCScheduler(MultistepSolverScheduler):
     """UniPC (Zhao et al. 2023): a predictor-corrector of order 2 on the same ODE."""
 

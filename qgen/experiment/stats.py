@@ -60,10 +60,6 @@ class PairedComparison:
     t_p: float | None          # paired t-test, two-sided
     wilcoxon_p: float | None   # Wilcoxon signed-rank, two-sided (exact for small n)
 
-    @property
-    def ci_excludes_zero(self) -> bool:
-        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
-
 
 def paired_comparison(a: Sequence[float | None], b: Sequence[float | None],
                       confidence: float = CONFIDENCE) -> PairedComparison:
