@@ -16,7 +16,7 @@ import pickle
 import re
 from pathlib import Path
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 from qgen.fileio import atomic_write_bytes
 
 #: What every checkpoint holds, with the type each entry must have (the rest is per kind).
@@ -46,7 +46,7 @@ def load_checkpoint(path: Path) -> dict:
                         f"({_refused_global(exc)}); qgen never unpickles those. Use a checkpoint from a "
                         "source you trust, or retrain") from None
     except Exception as exc:  # a truncated/foreign file: say which one
-        raise QgenError(f"cannot read checkpoint {path}: {_first_line(exc)} (corrupt file?)") from None
+        raise QgenError(f"cannot read checkpoint {path}: {first_line(exc)} (corrupt file?)") from None
     check_checkpoint_shape(path, state)
     return state
 
@@ -82,9 +82,4 @@ def _numpy_number_types() -> list:
 def _refused_global(exc: Exception) -> str:
     """torch's refusal is a paragraph; the global it refused is what matters."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    return f"refused: {found.group(1)}" if found else _first_line(exc)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return f"refused: {found.group(1)}" if found else first_line(exc)
