@@ -12,6 +12,7 @@ from qgen.models.config import ModelConfig
 from qgen.models.bottlenecks import make_bottleneck
 from qgen.models.middles import ClassicalMiddle, MatchedMiddle, QuantumMiddle
 from qgen.models.unet import UNet
+from qgen.rundir.layout import CONFIG
 
 
 def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNet:
@@ -47,6 +48,8 @@ def classical_middle(cfg: ModelConfig, seed: int) -> nn.Module:
 
 
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
+    # deferred: classical and plain models never need the quantum stack (qiskit-machine-learning and the
+    # backends: ~1.2 s of import after torch, measured)
     from qgen.backends.base import QuantumBackend, initial_weights
     from qgen.backends.registry import backend_for
     from qgen.circuits import build_ansatz
@@ -79,8 +82,6 @@ def load_model_state(model: nn.Module, state: dict, source: str | Path) -> None:
 
 
 def _disagree(source, detail: str) -> str:
-    from qgen.rundir.layout import CONFIG
-
     return (f"{source} does not fit the model that {CONFIG} describes ({CONFIG} and the checkpoint "
             f"disagree): {detail}. Restore the run's {CONFIG} or use its own checkpoint")
 

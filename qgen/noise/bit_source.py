@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from qiskit import qasm3
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives import BaseSamplerV2, BitArray
 
@@ -147,8 +148,6 @@ class QuantumBitSource:
                         seconds=time.perf_counter() - start)
 
     def describe(self) -> dict:
-        from qiskit import qasm3
-
         circuits = []
         for pub in self.pubs:
             qc = _circuit_of(pub)

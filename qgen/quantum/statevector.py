@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
+from threadpoolctl import threadpool_limits
 
 from qgen.quantum.gate_ir import (
     DIAGONAL_GATES,
@@ -54,11 +55,6 @@ def blas_threads(limit: int | None) -> Iterator[None]:
     OpenBLAS spends more time synchronising than computing (5-10x slower measured on 2 busy cores).
     """
     if limit is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own thread count
         yield
         return
     with threadpool_limits(limits=limit, user_api="blas"):
