@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qgen.data import DataConfig
+from qgen.diffusion.objectives import Objective
+from qgen.diffusion.samplers import scheduler_class
+from qgen.diffusion.schedules import NoiseMixing, make_schedule, schedule_params
 from qgen.errors import QgenError
+from qgen.memory import check_fits, schedule_bytes
 from qgen.models.config import ModelConfig
 from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
+from qgen.torch_device import check_device_name
+from qgen.training.freeze import check_freeze
+from qgen.training.lr_schedule import LR_SCHEDULES
 
 NOISE_KINDS = ("classical", "quantum", "mixed")
 
@@ -32,9 +40,6 @@ class DiffusionConfig:
     min_snr_gamma: float = 5.0
 
     def __post_init__(self) -> None:
-        from qgen.diffusion.schedules import make_schedule, schedule_params
-        from qgen.memory import check_fits, schedule_bytes
-
         self.objective()  # validates prediction and weighting
         if isinstance(self.T, int) and not isinstance(self.T, bool):  # its type is the schedule's check
             check_fits(schedule_bytes(self.T), f"diffusion T = {self.T:,}", "use fewer timesteps (the recipe's "
@@ -46,18 +51,12 @@ class DiffusionConfig:
         self.mixing()  # validates the mixing weights
 
     def make_schedule(self):
-        from qgen.diffusion.schedules import make_schedule
-
         return make_schedule(self.schedule, self.T, **self.schedule_params)
 
     def objective(self):
-        from qgen.diffusion.objectives import Objective
-
         return Objective(self.prediction, self.loss_weighting, self.min_snr_gamma)
 
     def mixing(self):
-        from qgen.diffusion.schedules import NoiseMixing
-
         return NoiseMixing(T=self.T, lam_min=self.mix_lam_min, lam_max=self.mix_lam_max, power=self.mix_power,
                            schedule=self.make_schedule())
 
@@ -95,11 +94,6 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        import math
-
-        from qgen.training.freeze import check_freeze
-        from qgen.training.lr_schedule import LR_SCHEDULES
-
         check_seed(self.seed, "train.seed")
         object.__setattr__(self, "freeze", tuple(self.freeze))
         check_freeze(self.freeze)
@@ -122,8 +116,6 @@ class TrainConfig:
             raise QgenError("train.ema_power must be >= 0 and train.lr_final_fraction in [0, 1]")
         if self.lr_schedule not in LR_SCHEDULES:
             raise QgenError(f"unknown train.lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
-        from qgen.diffusion.samplers import scheduler_class
-
         scheduler_class(self.eval_sampler)  # an unknown sampler name fails here, not at the first evaluation
         if self.augment_shift > 7:
             raise QgenError(f"train.augment_shift must be <= 7 pixels (a quarter of the image), got {self.augment_shift}")
@@ -144,8 +136,6 @@ class RunConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        from qgen.torch_device import check_device_name
-
         check_device_name(self.device)
 
     def with_steps(self, steps: int) -> RunConfig:

@@ -21,7 +21,10 @@ from typing import Callable
 
 import torch
 
+from qgen.diffusion.objectives import EpsModel
 from qgen.models.ablation import ABLATIONS, CONTENT, REMOVAL, ablated, bottlenecks
+from qgen.noise import ClassicalNoise
+from qgen.sampling import SampleRequest, draw_samples, load_trained_model
 
 ABLATION_BACKEND = "statevector"
 
@@ -57,10 +60,6 @@ def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor
     samples themselves and the checkpoint step that drew them, when they were drawn exactly as the
     ablations will be (exact backend, classical noise): used instead of drawing them again if the
     run's weights are still those of that step."""
-    from qgen.diffusion.objectives import EpsModel
-    from qgen.noise import ClassicalNoise
-    from qgen.sampling import SampleRequest, draw_samples, load_trained_model
-
     known = {k: v for k, v in request.items() if k in SampleRequest.__dataclass_fields__}
     req = replace(SampleRequest(**known), noise="classical", backend=ABLATION_BACKEND, shot_budget=None,
                   reuse_noise=False)

@@ -14,7 +14,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else DOCS / "_build" / "html"
-    try:
+    try:  # Sphinx is the optional [docs] extra: imported here, where its absence is one clear line
         from sphinx.cmd.build import build_main
     except ImportError:
         print("qgen: error: Sphinx is not installed; install the docs extra: pip install -e \".[docs]\"",

@@ -6,3 +6,10 @@ class QgenError(Exception):
 
     The message must say what went wrong and what to do, in one line.
     """
+
+
+def first_line(exc: BaseException) -> str:
+    """What a one-line error quotes of another library's exception: the first line of its message, or
+    its type's name when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

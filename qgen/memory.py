@@ -53,6 +53,7 @@ def schedule_bytes(T: int) -> int:
 
 def unet_parameters(model_cfg, channels: int = 3) -> int:
     """The U-Net's parameter count, exactly, without allocating it (the gate is small and left out)."""
+    # deferred: qgen.backends imports this module (aer_memory) and stays without torch, ~3.5 s of import
     import torch
 
     from qgen.models.unet import UNet

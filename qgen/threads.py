@@ -39,7 +39,7 @@ def max_threads() -> int:
 
 
 def set_torch_threads() -> None:
-    """torch's intra-op threads by the rule (imports torch: ~1 s)."""
-    import torch
+    """torch's intra-op threads by the rule."""
+    import torch  # deferred: the CLI imports this module at start-up, and torch is ~3.5 s of import
 
     torch.set_num_threads(configured_threads())

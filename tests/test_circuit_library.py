@@ -171,7 +171,7 @@ def _custom(qc, inputs, observables=None) -> dict:
 
 
 def test_custom_circuit_round_trips_through_qpy_and_trains_on_aer() -> None:
-    from qgen.circuits.custom import decode_qpy
+    from qgen.circuits.custom_circuit import decode_qpy
 
     a, b = ParameterVector("a", 2), ParameterVector("theta", 5)
     qc = QuantumCircuit(3, name="user circuit")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qgen.diffusion.dpm_solver import FirstOrderDPMSolverScheduler
+from qgen.diffusion.dpm_solver import DPMSolverScheduler
 from qgen.diffusion.pipeline import sample
 from qgen.diffusion.samplers import SCHEDULERS, make_scheduler
 from qgen.diffusion.schedulers import ddim_timesteps
@@ -14,6 +14,13 @@ from qgen.errors import QgenError
 from qgen.noise import ClassicalNoise
 
 MU, S = 0.1, 0.3
+
+
+class FirstOrderDPMSolverScheduler(DPMSolverScheduler):
+    """DPM-Solver++(1): the same solver at first order, which is DDIM (eta = 0)."""
+
+    name = "dpm1"
+    order = 1
 
 
 class GaussianDataEps(torch.nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from qiskit.primitives import StatevectorEstimator
 from qiskit.providers.fake_provider import GenericBackendV2
 from qiskit.quantum_info import SparsePauliOp
@@ -15,7 +15,7 @@ from qiskit_machine_learning.connectors import TorchConnector
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-from qgen.circuits import AnsatzSpec, build_ansatz, trap_ansatz
+from qgen.circuits import AnsatzSpec, QNNCircuit, build_ansatz, entangler_pairs, z_observables
 from qgen.quantum import (
     BatchedParamShiftEstimatorGradient,
     ExactEstimatorGradient,
@@ -229,6 +229,25 @@ def test_torch_connector_matches_stock_path(path):
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, atol=1e-5)
     assert np.abs(actual[1]).max() > 1e-2 and np.abs(actual[2]).max() > 1e-2
+
+
+def trap_ansatz(spec: AnsatzSpec) -> QNNCircuit:
+    """RY encoding + (RZ + CNOT) layers: every weight has zero gradient for Z readouts (the trap that
+    qgen's RZ·RY layers avoid, ``qgen.circuits.layers``), to show that the gradient check can fail."""
+    n = spec.n_qubits
+    x = ParameterVector("x", n)
+    w = ParameterVector("w", n * spec.layers)
+    qc = QuantumCircuit(n, name=f"trap_q{n}_l{spec.layers}")
+    for q in range(n):
+        qc.ry(x[q], q)
+    k = 0
+    for _ in range(spec.layers):
+        for q in range(n):
+            qc.rz(w[k], q)
+            k += 1
+        for c, t in entangler_pairs(n, spec.entanglement):
+            qc.cx(c, t)
+    return QNNCircuit(qc, tuple(x), tuple(w), z_observables(n), qc.name)
 
 
 @pytest.mark.parametrize("entanglement", ["linear", "ring", "full"])

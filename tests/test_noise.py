@@ -37,7 +37,7 @@ from qgen.noise import (
     ry_circuit,
     ry_one_probability,
 )
-from qgen.noise.bits import bitarray_to_bits
+from qgen.noise.bit_source import bitarray_to_bits
 from qgen.noise.pool import BITS_FILE, META_FILE
 
 

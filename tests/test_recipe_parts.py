@@ -79,6 +79,23 @@ def test_ema_power_warmup_follows_the_formula_and_survives_a_state_round_trip():
     assert old.effective_decay() == pytest.approx(11 / 20)
 
 
+def test_the_power_warm_up_is_diffusers_ema_model_decay_and_the_timm_one_differs_only_at_the_first_update():
+    """What qgen/training/ema.py says about diffusers' EMAModel (why qgen keeps its own EMA)."""
+    from diffusers.training_utils import EMAModel
+
+    model = torch.nn.Linear(2, 2)
+    ours, timm = EMA(model, decay=0.9999, power=0.75), EMA(model, decay=0.9999)
+    theirs = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+    theirs_timm = EMAModel(model.parameters(), decay=0.9999)
+    for n in (0, 1, 10, 1000, 10 ** 6):
+        ours.num_updates = timm.num_updates = n
+        assert ours.effective_decay() == pytest.approx(theirs.get_decay(n + 1))
+        if n:
+            assert timm.effective_decay() == pytest.approx(theirs_timm.get_decay(n + 1))
+    timm.num_updates = 0
+    assert timm.effective_decay() == pytest.approx(0.1) and theirs_timm.get_decay(1) == 0.0
+
+
 def test_translations_move_content_and_keep_the_background():
     x = -torch.ones(64, 1, 8, 8)
     x[:, :, 3:5, 3:5] = 1.0

@@ -319,16 +319,16 @@ def test_chain_vjp_of_mixed_single_site_readouts_equals_the_jacobian(n):
 def test_connector_backward_reuses_the_forward_simulation(monkeypatch):
     """The VJP right after a forward at the same rows reuses that simulation (one simulation per
     training step, not two), and gives exactly what simulating again gives."""
-    from qgen.quantum import chain
+    from qgen.quantum import chain_simulate
 
     runs = {"count": 0}
-    original = chain.run_chain
+    original = chain_simulate.run_chain
 
     def counting(*args, **kwargs):
         runs["count"] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(chain, "run_chain", counting)
+    monkeypatch.setattr(chain_simulate, "run_chain", counting)
     rng = np.random.default_rng(5)
     spec = AnsatzSpec(10, 3, "linear")
     x = rng.uniform(-1, 1, (6, 10))
@@ -338,7 +338,7 @@ def test_connector_backward_reuses_the_forward_simulation(monkeypatch):
     _, reused, _ = _forward_backward(VJPTorchConnector, qnn, x, weights, _counting(qnn))
     assert runs["count"] == 1
 
-    qnn.gradient._estimator.recent_chain_runs = chain.RecentRuns(size=0)  # keeps nothing
+    qnn.gradient._estimator.recent_chain_runs = chain_simulate.RecentRuns(size=0)  # keeps nothing
     _, fresh, _ = _forward_backward(VJPTorchConnector, qnn, x, weights, _counting(qnn))
     assert runs["count"] == 3
     for a, b in zip(reused, fresh):

@@ -33,7 +33,9 @@ def parse_observables(value, n_qubits: int) -> tuple[str, ...]:
             return labels
         items = [v.strip() for v in value.split(",") if v.strip()]
     else:
-        from qgen.circuits.library import format_observable
+        # deferred: SparsePauliOps come from a caller that has qiskit loaded already; the keyword and
+        # text forms above do not need it (qiskit is ~1 s of import that run_config otherwise avoids)
+        from qgen.circuits.readouts import format_observable
 
         items = [v if isinstance(v, str) else format_observable(v) for v in value]
     if not items:
@@ -56,7 +58,9 @@ def circuit_fields(*, ansatz: str = "qgen", qubits: int = 8, feature_map: str = 
     with ``input_params`` (parameters, their names, or a ParameterVector's name; default ``"x"``)
     makes a custom circuit and fixes ``qubits`` to its width."""
     if circuit is not None:
-        from qgen.circuits.custom import custom_fields, read_qpy_file
+        # deferred: only a circuit of the user's own needs qiskit here (~1 s of import; see above)
+        from qgen.circuits.custom import custom_fields
+        from qgen.circuits.custom_circuit import read_qpy_file
 
         if ansatz not in ("qgen", "custom") or feature_map != "angle" or rotation_blocks or entanglement_blocks:
             raise QgenError("a circuit of your own replaces --ansatz, --feature-map and the blocks: give either "

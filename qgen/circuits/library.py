@@ -10,12 +10,19 @@ weight order (``circuit.parameters`` minus the inputs, sorted by name) is the sa
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from qiskit.circuit import library as lib
-from qiskit.quantum_info import SparsePauliOp
+from qiskit.exceptions import QiskitError
 
-from qgen.circuits.spec import AnsatzSpec
+from qgen.circuits.layers import append_qgen_layers
+from qgen.circuits.qnn_circuit import QNNCircuit
+from qgen.circuits.readouts import parse_observable, readout_observables
+from qgen.errors import QgenError
+
+if TYPE_CHECKING:  # at run time the spec imports the builders (AnsatzSpec.num_weights), not the reverse
+    from qgen.circuits.spec import AnsatzSpec
 
 # pauli_two_design draws its rotation gates at random: fixed here so a config rebuilds one circuit
 PAULI_TWO_DESIGN_SEED = 0
@@ -48,8 +55,6 @@ def ansatz_block(spec: AnsatzSpec, reps: int, prefix: str, final_rotation: bool 
     n, ent = spec.n_qubits, library_entanglement(spec.entanglement)
     skip = not final_rotation
     if spec.family == "qgen":
-        from qgen.circuits.ansatz import append_qgen_layers
-
         qc = QuantumCircuit(n)
         append_qgen_layers(qc, ParameterVector(prefix, 2 * n * reps), reps, spec.entanglement)
         return qc
@@ -68,14 +73,10 @@ def ansatz_block(spec: AnsatzSpec, reps: int, prefix: str, final_rotation: bool 
     raise ValueError(f"not a library family: {spec.family!r}")
 
 
-def build_library(spec: AnsatzSpec):
+def build_library(spec: AnsatzSpec) -> QNNCircuit:
     """The ``QNNCircuit`` of a library ansatz (or of qgen's layers behind a non-default feature map);
     what the library refuses (an unknown gate in a block, an entanglement it does not know) is one
     ``QgenError``."""
-    from qiskit.exceptions import QiskitError
-
-    from qgen.errors import QgenError
-
     try:
         return _build_library(spec)
     except (QiskitError, ValueError, TypeError, IndexError) as exc:
@@ -85,9 +86,7 @@ def build_library(spec: AnsatzSpec):
                         + f"): {exc}") from None
 
 
-def _build_library(spec: AnsatzSpec):
-    from qgen.circuits.ansatz import QNNCircuit, readout_observables
-
+def _build_library(spec: AnsatzSpec) -> QNNCircuit:
     n = spec.n_qubits
     x = ParameterVector("x", n)
     qc = QuantumCircuit(n, name=circuit_name(spec))
@@ -115,26 +114,6 @@ def circuit_name(spec: AnsatzSpec) -> str:
     extra = "|".join(spec.rotation_blocks + ("/",) + spec.entanglement_blocks + ("/",) + spec.observables
                      + (spec.readout,))
     return "_".join(parts) + "_" + hashlib.sha256(extra.encode()).hexdigest()[:8]
-
-
-def parse_observable(text: str) -> SparsePauliOp:
-    """A Pauli sum written as in config files (``qgen.circuits.spec.observable_terms``)."""
-    from qgen.circuits.spec import observable_terms
-
-    return SparsePauliOp.from_list(observable_terms(text))
-
-
-def format_observable(op: SparsePauliOp) -> str:
-    """The inverse of ``parse_observable`` (a single unit-weight Pauli is just its label)."""
-    from qgen.errors import QgenError
-
-    op = op.simplify(atol=0)
-    if abs(op.coeffs.imag).max(initial=0) > 1e-12:
-        raise QgenError(f"observable {op} has complex coefficients: a readout must be Hermitian")
-    terms = list(zip(op.paulis.to_labels(), op.coeffs.real))
-    if len(terms) == 1 and terms[0][1] == 1.0:
-        return terms[0][0]
-    return " + ".join(f"{float(coeff)!r}*{label}" for label, coeff in terms)
 
 
 def describe(spec: AnsatzSpec) -> str:

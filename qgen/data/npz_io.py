@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 
 IMAGE_SIDE = 28
 
@@ -24,7 +24,7 @@ def read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except ValueError as exc:
         # np.load's own words for a file that is not a zip ("pickled (object) data") mislead: say what it is
         raise QgenError(f"{path} is damaged or not an .npz in the MedMNIST layout "
-                        f"(numpy: {str(exc).splitlines()[0]}); replace or delete it") from exc
+                        f"(numpy: {first_line(exc)}); replace or delete it") from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise QgenError(f"cannot read {path} as an .npz file ({exc}); replace or delete it") from exc
 

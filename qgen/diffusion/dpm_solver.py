@@ -87,16 +87,11 @@ class DPMSolverScheduler(MultistepSolverScheduler):
     name = "dpm"
 
     def _make(self, common: dict):
+        # deferred: diffusers is ~5 s of import after torch (measured), and every run imports the
+        # samplers, but only runs that use a few-step solver need it
         from diffusers import DPMSolverMultistepScheduler
 
         return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_type="midpoint", **common)
-
-
-class FirstOrderDPMSolverScheduler(DPMSolverScheduler):
-    """DPM-Solver++(1): the same solver at first order, which is DDIM (eta = 0) -- kept for tests."""
-
-    name = "dpm1"
-    order = 1
 
 
 class UniPCScheduler(MultistepSolverScheduler):
@@ -105,6 +100,6 @@ class UniPCScheduler(MultistepSolverScheduler):
     name = "unipc"
 
     def _make(self, common: dict):
-        from diffusers import UniPCMultistepScheduler
+        from diffusers import UniPCMultistepScheduler  # deferred: see DPMSolverScheduler._make
 
         return UniPCMultistepScheduler(predict_x0=True, **common)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qgen.config import RunConfig
-from qgen.data import DataConfig
+from qgen.data import DataConfig, load_dataset
+from qgen.evaluation import heldout_for
 from qgen.experiment.arms import ARMS, Arm
 from qgen.experiment.config import DatasetSpec, ExperimentConfig
 from qgen.sampling import SampleRequest
@@ -71,9 +72,6 @@ def sample_request(cfg: ExperimentConfig, cell: Cell, reference: int | None = No
 
 def reference_size(cfg: ExperimentConfig, run: RunConfig) -> int:
     """How many test images the cell's metrics compare with (the test part, capped by heldout_limit)."""
-    from qgen.data import load_dataset
-    from qgen.evaluation import heldout_for
-
     held = heldout_for(run.data, load_dataset(run.data))
     return min(len(held.test), cfg.heldout_limit)
 
@@ -81,8 +79,6 @@ def reference_size(cfg: ExperimentConfig, run: RunConfig) -> int:
 def check_data_for_cells(cfg: ExperimentConfig, cells: list[Cell]) -> None:
     """Load each dataset once at its largest size before the first cell trains: a size larger than
     the images a dataset's classes have fails now, not hours in, after the smaller cells ran."""
-    from qgen.data import load_dataset
-
     largest: dict[str, Cell] = {}
     for cell in cells:
         if cell.dataset.label not in largest or cell.n > largest[cell.dataset.label].n:

@@ -13,15 +13,16 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import qgen
 from qgen.config import DiffusionConfig, RunConfig, TrainConfig
 from qgen.errors import QgenError
 from qgen.experiment.arms import ARMS
 from qgen.models.config import ModelConfig
 from qgen.sampling import SampleRequest
+from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
-SHARED_DATA_DIR = Path(qgen.__file__).resolve().parents[1].parent / "shared" / "data"
+# the checkout's sibling shared/ folder (this file is <repo>/qgen/experiment/config.py)
+SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,6 @@ class ExperimentConfig:
                 raise QgenError(f"experiment {key} is empty")
             if len(set(values)) != len(values):
                 raise QgenError(f"experiment {key} has duplicates: {list(values)}")
-        from qgen.seed import check_seed
-
         for seed in self.seeds:
             check_seed(seed, "experiment seeds")
         if any(n < 1 for n in self.sizes):

@@ -11,6 +11,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+# the qgen checkout (this file is <repo>/qgen/experiment/environment.py)
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "qiskit", "qiskit-aer", "qiskit-machine-learning", "numpy", "scipy")
 
 
@@ -27,13 +29,10 @@ def cpu_model() -> str:
 def qgen_commit() -> str:
     """``git rev-parse HEAD`` of the qgen checkout, with ``+dirty`` for uncommitted changes to
     tracked files; "unknown" for an installed copy without its repository."""
-    import qgen
-
-    repo = Path(qgen.__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

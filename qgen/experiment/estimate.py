@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from qgen.experiment.cells import Cell, run_config
 from qgen.experiment.config import ExperimentConfig
+from qgen.models.bottlenecks import DESIGNS
 from qgen.models.config import ModelConfig
 
 REFERENCE_WIDTH_COST = 16**2 + 32**2 + 32**2
@@ -112,8 +113,6 @@ def estimate_cell(cfg: ExperimentConfig, cell: Cell) -> CellEstimate:
     evaluate = EVALUATION_S
     if cfg.dependence and cell.arm.gated:
         # redrawn on the exact backend with classical noise: as trained + each distinct ablation
-        from qgen.models.bottlenecks import DESIGNS
-
         draws = 3 if DESIGNS[cfg.model.bottleneck].sites() == 1 else 5
         evaluate += draws * sampling_seconds(cfg, cell, s.n, calls, s.batch_size, exact=True)
     return CellEstimate(train_seconds(cfg, cell), sample, evaluate)

@@ -24,9 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qgen.data import load_dataset
+from qgen.data.heldout import limit_images
+from qgen.evaluation import feature_net_for, heldout_for
 from qgen.experiment.cells import Cell, expand_cells
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.runner import CELL_METRICS, EVALUATION_SEED
+from qgen.experiment.stats import log_ratio_test
+from qgen.experiment.tables import LOG_RATIO_HEADER, _markdown, fmt, log_ratio_cells
+from qgen.experiment.verdict import classify
+from qgen.metrics.feature_net import extract_features
+from qgen.metrics.frechet import frechet_distance
+from qgen.rundir import RunDir
+from qgen.sampling import SampleRequest, sample_run
 from qgen.tomlconfig import atomic_write_bytes
 
 HARDWARE_ARM = "quantum"
@@ -65,13 +75,6 @@ def hardware_cells(cfg: ExperimentConfig) -> list[Cell]:
 def score_fld(run_dir: Path, images: torch.Tensor, heldout_limit: int) -> float:
     """FLD of ``images`` against the cell's reference, exactly as ``qgen.evaluation`` scores the cell
     (same feature net, same test subset), without writing the run's metrics.json."""
-    from qgen.data import load_dataset
-    from qgen.data.heldout import limit_images
-    from qgen.evaluation import feature_net_for, heldout_for
-    from qgen.metrics.feature_net import extract_features
-    from qgen.metrics.frechet import frechet_distance
-    from qgen.rundir import RunDir
-
     cfg = RunDir(run_dir).config()
     held = heldout_for(cfg.data, load_dataset(cfg.data))
     test = limit_images(held.test, heldout_limit, EVALUATION_SEED)
@@ -96,8 +99,6 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 def run_hardware(cfg: ExperimentConfig, opts: HardwareOptions) -> list[dict]:
     """Sample every finished hardware cell on the device (skipping those already in the CSV)."""
-    from qgen.sampling import SampleRequest, sample_run
-
     folder = Path(opts.out) / "hardware"
     folder.mkdir(parents=True, exist_ok=True)
     backends = folder / "backends.toml"
@@ -134,10 +135,6 @@ def run_hardware(cfg: ExperimentConfig, opts: HardwareOptions) -> list[dict]:
 
 def hardware_markdown(cfg: ExperimentConfig, rows: list[dict]) -> str:
     """Per dataset: device / exact FLD per seed and the protocol's log-ratio test of it."""
-    from qgen.experiment.stats import log_ratio_test
-    from qgen.experiment.tables import LOG_RATIO_HEADER, _markdown, fmt, log_ratio_cells
-    from qgen.experiment.verdict import classify
-
     lines = ["# Hardware question: does device + shot noise erase what the circuit contributes?", "",
              f"The `{HARDWARE_ARM}` arm's N = {max(cfg.sizes)} models, sampled again with the cells' own requests "
              f"(same weights, x_T, sampler and steps) on a fake IBM device with shot noise, scored against the same "

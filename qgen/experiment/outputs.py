@@ -6,6 +6,7 @@ describe exactly the cells that are finished.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,6 @@ class OutputFiles:
 
 
 def _environments(out: Path, cells: list[Cell]) -> list[dict]:
-    import json
-
     found = []
     for cell in cells:
         path = cell.directory(out) / CELL_METRICS

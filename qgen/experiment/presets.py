@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from qgen.api import run_config
 from qgen.data import default_data_root
 from qgen.errors import QgenError
 from qgen.experiment.config import SHARED_DATA_DIR, ArmDatasets, DatasetSpec, ExperimentConfig, base_run
@@ -54,8 +55,6 @@ def recipe_tables() -> dict:
     Taken from ``qgen.api.run_config`` (what ``qgen train`` gives a run without options), so the
     experiment trains exactly the model a user would; TensorBoard off (hundreds of cells: the CSV
     logs are enough)."""
-    from qgen.api import run_config
-
     run = run_config(name="experiment", download=False, device="cpu", tensorboard=False)
     tables = to_dict(run)
     return {table: tables[table] for table in ("model", "diffusion", "train")}

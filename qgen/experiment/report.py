@@ -6,10 +6,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from qgen.experiment.arms import ARMS, CLAIM_COMPARISON, CONTROL_COMPARISONS, EXTRA_COMPARISONS
 from qgen.experiment.config import ExperimentConfig
+from qgen.experiment.environment import environment
 from qgen.experiment.pairing import compare_arms, log_ratios_by_seed
-from qgen.experiment.stats import detectable_effect
+from qgen.experiment.stats import detectable_effect, mean_ci
 from qgen.experiment.summary import MAIN_METRICS
 from qgen.experiment.tables import (
     baseline_table,
@@ -108,8 +111,6 @@ def _control_lines(cfg: ExperimentConfig, rows: list[dict]) -> list[str]:
 
 def _dependence_lines(cfg: ExperimentConfig, rows: list[dict]) -> list[str]:
     """The claim is only worth testing on models that use their middle: the removal ratio per arm."""
-    from qgen.experiment.stats import mean_ci
-
     lines = []
     for dataset in (d.label for d in cfg.datasets):
         for arm in cfg.arms:
@@ -126,8 +127,6 @@ def _dependence_lines(cfg: ExperimentConfig, rows: list[dict]) -> list[str]:
 
 def _power_lines(cfg: ExperimentConfig, rows: list[dict]) -> list[str]:
     """The power this design has, from the spread of the claim's per-seed log-ratios seen so far."""
-    import numpy as np
-
     quantum, classical = CLAIM_COMPARISON
     planned = len(cfg.seeds)
     lines = []
@@ -170,8 +169,6 @@ def _environment_lines(out: Path, cells_metrics: Sequence[dict]) -> list[str]:
                     f"({env.get('platform', '?')})")
             seen[line] = seen.get(line, 0) + 1
     if not seen:
-        from qgen.experiment.environment import environment
-
         env = environment()
         return [f"- (no finished cell recorded one; this report was written with torch {env['torch']}, qiskit "
                 f"{env['qiskit']}, CPU {env['cpu']}, qgen {env['qgen_commit']})"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import brentq
 
 CONFIDENCE = 0.95
 
@@ -59,10 +60,6 @@ class PairedComparison:
     ci_high: float | None
     t_p: float | None          # paired t-test, two-sided
     wilcoxon_p: float | None   # Wilcoxon signed-rank, two-sided (exact for small n)
-
-    @property
-    def ci_excludes_zero(self) -> bool:
-        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
 
 
 def paired_comparison(a: Sequence[float | None], b: Sequence[float | None],
@@ -168,8 +165,6 @@ def t_test_power(effect: float, sd: float, n: int, alpha: float = ALPHA) -> floa
 def detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = 0.80) -> float | None:
     """The smallest true mean (same units as ``sd``: log-ratio) the two-sided paired t-test finds
     with probability ``power`` at level ``alpha`` with ``n`` units; None below 2 units."""
-    from scipy.optimize import brentq
-
     if n < 2 or not sd or sd <= 0:
         return None
     high = 20.0  # standardised effects; a design that needs more than 20 sd has no useful power

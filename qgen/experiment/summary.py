@@ -49,10 +49,6 @@ COLUMNS = (
     "qgen_commit",
 )
 
-STRING_COLUMNS = frozenset({"cell_id", "dataset", "arm", "fd_metric", "feature_net", "run_dir", "samples_file",
-                            "baseline_reading", "weights", "qgen_commit"})
-
-
 def _get(d: dict, *keys):
     for key in keys:
         if not isinstance(d, dict):
@@ -124,21 +120,3 @@ def write_summary_csv(rows: list[dict], path: Path) -> None:
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
     atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def read_summary_csv(path: Path) -> list[dict]:
-    """Rows back with numbers as numbers (empty cells as None): lets the report be rebuilt from the CSV."""
-    def parse(key: str, value: str):
-        if value == "":
-            return None
-        if key in STRING_COLUMNS:
-            return value
-        for cast in (int, float):
-            try:
-                return cast(value)
-            except ValueError:
-                pass
-        return value
-
-    with open(path, newline="") as fh:
-        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]

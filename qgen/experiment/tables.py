@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from qgen.experiment.pairing import compare_arms
-from qgen.experiment.stats import MeanCI, PairedComparison, mean_ci
-from qgen.experiment.summary import MAIN_METRICS, Metric
+from qgen.experiment.pairing import compare_arms, log_ratios_by_seed
+from qgen.experiment.stats import MeanCI, PairedComparison, log_ratio_test, mean_ci
+from qgen.experiment.summary import DEPENDENCE_MODES, MAIN_METRICS, Metric
 
 
 def fmt(x: float | None) -> str:
@@ -92,8 +93,6 @@ def baseline_table(rows: list[dict], dataset: str, sizes: Sequence[int]) -> str:
 
 def dependence_table(rows: list[dict], dataset: str, arms: Sequence[str], sizes: Sequence[int]) -> str:
     """Dependence ratios (ablated FLD / FLD as trained) per gated arm x N, mean ± 95% CI over seeds."""
-    from qgen.experiment.summary import DEPENDENCE_MODES
-
     header = ["arm", "N", *(m.replace("_", " ") for m in DEPENDENCE_MODES)]
     body = []
     for arm in arms:
@@ -106,8 +105,6 @@ def dependence_table(rows: list[dict], dataset: str, arms: Sequence[str], sizes:
 
 
 def _ratio_interval(ci: tuple[float, float] | None) -> str:
-    import math
-
     return "–" if ci is None else f"[{fmt(math.exp(ci[0]))}, {fmt(math.exp(ci[1]))}]"
 
 
@@ -131,9 +128,6 @@ def findings_table(findings) -> str:
 def per_n_log_ratio_table(rows: list[dict], arm_a: str, arm_b: str, datasets: Sequence[str], sizes: Sequence[int],
                           margin: float) -> str:
     """log(FLD a / FLD b) per dataset and single N (one value per seed), tested like the pooled line."""
-    from qgen.experiment.pairing import log_ratios_by_seed
-    from qgen.experiment.stats import log_ratio_test
-
     header = ["dataset", "N", *LOG_RATIO_HEADER]
     body = []
     for dataset in datasets:

@@ -7,11 +7,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 from qgen.models.config import ModelConfig
 from qgen.models.bottlenecks import make_bottleneck
 from qgen.models.middles import ClassicalMiddle, MatchedMiddle, QuantumMiddle
 from qgen.models.unet import UNet
+from qgen.rundir.layout import CONFIG
 
 
 def build_model(cfg: ModelConfig, channels: int, seed: int, backend=None) -> UNet:
@@ -47,6 +48,8 @@ def classical_middle(cfg: ModelConfig, seed: int) -> nn.Module:
 
 
 def quantum_connector(cfg: ModelConfig, backend, seed: int) -> nn.Module:
+    # deferred: classical and plain models never need the quantum stack (qiskit-machine-learning and the
+    # backends: ~1.2 s of import after torch, measured)
     from qgen.backends.base import QuantumBackend, initial_weights
     from qgen.backends.registry import backend_for
     from qgen.circuits import build_ansatz
@@ -69,21 +72,27 @@ def load_model_state(model: nn.Module, state: dict, source: str | Path) -> None:
     """``model.load_state_dict(state)``, or one line saying that the run's config and the checkpoint
     ``source`` disagree, with the first mismatching keys and shapes (a hand-edited config, a
     checkpoint from another run)."""
-    mismatches = state_mismatches(model.state_dict(), state)
-    if mismatches:
-        shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")
-        raise QgenError(_disagree(source, shown))
+    mismatch = state_mismatch_text(model.state_dict(), state)
+    if mismatch:
+        raise QgenError(_disagree(source, mismatch))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # anything the key/shape comparison did not foresee: still one line
-        raise QgenError(_disagree(source, str(exc).splitlines()[0])) from None
+        raise QgenError(_disagree(source, first_line(exc))) from None
 
 
 def _disagree(source, detail: str) -> str:
-    from qgen.rundir.layout import CONFIG
-
     return (f"{source} does not fit the model that {CONFIG} describes ({CONFIG} and the checkpoint "
             f"disagree): {detail}. Restore the run's {CONFIG} or use its own checkpoint")
+
+
+def state_mismatch_text(expected: dict, found: dict) -> str | None:
+    """The first three of ``state_mismatches`` and how many more, for a one-line error; None when
+    ``found`` loads where ``expected`` is wanted."""
+    mismatches = state_mismatches(expected, found)
+    if not mismatches:
+        return None
+    return "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")
 
 
 def state_mismatches(expected: dict, found: dict) -> list[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qgen.circuits.spec import READOUTS, AnsatzSpec
 from qgen.errors import QgenError
+from qgen.models.bottlenecks import DESIGNS
 
 MODEL_KINDS = ("quantum", "classical", "plain")
 BOTTLENECKS = ("channel_gate", "site", "patch", "film")  # qgen.models.bottlenecks
@@ -45,8 +47,6 @@ class ModelConfig:
     circuit_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from qgen.circuits.spec import READOUTS
-
         if self.kind not in MODEL_KINDS:
             raise QgenError(f"unknown model {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
         if self.bottleneck not in BOTTLENECKS:
@@ -75,8 +75,6 @@ class ModelConfig:
         49 for ``site``, 16 for ``patch``; 0 without a middle circuit."""
         if self.kind != "quantum":
             return 0
-        from qgen.models.bottlenecks import DESIGNS
-
         return DESIGNS[self.bottleneck].sites()
 
     @property
@@ -98,8 +96,6 @@ class ModelConfig:
     def ansatz(self):
         """The bottleneck circuit's ``AnsatzSpec`` (qubits, layers, entanglement, readout, and the
         library / custom fields)."""
-        from qgen.circuits.spec import AnsatzSpec
-
         return AnsatzSpec(self.qubits, self.layers, self.entanglement, self.readout, family=self.ansatz_family,
                           feature_map=self.feature_map, feature_reps=self.feature_reps,
                           rotation_blocks=self.rotation_blocks, entanglement_blocks=self.entanglement_blocks,

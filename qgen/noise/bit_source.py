@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from qiskit import qasm3
 from qiskit.circuit import QuantumCircuit
-from qiskit.primitives import BaseSamplerV2
+from qiskit.primitives import BaseSamplerV2, BitArray
 
 from qgen.backends.bit_sampling import BitSampling, SamplerFactory, fixed_sampler
 from qgen.errors import QgenError
-from qgen.noise.bits import bitarray_to_bits
 from qgen.noise.seeds import SeedChain
 
 #: A circuit, or (circuit, parameter values) as a Sampler V2 pub accepts it.
@@ -28,6 +28,22 @@ PubLike = QuantumCircuit | tuple[QuantumCircuit, Sequence[float]]
 
 #: IBM backends' usual per-job shot limit; also keeps one simulated job's memory bounded.
 DEFAULT_MAX_SHOTS_PER_JOB = 100_000
+
+
+def bitarray_to_bits(bit_array: BitArray) -> np.ndarray:
+    """All bits of a (1-D, shots) ``BitArray`` as a flat uint8 0/1 array in **qubit-major** order.
+
+    Qubit-major (all shots of clbit 0, then all shots of clbit 1, ...) matters: each qubit has its own
+    bias on real hardware, and von Neumann debiasing is only unbiased when both bits of a pair come
+    from the same biased coin. Adjacent bits in this order come from the same qubit.
+    """
+    if bit_array.ndim != 0:
+        raise QgenError(
+            f"expected one parameter set per circuit, got a BitArray of shape {bit_array.shape}; "
+            "pass a single parameter binding per pub"
+        )
+    by_shot = bit_array.to_bool_array(order="little")  # (shots, clbits), column j is clbit j
+    return np.ascontiguousarray(by_shot.T, dtype=np.uint8).reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -132,8 +148,6 @@ class QuantumBitSource:
                         seconds=time.perf_counter() - start)
 
     def describe(self) -> dict:
-        from qiskit import qasm3
-
         circuits = []
         for pub in self.pubs:
             qc = _circuit_of(pub)

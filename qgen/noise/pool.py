@@ -32,7 +32,6 @@ import numpy as np
 
 from qgen.errors import QgenError
 from qgen.fileio import atomic_write
-from qgen.noise.bits import pack_bits
 from qgen.noise.extract import (
     Extractor,
     ToeplitzExtractor,
@@ -277,7 +276,7 @@ class EntropyPool:
     def _append(self, bits: np.ndarray) -> None:
         n = self.bits_total
         tail = np.unpackbits(self._packed[n // 8:])[: n % 8] if n % 8 else np.zeros(0, np.uint8)
-        self._packed = np.concatenate([self._packed[: n // 8], pack_bits(np.concatenate([tail, bits]))])
+        self._packed = np.concatenate([self._packed[: n // 8], np.packbits(np.concatenate([tail, bits]).astype(np.uint8))])
         self.meta["bits_total"] = n + int(bits.size)
 
     def _save_bits(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no display
 
 from qgen.diffusion.schedules import NoiseMixing, NoiseSchedule
 
@@ -12,8 +13,6 @@ from qgen.diffusion.schedules import NoiseMixing, NoiseSchedule
 def plot_schedule(schedule: NoiseSchedule, mixing: NoiseMixing | None, path: str | Path,
                   compare: tuple[NoiseSchedule, ...] = ()) -> Path:
     """Write the figure to ``path`` (headless Agg backend); ``compare`` adds reference schedules."""
-    from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no display
-
     path = Path(path)
     fig = Figure(figsize=(10, 7), layout="constrained")
     ax_beta, ax_abar, ax_snr, ax_lam = fig.subplots(2, 2).ravel()

@@ -15,7 +15,10 @@ Module map:
 * ``statevector``     - statevector compiler (fused prefix/diagonal/permutation/layer ops), kernels
   (ops prepared once per call, cache-sized row chunks) and compiled Pauli observables.
 * ``adjoint``         - reverse mode on statevector programs (adjoint Jacobian and VJP).
-* ``chain``           - untruncated MPS compiler, simulation and reverse pass.
+* ``chain``           - untruncated MPS compiler (bond dimensions from the circuit alone) and step matrices.
+* ``chain_simulate``  - the MPS forward pass with a tape, recent runs kept for the VJP.
+* ``chain_readout``   - environments: Pauli-string values and their cotangents on an MPS.
+* ``chain_adjoint``   - reverse mode on chain programs (Jacobian and VJP).
 * ``exact_estimator`` - the estimator and the automatic method choice (``choose_method``).
 * ``gradients``       - the two ``BaseEstimatorGradient`` implementations above (+ ``vjp``).
 * ``connector``       - ``VJPTorchConnector``: TorchConnector whose backward is one VJP on the exact

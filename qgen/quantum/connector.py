@@ -24,6 +24,7 @@ from qiskit_machine_learning.exceptions import QiskitMachineLearningError
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from qgen.quantum.gradients import ExactEstimatorGradient
+from qgen.quantum.qiskit_ml_private import forward_circuit
 
 VJP = "vjp"
 JACOBIAN = "jacobian"
@@ -54,12 +55,11 @@ class ExactVJP:
             if not isinstance(op, SparsePauliOp):
                 return None
             observables.append(op)
-        circuit = getattr(network, "_circuit", None)
-        if isinstance(circuit, QuantumCircuit) and circuit.num_parameters == (
-                network.num_inputs + network.num_weights):
+        circuit = forward_circuit(network)
+        if circuit is not None and circuit.num_parameters == network.num_inputs + network.num_weights:
             # The circuit the QNN's forward sends (re-parametrized by qiskit-machine-learning so
             # that its parameters sort as inputs, then weights): asking the gradient about this
-            # very object lets it reuse the forward's simulation (chain.RecentRuns).
+            # very object lets it reuse the forward's simulation (chain_simulate.RecentRuns).
             columns = np.arange(circuit.num_parameters, dtype=np.int64)
         else:
             circuit = network.circuit

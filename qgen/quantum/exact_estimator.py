@@ -26,7 +26,8 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.providers import Options
 from qiskit.quantum_info import SparsePauliOp
 
-from qgen.quantum import chain
+from qgen.quantum import chain, chain_simulate
+from qgen.quantum.chain_readout import ChainObservables
 from qgen.quantum.gate_ir import UnsupportedOperationError
 from qgen.quantum.statevector import (
     CompiledCircuit,
@@ -240,7 +241,7 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         self._circuits: dict[tuple, CompiledCircuit | chain.ChainCircuit] = {}
         self._observables: dict[tuple, PreparedObservable] = {}
         # The last chain simulations with their tapes, for the gradient's VJP at the same rows.
-        self.recent_chain_runs = chain.RecentRuns()
+        self.recent_chain_runs = chain_simulate.RecentRuns()
 
     @property
     def default_precision(self) -> float:
@@ -359,10 +360,10 @@ class VectorizedStatevectorEstimator(BaseEstimatorV2):
         angles = compiled.angles.values(rows)
         table = np.empty((rows.shape[0], len(observables)))
         if isinstance(compiled, chain.ChainCircuit):
-            terms = chain.ChainObservables.from_terms([o.terms() for o in observables])
+            terms = ChainObservables.from_terms([o.terms() for o in observables])
             chunk = chain.rows_per_chunk(compiled)
             for start in range(0, rows.shape[0], chunk):
-                table[start:start + chunk] = chain.expectation_table(
+                table[start:start + chunk] = chain_simulate.expectation_table(
                     compiled, angles[start:start + chunk], terms, self.dtype,
                     self.recent_chain_runs)
             return table

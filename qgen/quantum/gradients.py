@@ -7,7 +7,7 @@
   ``parameters (R, 2S, P)``. Stock ``ParamShiftEstimatorGradient`` sends one PUB per binding.
 * ``ExactEstimatorGradient`` - the exact Jacobian on the exact estimator: the adjoint method on
   the vectorized state vector (``adjoint.adjoint_jacobian``) or a written-out reverse pass
-  through the untruncated MPS (``chain.chain_jacobian``), whichever method the estimator uses.
+  through the untruncated MPS (``chain_adjoint.chain_jacobian``), whichever method the estimator uses.
   ``ExactEstimatorGradient.vjp`` gives the Jacobian already contracted with per-row cotangents
   (one reverse sweep per row instead of one per observable), for ``connector.VJPTorchConnector``.
 """
@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from typing import TYPE_CHECKING
+
 from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
 from qiskit.circuit.parametertable import ParameterView
 from qiskit.primitives import BaseEstimatorV2
@@ -27,21 +29,23 @@ from qiskit.quantum_info.operators.base_operator import BaseOperator
 from qiskit.transpiler.passmanager import BasePassManager
 from qiskit_machine_learning.gradients import (
     BaseEstimatorGradient,
+    DerivativeType,
     EstimatorGradientResult,
     ParamShiftEstimatorGradient,
-)
-from qiskit_machine_learning.gradients.utils import (
-    DerivativeType,
-    GradientCircuit,
-    _make_gradient_parameter_values,
 )
 from qiskit_machine_learning.utils import circuit_cache_key
 
 from qgen.quantum.adjoint import adjoint_jacobian, adjoint_vjp
-from qgen.quantum.chain import ChainCircuit, ChainObservables, chain_jacobian, chain_vjp
+from qgen.quantum.chain import ChainCircuit
 from qgen.quantum.chain import rows_per_chunk as chain_rows_per_chunk
+from qgen.quantum.chain_adjoint import chain_jacobian, chain_vjp
+from qgen.quantum.chain_readout import ChainObservables
 from qgen.quantum.exact_estimator import VectorizedStatevectorEstimator
+from qgen.quantum.qiskit_ml_private import PerCircuitValidation
 from qgen.quantum.statevector import blas_threads, cache_rows
+
+if TYPE_CHECKING:
+    from qiskit_machine_learning.gradients.utils import GradientCircuit
 
 # ---------------------------------------------------------------------------------------------
 # Shared: group the flat (circuit, observable, values) triples
@@ -100,87 +104,6 @@ def _is_full_product(row_inv: np.ndarray, obs_inv: np.ndarray, n_rows: int, n_ob
     return np.unique(obs_inv * n_rows + row_inv).size == row_inv.size
 
 
-class _SharedParameterViews:
-    """``run`` and argument validation of ``BaseEstimatorGradient`` in O(distinct circuits).
-
-    EstimatorQNN's backward sends the same circuit object batch x observables times (1024 triples
-    at 16 qubits, batch 64). The base class builds ``circuit.parameters`` and a set of it for every
-    triple (~0.1 s per backward at 16 qubits, a third of the exact path); here the parameter view
-    of each distinct circuit is built once and checks are memoized per distinct object. Same
-    checks, same errors.
-    """
-
-    def run(self, circuits, observables, parameter_values, parameters=None, **options):
-        if isinstance(circuits, QuantumCircuit):
-            circuits = (circuits,)
-        views: dict[int, ParameterView] = {}
-
-        def view(circuit: QuantumCircuit) -> ParameterView:
-            if id(circuit) not in views:
-                views[id(circuit)] = circuit.parameters
-            return views[id(circuit)]
-
-        if parameters is None:
-            parameters = [view(c) for c in circuits]
-        else:
-            parameters = [p if p is not None else view(circuits[i])
-                          for i, p in enumerate(parameters)]
-        return super().run(circuits, observables, parameter_values, parameters, **options)
-
-    @staticmethod
-    def _validate_arguments(circuits, observables, parameter_values, parameters) -> None:
-        if len(circuits) != len(parameter_values):
-            raise ValueError(
-                f"The number of circuits ({len(circuits)}) does not match "
-                f"the number of parameter value sets ({len(parameter_values)})."
-            )
-        facts: dict[int, tuple[int, int, set]] = {}  # id -> (num_parameters, num_qubits, params)
-
-        def fact(circuit: QuantumCircuit) -> tuple[int, int, set]:
-            if id(circuit) not in facts:
-                facts[id(circuit)] = (circuit.num_parameters, circuit.num_qubits,
-                                      set(circuit.parameters))
-            return facts[id(circuit)]
-
-        for i, (circuit, parameter_value) in enumerate(zip(circuits, parameter_values)):
-            num_parameters = fact(circuit)[0]
-            if not num_parameters:
-                raise ValueError(f"The {i}-th circuit is not parameterised.")
-            if len(parameter_value) != num_parameters:
-                raise ValueError(
-                    f"The number of values ({len(parameter_value)}) does not match "
-                    f"the number of parameters ({num_parameters}) for the {i}-th circuit."
-                )
-        if len(circuits) != len(observables):
-            raise ValueError(
-                f"The number of circuits ({len(circuits)}) does not match "
-                f"the number of observables ({len(observables)})."
-            )
-        for i, (circuit, observable) in enumerate(zip(circuits, observables)):
-            if fact(circuit)[1] != observable.num_qubits:
-                raise ValueError(
-                    f"The number of qubits of the {i}-th circuit ({fact(circuit)[1]}) does "
-                    f"not match the number of qubits of the {i}-th observable "
-                    f"({observable.num_qubits})."
-                )
-        if len(circuits) != len(parameters):
-            raise ValueError(
-                f"The number of circuits ({len(circuits)}) does not match "
-                f"the number of the list of specified parameters ({len(parameters)})."
-            )
-        checked: set[tuple[int, int]] = set()
-        for i, (circuit, parameters_) in enumerate(zip(circuits, parameters)):
-            key = (id(circuit), id(parameters_))
-            if key in checked:
-                continue
-            if not set(parameters_).issubset(fact(circuit)[2]):
-                raise ValueError(
-                    f"The {i}-th parameters contains parameters not present in the "
-                    f"{i}-th circuit."
-                )
-            checked.add(key)
-
-
 # ---------------------------------------------------------------------------------------------
 # Batched parameter shift
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +127,7 @@ class _ShiftPlan:
         return self.observables.shape[0], self.values.shape[1], self.values.shape[2]
 
 
-class BatchedParamShiftEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
+class BatchedParamShiftEstimatorGradient(PerCircuitValidation, BaseEstimatorGradient):
     """Parameter-shift gradients with all shifted bindings in as few primitive jobs as possible.
 
     Args:
@@ -335,8 +258,7 @@ class BatchedParamShiftEstimatorGradient(_SharedParameterViews, BaseEstimatorGra
         """Values of the gradient circuit's parameters for every row, one matmul when linear."""
         linear = self._linear_map(circuit, gradient_circuit)
         if linear is None:
-            return np.stack([_make_gradient_parameter_values(circuit, gradient_circuit, r)
-                             for r in rows])
+            return bound_gradient_values(circuit, gradient_circuit, rows)
         coeffs, offsets = linear
         return rows @ coeffs + offsets
 
@@ -437,16 +359,30 @@ class BatchedParamShiftEstimatorGradient(_SharedParameterViews, BaseEstimatorGra
                     yield plan, (so, sr, ss), obs, vals, size
 
 
+def bound_gradient_values(circuit: QuantumCircuit, gradient_circuit: GradientCircuit,
+                          rows: np.ndarray) -> np.ndarray:
+    """(R, G) values of the gradient circuit's parameters, each expression bound per row.
+
+    What ``_preprocess`` computes per triple with qiskit-machine-learning's module-private helper
+    ``_make_gradient_parameter_values``, here from ``GradientCircuit``'s public fields (the test
+    compares the two). Only for expressions that are not linear: linear ones are one matmul.
+    """
+    index = {p: i for i, p in enumerate(circuit.parameters)}
+    expressions = [gradient_circuit.gradient_parameter_map[g] for g in gradient_circuit.gradient_circuit.parameters]
+    return np.array([[float(e.bind({p: row[index[p]] for p in e.parameters})) for e in expressions]
+                     for row in rows]).reshape(len(rows), len(expressions))
+
+
 # ---------------------------------------------------------------------------------------------
 # Exact adjoint gradient
 # ---------------------------------------------------------------------------------------------
 
 
-class ExactEstimatorGradient(_SharedParameterViews, BaseEstimatorGradient):
+class ExactEstimatorGradient(PerCircuitValidation, BaseEstimatorGradient):
     """Exact Jacobian of every (circuit, observable, values) triple, in reverse mode.
 
     On the estimator's statevector method this is the adjoint method; on its MPS method a
-    written-out reverse pass through the chain (``chain.chain_jacobian``).
+    written-out reverse pass through the chain (``chain_adjoint.chain_jacobian``).
 
     Triples that share a circuit are done in one vectorized pass: distinct parameter rows are
     simulated once, and when the triples form a full rows x observables product (what

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from qiskit import QuantumCircuit
+from qiskit import QuantumCircuit, transpile
 
 from qgen.quantum.gate_ir import IGNORED, SUPPORTED
 
@@ -31,8 +31,6 @@ def to_native(circuit: QuantumCircuit) -> QuantumCircuit:
     foreign = foreign_gates(circuit)
     if not foreign:
         return circuit
-    from qiskit import transpile
-
     native = transpile(circuit, basis_gates=list(NATIVE_GATES), optimization_level=0)
     native.name = circuit.name
     logger.warning("qgen: the exact backend has no kernel for %s in circuit %s: transpiled it into the gates it "

@@ -11,7 +11,7 @@ operations:
 * ``LayerOp``        - single-qubit gates on distinct qubits, applied one qubit at a time on a
   ``(rows, 2^(n-q-1), 2, 2^q)`` view.
 
-Also here: the kernels that apply them (``apply_op``, ``simulate``) and compiled Pauli-sum
+Also here: the kernels that apply them (``apply_op``, ``simulate_chunks``) and compiled Pauli-sum
 observables (``compile_observable``, ``expectation_values``). Reverse mode lives in ``adjoint``.
 
 Kernels are numpy (complex128 by default, complex64 optional): on a small shared CPU numpy's
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
+from threadpoolctl import threadpool_limits
 
 from qgen.quantum.gate_ir import (
     DIAGONAL_GATES,
@@ -54,11 +55,6 @@ def blas_threads(limit: int | None) -> Iterator[None]:
     OpenBLAS spends more time synchronising than computing (5-10x slower measured on 2 busy cores).
     """
     if limit is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own thread count
         yield
         return
     with threadpool_limits(limits=limit, user_api="blas"):
@@ -588,12 +584,6 @@ def simulate_chunks(compiled: CompiledCircuit, angles: np.ndarray, dtype=np.comp
         for op in prepared.chunk(start, stop):
             buffers.apply(op)
         yield start, buffers.state
-
-
-def simulate(compiled: CompiledCircuit, angles: np.ndarray, dtype=np.complex128) -> np.ndarray:
-    """Final states (R, 2^n) for angle rows (R, G)."""
-    states = [s for _, s in simulate_chunks(compiled, angles, dtype, max(1, angles.shape[0]))]
-    return states[0] if states else np.zeros((0, compiled.dim), dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pickle
 import re
 from pathlib import Path
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 from qgen.fileio import atomic_write_bytes
 
 #: What every checkpoint holds, with the type each entry must have (the rest is per kind).
@@ -24,7 +24,9 @@ REQUIRED_ENTRIES = {"step": int, "model": dict, "channels": int}
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    import torch  # only the commands that touch checkpoints pay for importing torch
+    # only the commands that touch checkpoints pay for importing torch (~3.5 s): qgen.rundir is on the
+    # path of every command, qgen --version included
+    import torch
 
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -34,7 +36,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint at ``path`` as a dict; anything else (damaged, foreign, or holding objects that
     would need unpickling) is one QgenError naming the file, and no code in it ever runs."""
-    import torch
+    import torch  # as in save_checkpoint
 
     if not path.is_file():
         raise QgenError(f"no checkpoint at {path}: the run has not saved one yet")
@@ -46,7 +48,7 @@ def load_checkpoint(path: Path) -> dict:
                         f"({_refused_global(exc)}); qgen never unpickles those. Use a checkpoint from a "
                         "source you trust, or retrain") from None
     except Exception as exc:  # a truncated/foreign file: say which one
-        raise QgenError(f"cannot read checkpoint {path}: {_first_line(exc)} (corrupt file?)") from None
+        raise QgenError(f"cannot read checkpoint {path}: {first_line(exc)} (corrupt file?)") from None
     check_checkpoint_shape(path, state)
     return state
 
@@ -71,7 +73,7 @@ def require_entries(path: Path, state: dict, entries: dict[str, type]) -> None:
 
 def _numpy_number_types() -> list:
     """NumPy scalars and their dtypes, under both module names NumPy 1 and 2 pickle them with."""
-    import numpy as np
+    import numpy as np  # loaded by torch by now; at the top it would cost qgen --version ~0.2 s
 
     scalar = np.core.multiarray.scalar if not hasattr(np, "_core") else np._core.multiarray.scalar
     dtypes = [type(np.dtype(code)) for code in ("float64", "float32", "int64", "int32", "bool")]
@@ -82,9 +84,4 @@ def _numpy_number_types() -> list:
 def _refused_global(exc: Exception) -> str:
     """torch's refusal is a paragraph; the global it refused is what matters."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    return f"refused: {found.group(1)}" if found else _first_line(exc)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return f"refused: {found.group(1)}" if found else first_line(exc)

@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -39,12 +40,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import tomli_w
+
 from qgen.errors import QgenError
 from qgen.fileio import (atomic_write_bytes, check_writable, current_umask, read_json, remove_stale_temp_files,
                          write_json)
+from qgen.rundir import checkpoints
 from qgen.rundir.lock import LockHolder, hold_lock
 from qgen.rundir.loss_log import LossLog
 from qgen.rundir.quality_log import QualityLog
+from qgen.tomlconfig import to_dict
 
 CONFIG = "config.toml"
 MANIFEST = "manifest.json"
@@ -192,10 +197,6 @@ class RunDir:
         The files are staged in a hidden folder that is renamed into place, so a failure while
         writing them never leaves a half-made run directory behind.
         """
-        import tomli_w
-
-        from qgen.tomlconfig import to_dict
-
         files = {LOSS_CSV: LossLog.header(),
                  CONFIG: tomli_w.dumps(to_dict(config)).encode(),
                  MANIFEST: _json_bytes(manifest)}
@@ -278,12 +279,14 @@ class RunDir:
 
     # -- config and manifest -------------------------------------------------------------------
     def config(self):
+        # deferred: qgen.config imports torch (~3.5 s), and every command, qgen --version included,
+        # imports this module at start-up
         from qgen.config import load_run_config
 
         return load_run_config(self.path / CONFIG)
 
     def save_config(self, cfg) -> None:
-        from qgen.config import save_run_config
+        from qgen.config import save_run_config  # deferred: see config()
 
         save_run_config(cfg, self.path / CONFIG)
 
@@ -316,19 +319,15 @@ class RunDir:
         return self.checkpoint_path(which).is_file()
 
     def save_checkpoint(self, which: str, state: dict) -> None:
-        from qgen.rundir.checkpoints import save_checkpoint
-
         path = self.checkpoint_path(which)
         try:
-            save_checkpoint(path, state)
+            checkpoints.save_checkpoint(path, state)
         except OSError as exc:  # disk full, read-only: the atomic write left the previous one whole
             raise CheckpointWriteError(path, state.get("step"), exc) from None
 
     def never_checkpointed(self) -> QgenError:
         """The error for resuming a run that was stopped before its first checkpoint: nothing to resume
         from, so say how to start it again (the manifest keeps the command that started it)."""
-        import shlex
-
         try:
             argv = self.manifest().get("command") or []
         except QgenError:
@@ -344,9 +343,7 @@ class RunDir:
                          f"one, so there is nothing to resume{restart}")
 
     def load_checkpoint(self, which: str) -> dict:
-        from qgen.rundir.checkpoints import load_checkpoint
-
-        return load_checkpoint(self.checkpoint_path(which))
+        return checkpoints.load_checkpoint(self.checkpoint_path(which))
 
     def loss_log(self) -> LossLog:
         return LossLog(self.path / LOSS_CSV)
@@ -486,7 +483,7 @@ class ModelFolder:
 
 def write_samples(file: SamplesFile, **arrays) -> None:
     """The sample set's arrays as one compressed .npz, written atomically."""
-    import numpy as np
+    import numpy as np  # deferred: at the top it would cost every command's start-up ~0.2 s (qgen --version)
 
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 
 SAMPLES_KEY = "samples"
 IMAGE_SIDE = 28
@@ -29,7 +29,7 @@ def read_samples(path: Path) -> np.ndarray:
     except QgenError:
         raise
     except ValueError as exc:  # an object array: loading it would unpickle, which is refused
-        raise QgenError(f"cannot read samples from {path}: {str(exc).splitlines()[0]} (qgen never unpickles "
+        raise QgenError(f"cannot read samples from {path}: {first_line(exc)} (qgen never unpickles "
                         "sample files)") from None
     except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise QgenError(f"cannot read samples from {path}: not a readable .npz ({exc})") from None

@@ -2,6 +2,25 @@
 
 A shadow state dict avoids deep-copying the model, whose quantum layer holds primitives and
 backend handles that should not be duplicated.
+
+Why not diffusers' ``EMAModel`` (0.42), which has the same power warm-up (``use_ema_warmup``,
+``inv_gamma=1``: its ``get_decay(n + 1)`` is this class's decay after n updates; the tests compare
+them): it would change what runs write and reproduce.
+
+* It averages ``model.parameters()`` as a positional list. qgen's EMA weights are the model's
+  name-keyed state dict, floating buffers included (the classical middle's ``mixers``):
+  ``checkpoint-ema.pt`` / ``checkpoint-best.pt`` are loaded by name into a model, with a one-line
+  error naming the mismatching keys (``load_model_state``: ``qgen sample``, ``qgen export``), and
+  every existing ``checkpoint-last.pt`` holds ``{"shadow": {name: tensor}, "num_updates": n}``.
+* Its update ``s -= (1 - d) * (s - p)`` rounds differently from ``d * s + (1 - d) * p``: the first
+  update (d = 0) would not copy the weights exactly, and a resumed run would not continue its EMA
+  bit for bit.
+* Without ``power`` (``--ema-power 0``, and runs from before the power warm-up) its decay of the
+  first update is 0 where timm's warm-up, kept here, gives 0.1.
+* Its ``load_state_dict`` keeps the tensors where the checkpoint put them; a run here resumes on
+  another device (the shadow moves to the model's).
+
+An adapter covering these would be longer than this class.
 """
 
 from __future__ import annotations

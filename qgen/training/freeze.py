@@ -12,14 +12,13 @@ from __future__ import annotations
 from torch import nn
 
 from qgen.errors import QgenError
+from qgen.models.middles import QuantumMiddle
 
 FREEZABLE = ("circuit",)
 
 
 def circuit_weights(model: nn.Module) -> list[nn.Parameter]:
     """The circuit weights of every quantum middle in ``model`` (none for classical or plain models)."""
-    from qgen.models.middles import QuantumMiddle
-
     return [m.qnn.weight for m in model.modules() if isinstance(m, QuantumMiddle)]
 
 
