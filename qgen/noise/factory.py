@@ -12,12 +12,15 @@ import os
 from pathlib import Path
 
 from qgen.backends.bit_sampling import BitSampling
+from qgen.backends.job_files import job_files
 from qgen.errors import QgenError
-from qgen.noise.bit_source import QuantumBitSource
+from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB, QuantumBitSource
 from qgen.noise.circuits import hadamard_circuit
-from qgen.noise.extract import default_extractors
-from qgen.noise.pool import EntropyPool
-from qgen.noise.sources import QuantumNoise
+from qgen.noise.extract import default_extractors, nominal_yield
+from qgen.noise.mixed import MixedNoise
+from qgen.noise.pool import DEFAULT_REFILL_SHOTS, EntropyPool, largest_output_block
+from qgen.noise.refill import RefillShape
+from qgen.noise.sources import ClassicalNoise, QuantumNoise
 
 
 def bit_sampling_for(backend) -> BitSampling:
@@ -57,19 +60,12 @@ def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = Fa
 def pool_dir(run_dir: Path, backend) -> Path:
     """One pool per run and backend: bits of different devices (and extractors) never share a stream;
     ``--local`` bits are simulated and never mix with a device's (qgen.backends.job_files)."""
-    from qgen.backends.job_files import job_files
-
     local = getattr(backend, "local", False) and backend.spends_shots
     return job_files(run_dir, local).noise_root / backend.spec.name
 
 
-
-def refill_shape_for(backend, observed_yield: float | None = None):
+def refill_shape_for(backend, observed_yield: float | None = None) -> RefillShape:
     """How the backend's pool sizes refill jobs (refill.py), for plans: without building a sampler."""
-    from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
-    from qgen.noise.pool import DEFAULT_REFILL_SHOTS, largest_output_block
-    from qgen.noise.refill import RefillShape
-
     width, nominal = source_shape(backend)
     extractors = default_extractors(seed=0) if backend.bit_sampling_shape().needs_extraction else []
     return RefillShape(width, observed_yield or nominal, largest_output_block(extractors), DEFAULT_REFILL_SHOTS,
@@ -81,8 +77,6 @@ def source_shape(backend) -> tuple[int, float]:
     shape = backend.bit_sampling_shape()
     if not shape.needs_extraction:
         return shape.qubits_per_shot, 1.0
-    from qgen.noise.extract import nominal_yield
-
     return shape.qubits_per_shot, nominal_yield(default_extractors(seed=0))
 
 
@@ -90,9 +84,6 @@ def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mi
                       reuse: bool = False, shot_budget: int | None = None, resume_key: str | None = None):
     """The ε source for training or sampling: "classical", "quantum" or "mixed" (needs ``mixing``).
     ``resume_key`` reserves the pool's bits for one request (see ``EntropyPool.open``)."""
-    from qgen.noise.mixed import MixedNoise
-    from qgen.noise.sources import ClassicalNoise
-
     if kind == "classical":
         return ClassicalNoise(seed)
     quantum = quantum_noise_for_run(run_dir, backend, seed, reuse=reuse, shot_budget=shot_budget,
