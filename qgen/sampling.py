@@ -213,17 +213,16 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
 
 def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, show_progress: bool,
                  local: bool, device: tuple[str, torch.device]) -> dict:
-    run_dir = run.path
     requested_device, device = device
     req.validate(cfg.diffusion.T)
     check_sampling_memory(cfg.model, ckpt["channels"], req.n, req.batch_size, cfg.diffusion.T)
-    backend.attach_run_dir(run_dir, req.shot_budget)
+    backend.attach_run_dir(run, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
     plan = (sampling_plan(cfg, backend, run, req, scheduler, ckpt["channels"], _resume_key(req, ckpt))
             if backend.spends_shots else None)
     if plan is not None:
         plan.check()
-    noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
+    noise = make_noise_source(req.noise, req.seed, run, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
     if plan is not None and plan.bits is not None:

@@ -24,8 +24,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit import qasm3
@@ -40,6 +39,9 @@ from qgen.backends.job_files import job_files
 from qgen.backends.journal import JobJournal, submit_or_resume
 from qgen.backends.ledger import ShotLedger
 from qgen.errors import QgenError
+
+if TYPE_CHECKING:
+    from qgen.rundir import RunDir
 
 
 class CompletedJob:
@@ -82,12 +84,12 @@ class _Journaled:
         #: journaled jobs reused under other settings (the user's "reuse"), for the provenance of results
         self.reused_under_other_settings: list[dict[str, Any]] = []
 
-    def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
-        """Journal into ``run_dir`` and charge its one ledger (``budget.json``) of this kind."""
-        files = job_files(run_dir, self.local)
+    def attach(self, run: RunDir, shot_budget: int | None = None) -> None:
+        """Journal into ``run`` and charge its one ledger (``budget.json``) of this kind."""
+        files = job_files(run, self.local)
         self.limit = shot_budget if shot_budget is not None else self.spec.shot_budget
         self.journal = JobJournal(files.journal, files.results, local=self.local)
-        self.ledger = ShotLedger(run_dir, local=self.local)
+        self.ledger = ShotLedger(run, local=self.local)
         self._recovered = False
 
     def _digest(self, circuit) -> str:

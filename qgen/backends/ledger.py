@@ -34,6 +34,7 @@ from qgen.rundir.lock import read_holder
 
 if TYPE_CHECKING:
     from qgen.backends.executor_cost import JobPlan
+    from qgen.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 #: The ledger row of a budget.json written before jobs were itemised: its spent, less the journal's.
@@ -72,8 +73,8 @@ class ShotBudget:
 class ShotLedger:
     """The shots a run spent per backend (see the module docstring)."""
 
-    def __init__(self, run_dir: str | os.PathLike[str], local: bool = False) -> None:
-        files = job_files(run_dir, local)
+    def __init__(self, run: RunDir, local: bool = False) -> None:
+        files = job_files(run, local)
         self.path = files.ledger
         self.lock_path = files.lock
         self.journal = JobJournal(files.journal, files.results, local=local)

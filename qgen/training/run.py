@@ -38,11 +38,11 @@ def _quiet(line: str) -> None:
     pass
 
 
-def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
+def make_noise(cfg: RunConfig, run: RunDir | None, backend: QuantumBackend):
     """The forward-process noise source for training."""
     from qgen.noise.factory import make_noise_source
 
-    return make_noise_source(cfg.train.noise, cfg.train.seed, run_dir, backend, mixing=cfg.diffusion.mixing())
+    return make_noise_source(cfg.train.noise, cfg.train.seed, run, backend, mixing=cfg.diffusion.mixing())
 
 
 MIN_VALIDATION_IMAGES = 8
@@ -134,9 +134,9 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
     with run.lock():
         try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
             trainer.run_dir = run_dir
-            backend.attach_run_dir(run_dir)
+            backend.attach_run_dir(run)
             if trainer.noise is None:
-                trainer.noise = make_noise(cfg, run_dir, backend)
+                trainer.noise = make_noise(cfg, run, backend)
             if cfg.train.tensorboard:
                 trainer.board = TrainingBoard(run.tensorboard_dir)
             plot_schedule(cfg.diffusion.make_schedule(),
@@ -184,11 +184,11 @@ def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps:
                  report: Reporter, device: tuple) -> Path:
     requested, resolved, moved = device
     run_dir = run.path
-    backend.attach_run_dir(run_dir)
+    backend.attach_run_dir(run)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
-    noise = make_noise(cfg, run_dir, backend)
+    noise = make_noise(cfg, run, backend)
     trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
                       device=resolved)
     trainer.restore()  # the checkpoint is read onto the CPU and copied onto the device
