@@ -5,10 +5,11 @@ noise* (kind fake: device gate noise, readout error, multinomial shots; ``exact`
 noise with infinitely many shots; ``noiseless`` = the exact statevector backend, no device) for every
 (shots, steps) of the grid with one few-step sampler,
 scores each set with ``qgen evaluate``'s FLD (test part of the held-out images), and prices it with
-budget.py's usage model on the hardware twin (ibm_fez by default): every model call is one job with
-one PUB of ``n`` x rows-per-image bindings at ``shots`` shots (one PUB per step: all observables
-measured together; a per-site design binds the circuit at every site: 49 rows per image for
-``site``, 16 for ``patch``).
+qgen's planner (``qgen.planner.sampling_jobs``, the executor's shot model and the local usage model)
+on the hardware twin (ibm_fez by default): every model call of every batch is one job with one PUB
+of batch x rows-per-image bindings at ``shots`` shots (one PUB per step: all observables measured
+together; a per-site design binds the circuit at every site: 49 rows per image for ``site``, 16 for
+``patch``).
 
 Resumable: rows already in the CSV are kept and skipped; the samples stay in the run directory.
 Writes ``hardware_route.csv``, ``hardware_route.png`` and ``hardware_route.md`` under ``--out``.
@@ -25,10 +26,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from qgen.backends.qnn_plan import sampling_plan
 from qgen.backends.registry import get_backend
 from qgen.diffusion.samplers import make_scheduler
 from qgen.evaluation import evaluate_run
+from qgen.planner import sampling_jobs
 from qgen.rundir import RunDir, default_runs_root
 from qgen.sampling import SampleRequest, sample_run
 
@@ -50,15 +51,15 @@ def _name(device: str, shots: str) -> str:
     return f"fake_{device}_{'exact' if shots == 'exact' else 's' + shots}"
 
 
-def usage(twin, n: int, calls: int, shots: str, rows_per_image: int = 1) -> tuple[int, int, float]:
-    """(jobs, executions, QPU minutes) of ``calls`` model calls on the hardware twin ``twin`` (its
-    backends.toml spec: twirling, TREX, DD as configured) at ``shots`` per binding, by the planner
-    that ``qgen sample`` checks budgets with (qnn_plan: one job of one n-binding PUB per call,
-    counted with the executor's shot model)."""
+def usage(twin, req: SampleRequest, calls: int, shots: str, rows_per_image: int = 1) -> tuple[int, int, float]:
+    """(jobs, executions, QPU minutes) of sampling ``req`` with ``calls`` model calls per batch on the
+    hardware twin ``twin`` (its backends.toml spec: twirling, TREX, DD as configured) at ``shots`` per
+    binding, by the planner that ``qgen sample`` checks budgets with (one job of one PUB per call and
+    batch, counted with the executor's shot model)."""
     if shots in ("exact", "noiseless"):
         return 0, 0, float("nan")
     spec = replace(twin, shots=int(shots), precision=0.0)  # 0: no precision target, shots rule
-    job_plan = sampling_plan(spec, [n * rows_per_image], calls)
+    job_plan = sampling_jobs(spec, req.n, req.batch_size, calls, rows_per_image)
     return job_plan.num_jobs, job_plan.executions, job_plan.estimated_seconds / 60
 
 
@@ -100,8 +101,9 @@ def main() -> None:
             wall = time.perf_counter() - t0
             metrics, _ = evaluate_run(str(run.path), samples=out["npz"], runs_dir=args.runs_dir)
             base = metrics.get("baselines", {})
-            jobs, executions, minutes = usage(twin, args.n, calls, s, rows_per_image)
-            rows.append({"device": backend if s == "noiseless" else f"fake_{args.device}", "sampler": args.sampler, "steps": k, "model_calls": calls,
+            jobs, executions, minutes = usage(twin, req, calls, s, rows_per_image)
+            rows.append({"device": backend if s == "noiseless" else f"fake_{args.device}", "sampler": args.sampler,
+                         "steps": k, "model_calls": calls,
                          "shots": s, "n": args.n, "fld": f"{metrics['fld']['value']:.3f}",
                          "floor": f"{base.get('floor', {}).get('mean', float('nan')):.3f}",
                          "floor_sd": f"{base.get('floor', {}).get('sd', float('nan')):.3f}",
@@ -174,7 +176,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("shots per expectation value (dashed: device, no shot noise; dash-dot: noiseless)")
     bx.set_xscale("log")
-    bx.set_xlabel("estimated QPU minutes (budget.py) for the sample")
+    bx.set_xlabel("estimated QPU minutes (qgen.planner) for the sample")
     n = rows[0]["n"] if rows else "?"
     fig.suptitle(f"{n} samples on {rows[0]['device'] if rows else '?'} with shot noise ({rows[0]['sampler'] if rows else ''})")
     fig.tight_layout()

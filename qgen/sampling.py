@@ -30,13 +30,13 @@ from qgen.memory import check_sampling_memory
 from qgen.models.build import build_model, load_model_state
 from qgen.training.freeze import freeze
 from qgen.noise.factory import complete_reservation, make_noise_source
+from qgen.planner import sampling_plan
 from qgen.plots import save_image_grid
 from qgen.rundir import RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, resolve_device
 
 logger = logging.getLogger(__name__)
-SERVICE_ESTIMATE = "IBM Quantum's usage estimate"
 
 
 ETA_SAMPLER = "ddim"  # the one sampler with a noise scale eta
@@ -213,20 +213,21 @@ def _sample_locked(run: RunDir, req: SampleRequest, *, backends_file: Path | Non
 
 def _sample_with(run: RunDir, cfg, backend, model, ckpt, req: SampleRequest, *, show_progress: bool,
                  local: bool, device: tuple[str, torch.device]) -> dict:
-    run_dir = run.path
     requested_device, device = device
     req.validate(cfg.diffusion.T)
     check_sampling_memory(cfg.model, ckpt["channels"], req.n, req.batch_size, cfg.diffusion.T)
-    backend.attach_run_dir(run_dir, req.shot_budget)
+    backend.attach_run_dir(run, req.shot_budget)
     scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
-    if backend.spends_shots:
-        _check_budget_before_sampling(run, cfg, backend, req, scheduler, ckpt)
-    noise = make_noise_source(req.noise, req.seed, run_dir, backend, mixing=cfg.diffusion.mixing(),
+    plan = (sampling_plan(cfg, backend, run, req, scheduler, ckpt["channels"], _resume_key(req, ckpt))
+            if backend.spends_shots else None)
+    if plan is not None:
+        plan.check()
+    noise = make_noise_source(req.noise, req.seed, run, backend, mixing=cfg.diffusion.mixing(),
                               reuse=req.reuse_noise, shot_budget=req.shot_budget,
                               resume_key=_resume_key(req, ckpt))
-    if backend.spends_shots and req.noise in ("quantum", "mixed"):
+    if plan is not None and plan.bits is not None:
         # every bit the request may draw, in the refill job(s) its plan counted, before the first draw
-        prefetch_bits(noise, _noise_bits(backend, req, ckpt["channels"], scheduler).bits)
+        prefetch_bits(noise, plan.bits.bits)
     eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
     images = draw_samples(eps_model, scheduler, ckpt["channels"], noise, req, show_progress, device)
     check_finite(images, ckpt, run.path)
@@ -261,67 +262,11 @@ def _resume_key(req: SampleRequest, ckpt: dict) -> str:
     return json.dumps({**fields, "checkpoint_step": ckpt["step"], "weights": ckpt["weights"]}, sort_keys=True)
 
 
-def _estimator_plan(spec, req: SampleRequest, scheduler: Scheduler, rows_per_image: int):
-    """Every estimator job the quantum layer will send: each model call of each batch chunk is its
-    own job (the next call's inputs depend on its result) holding one PUB for all readouts, with one
-    binding per circuit row (``rows_per_image`` per image: 49 for the per-site design)."""
-    from qgen.backends.qnn_plan import sampling_plan
-
-    chunks = [size * rows_per_image for size in batch_sizes(req.n, req.batch_size)]
-    return sampling_plan(spec, chunks, scheduler.model_calls())
-
-
-def _noise_bits(backend, req: SampleRequest, channels: int, scheduler: Scheduler):
-    """The quantum bits the request draws (an upper bound for mixed noise), shots at the nominal yield."""
-    from qgen.noise import plan_bits
-    from qgen.noise.factory import source_shape
-
-    width, extraction_yield = source_shape(backend)
-    return plan_bits(req.n, channels, scheduler, qubits_per_shot=width, extraction_yield=extraction_yield)
-
-
-def _noise_plan(backend, req: SampleRequest, channels: int, scheduler: Scheduler, run: RunDir, ckpt: dict):
-    """(bits, the sampler jobs of quantum noise). On a backend that spends shots these are the refill
-    jobs the pool will submit (refill.py: the bits it holds for this request are used first, and the
-    request's bits are fetched up front); elsewhere the nominal count."""
-    from qgen.backends.qnn_plan import noise_plan
-
-    bits = _noise_bits(backend, req, channels, scheduler)
-    if not backend.spends_shots:
-        return bits, noise_plan(backend.spec, [bits.shots // bits.jobs + (i < bits.shots % bits.jobs)
-                                               for i in range(bits.jobs)])
-    from qgen.noise.factory import pool_dir, refill_shape_for
-    from qgen.noise.refill import pool_state
-
-    available, observed = pool_state(pool_dir(run.path, backend), _resume_key(req, ckpt), req.reuse_noise)
-    return bits, noise_plan(backend.spec, refill_shape_for(backend, observed).plan(bits.bits - available))
-
-
-def _hardware_plan(cfg, backend, req: SampleRequest, scheduler: Scheduler, run: RunDir, ckpt: dict):
-    """(estimator plan or None, noise plan or None) of a sampling run on a backend that spends shots."""
-    estimator = (_estimator_plan(backend.spec, req, scheduler, cfg.model.circuit_rows_per_image)
-                 if cfg.model.kind == "quantum" else None)
-    noise = (_noise_plan(backend, req, ckpt["channels"], scheduler, run, ckpt)[1]
-             if req.noise in ("quantum", "mixed") else None)
-    return estimator, noise
-
-
 def prefetch_bits(noise, n_bits: int) -> None:
     """Fill the pool of ``noise`` (quantum, or mixed's quantum part) to ``n_bits`` now."""
     pool = getattr(getattr(noise, "quantum", noise), "pool", None)
     if pool is not None:
         pool.ensure(n_bits)
-
-
-def _check_budget_before_sampling(run: RunDir, cfg, backend, req: SampleRequest, scheduler: Scheduler,
-                                  ckpt: dict) -> None:
-    from qgen.backends.ledger import ShotLedger
-
-    limit = req.shot_budget if req.shot_budget is not None else backend.spec.shot_budget
-    plans = [p for p in _hardware_plan(cfg, backend, req, scheduler, run, ckpt) if p is not None]
-    if plans:
-        total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
-        ShotLedger(run.path, local=backend.local).budget(backend.spec.name, limit).check(total)
 
 
 @dataclass(frozen=True)
@@ -360,19 +305,15 @@ def _plan_with(run_dir: RunDir, cfg, backend, req: SampleRequest, local: bool, r
     chunks = len(batch_sizes(req.n, req.batch_size))
     lines = [f"sampling: {req.n} samples x {channels}x28x28, {req.sampler} with {steps} model calls per batch, "
              f"{chunks} batch(es) of <= {req.batch_size}; backend {spec.name} ({spec.kind})"]
-    estimates = 0  # free dry_run jobs asked of the service for its usage estimate
-    hardware = (_hardware_plan(cfg, backend, req, scheduler, run_dir, ckpt) if backend.spends_shots
-                else (None, None))
+    plan = sampling_plan(cfg, backend, run_dir, req, scheduler, channels, _resume_key(req, ckpt),
+                         service_estimate=True)
     if cfg.model.kind == "quantum":
         calls = steps * chunks
         # one PUB per call: every readout from the same shots; one binding per image and site
         bindings = steps * req.n * cfg.model.circuit_rows_per_image
         line = f"quantum layer: {calls} model calls, {calls} PUBs, {bindings} bindings"
-        if hardware[0] is not None:
-            estimated = _with_service_usage(backend, cfg, req, scheduler, hardware[0], local)
-            line += f"; estimator: {estimated.summary()}"
-            if estimated.usage_source == SERVICE_ESTIMATE:
-                estimates = len(batch_sizes(req.n, req.batch_size))
+        if plan.estimator is not None:
+            line += f"; estimator: {plan.estimator.summary()}"
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
     if backend.spends_shots and spec.device:
@@ -381,51 +322,23 @@ def _plan_with(run_dir: RunDir, cfg, backend, req: SampleRequest, local: bool, r
         retired = _refusal(lambda: check_not_retired(spec.device, allow_local=local))
         lines += retired
         refusals += retired
-    if req.noise in ("quantum", "mixed"):
-        bits, noise_jobs = _noise_plan(backend, req, channels, scheduler, run_dir, ckpt)
+    if plan.bits is not None:
         bound = " (upper bound: mixed draws quantum bits only where λ(t) > 0)" if req.noise == "mixed" else ""
-        line = f"quantum noise{bound}: {bits.summary()}"
-        if backend.spends_shots:
-            line += f"; sampler: {noise_jobs.summary()}"
+        line = f"quantum noise{bound}: {plan.bits.summary()}"
+        if plan.noise is not None:
+            line += f"; sampler: {plan.noise.summary()}"
         lines.append(line)
     else:
         lines.append("noise: classical (torch.Generator), no quantum bits needed")
-    plans = [p for p in hardware if p is not None]
-    if plans:
-        from qgen.backends.ledger import ShotLedger
-
-        total = plans[0] if len(plans) == 1 else plans[0] + plans[1]
-        limit = req.shot_budget if req.shot_budget is not None else spec.shot_budget
-        budget = ShotLedger(run_dir.path, local=backend.local).budget(spec.name, limit)
-        left = f"{budget.remaining:,}" if budget.remaining is not None else "unlimited"
-        over = _refusal(lambda: budget.check(total))
-        verdict = "OVER BUDGET: the real run would be refused" if over else "within budget"
-        lines.append(f"total: {total.executions:,} shots in {total.num_jobs:,} jobs; shot budget left on "
-                     f"{spec.name}: {left}; {verdict}")
-        refusals += over
+    if plan.submits:
+        lines.append(plan.budget_line())
+        if not plan.fits:
+            refusals.append(plan.refusal())
+    estimates = plan.service_estimates
     lines.append("dry run: nothing was submitted" if not estimates else
                  f"dry run: no shots spent; the QPU time is from {estimates} free dry_run estimate job(s) "
                  "(no Session opened)")
     return SamplingPlan(lines, refusals)
-
-
-def _with_service_usage(backend, cfg, req: SampleRequest, scheduler: Scheduler, job_plan, local: bool):
-    """``job_plan`` with the service's own QPU-time estimate where it offers one (IBM hardware, with
-    credentials: a free ``dry_run`` job per batch size), else the local model, saying why."""
-    from dataclasses import replace as with_fields
-
-    from qgen.circuits import build_ansatz
-
-    if local:
-        return with_fields(job_plan, usage_source="local model; the local service gives no usage estimate")
-    try:
-        circuit = build_ansatz(cfg.model.ansatz)
-        rows = cfg.model.circuit_rows_per_image  # bindings per image: one per site of a per-site design
-        per_call = sum(backend.service_usage_estimate(circuit, size * rows) for size in batch_sizes(req.n, req.batch_size))
-    except QgenError as exc:
-        return with_fields(job_plan, usage_source=f"local model; no service estimate: {exc}")
-    return with_fields(job_plan, estimated_seconds=per_call * scheduler.model_calls(),
-                       usage_source=SERVICE_ESTIMATE)
 
 
 def _refusal(check) -> list[str]:

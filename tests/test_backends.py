@@ -16,6 +16,7 @@ from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import REPO_BACKENDS, backend_for, get_backend, load_backend
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.errors import QgenError
+from qgen.rundir import RunDir
 
 RNG = np.random.default_rng(7)
 
@@ -162,7 +163,7 @@ def journaled(tmp_path, shot_budget=None):
     spec = replace(get_backend("ibm_fez", REPO_BACKENDS), shot_budget=shot_budget)
     inner = CountingEstimator()
     est = JournaledEstimator(inner, spec)
-    est.attach(tmp_path)
+    est.attach(RunDir(tmp_path))
     return est, inner
 
 

@@ -274,19 +274,19 @@ def test_a_plain_unet_has_no_dependence_to_measure(tmp_path) -> None:
 
 
 def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() -> None:
-    from qgen.backends.qnn_plan import sampling_plan
     from qgen.backends.registry import get_backend
     from qgen.diffusion.schedules import make_schedule
-    from qgen.sampling import SampleRequest, _estimator_plan
+    from qgen.planner import model_call_jobs, sampling_jobs
+    from qgen.sampling import SampleRequest
 
     spec = get_backend("ibm_fez")
     req = SampleRequest(n=5, sampler="dpm", steps=3, batch_size=4)
     scheduler = req.make_scheduler(make_schedule("linear", 100))
     rows = ModelConfig(bottleneck="site").circuit_rows_per_image
-    plan = _estimator_plan(spec, req, scheduler, rows)
+    plan = sampling_jobs(spec, req.n, req.batch_size, scheduler.model_calls(), rows)
     # two chunks (4 + 1 images) x 3 calls, each one job of one PUB with a binding per image and site
-    assert plan == sampling_plan(spec, [4 * 49, 1 * 49], 3)
-    assert plan.executions > 20 * _estimator_plan(spec, req, scheduler, 1).executions  # TREX etc. do not scale
+    assert plan == model_call_jobs(spec, [4 * 49, 1 * 49], 3)
+    assert plan.executions > 20 * sampling_jobs(spec, req.n, req.batch_size, scheduler.model_calls(), 1).executions  # TREX etc. do not scale
 
 
 @pytest.mark.parametrize("args, needle", [

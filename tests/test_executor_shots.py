@@ -16,10 +16,10 @@ from qiskit_ibm_runtime.executor_estimator.prepare import prepare as prepare_est
 from qiskit_ibm_runtime.executor_sampler.prepare import prepare as prepare_sampler
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-from qgen.backends.budget import plan_for_spec
+from qgen.backends.executor_cost import executor_jobs
 from qgen.backends.ledger import ShotLedger
 from qgen.backends.journaled import JournaledEstimator, JournaledSampler, merge_observables
-from qgen.backends.runtime import estimator_options, sampler_options
+from qgen.backends.executor_options import estimator_options, sampler_options
 from qgen.backends.spec import BackendSpec
 from qgen.circuits import AnsatzSpec, build_ansatz
 from qgen.errors import QgenError
@@ -66,9 +66,9 @@ def test_planned_estimator_shots_equal_the_runtimes_prepared_program(resilience_
     backend_spec = spec(resilience_level=resilience_level, twirling=twirling, precision=precision, shots=shots)
     isa, observables = isa_circuit()
     merged, _ = merge_observables(per_observable_pubs(isa, observables, rows=5))
-    planned = plan_for_spec(merged, backend_spec).executions
+    planned = executor_jobs(merged, backend_spec).executions
     assert planned == prepared_estimator_shots(merged, backend_spec, precision or None)
-    assert plan_for_spec(merged, backend_spec).num_jobs == 1
+    assert executor_jobs(merged, backend_spec).num_jobs == 1
 
 
 def test_planned_gradient_shots_count_bindings_not_observables():
@@ -80,7 +80,7 @@ def test_planned_gradient_shots_count_bindings_not_observables():
         grid[i, 0, 0] = obs
     shifts = 2 * isa.num_parameters
     pub = EstimatorPub.coerce((isa, grid, RNG.uniform(-1, 1, (1, 4, shifts, isa.num_parameters))))
-    planned = plan_for_spec([pub], backend_spec).executions
+    planned = executor_jobs([pub], backend_spec).executions
     assert planned == prepared_estimator_shots([pub], backend_spec)
     # 4 rows x 2S shifts bindings, 32 randomizations x 128 shots each, plus the TREX calibration
     assert planned == (4 * shifts * 32 + 32) * 128
@@ -97,7 +97,7 @@ def test_planned_sampler_shots_equal_the_runtimes_prepared_program(twirling):
     from qiskit.primitives.containers.sampler_pub import SamplerPub
 
     coerced = [SamplerPub.coerce(p, 1000) for p in pubs]
-    assert plan_for_spec(coerced, backend_spec, "sampler").executions == executor_shots(program)
+    assert executor_jobs(coerced, backend_spec, "sampler").executions == executor_shots(program)
 
 
 def test_one_pub_per_circuit_cuts_the_forward_shots():
@@ -109,7 +109,7 @@ def test_one_pub_per_circuit_cuts_the_forward_shots():
     assert len(merged) == 1 and members == [[0, 1, 2, 3, 4]] and merged[0].shape == (5, 4)
     separate, together = prepared_estimator_shots(pubs, backend_spec), prepared_estimator_shots(merged, backend_spec)
     assert (separate, together) == ((5 * 4 * 32 + 32) * 128, (4 * 32 + 32) * 128)
-    assert plan_for_spec(merged, backend_spec).executions == together
+    assert executor_jobs(merged, backend_spec).executions == together
 
 
 # ------------------------------------------------------------ journaled primitives and the ledger
@@ -160,7 +160,7 @@ def test_estimator_and_sampler_charge_one_ledger_exactly_what_the_executor_runs(
     measured.measure_active()
     with RunDir(tmp_path).lock():
         for primitive in (estimator, sampler):
-            primitive.attach(tmp_path)
+            primitive.attach(RunDir(tmp_path))
         pubs = [(isa, obs, RNG.uniform(-1, 1, (3, isa.num_parameters))) for obs in observables]
         estimator.run(pubs).result()
         sampler.run([(measured, RNG.uniform(-1, 1, (2, isa.num_parameters)))], shots=4096).result()
@@ -179,7 +179,7 @@ def test_merged_results_come_back_per_observable_and_match_the_exact_values(tmp_
     estimator = JournaledEstimator(inner, backend_spec)
     values = RNG.uniform(-1, 1, (4, isa.num_parameters))
     with RunDir(tmp_path).lock():
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         result = estimator.run([(isa, obs, values) for obs in observables]).result()
     sent, _ = inner.received[0]
     assert len(sent) == 1 and sent[0].observables.shape == (3, 1)  # one PUB for the circuit
@@ -190,6 +190,34 @@ def test_merged_results_come_back_per_observable_and_match_the_exact_values(tmp_
         np.testing.assert_allclose(got.data.evs, want.data.evs, atol=1e-12)
 
 
+def test_max_pubs_per_job_sends_a_run_as_several_jobs_as_planned(tmp_path: Path):
+    """max_pubs_per_job = 2: three circuits' PUBs go out as two journaled jobs (2 + 1 PUBs), the results
+    come back per PUB in order, the ledger holds what the planner counts, and a rerun resubmits nothing."""
+    backend_spec = spec(max_pubs_per_job=2)
+    isa, observables = isa_circuit()
+    values = [RNG.uniform(-1, 1, (2, isa.num_parameters)) for _ in range(3)]
+    pubs = [(isa, obs, v) for v in values for obs in observables]
+    merged, _ = merge_observables([EstimatorPub.coerce(p, backend_spec.precision) for p in pubs])
+    job_plan = executor_jobs(merged, backend_spec)
+    assert len(merged) == 3 and [len(job.pubs) for job in job_plan.jobs] == [2, 1]
+    inner = PreparingEstimator(backend_spec)
+    with RunDir(tmp_path).lock():
+        estimator = JournaledEstimator(inner, backend_spec)
+        estimator.attach(RunDir(tmp_path))
+        result = estimator.run(pubs).result()
+        again = JournaledEstimator(PreparingEstimator(backend_spec), backend_spec)
+        again.attach(RunDir(tmp_path))
+        replayed = again.run(pubs).result()
+    assert inner.submissions == job_plan.num_jobs == 2
+    assert ShotLedger(RunDir(tmp_path)).spent("hw") == inner.shots == job_plan.executions
+    assert again.inner.submissions == 0
+    exact = StatevectorEstimator().run(pubs).result()
+    assert len(result) == len(replayed) == len(pubs)
+    for got, replay, want in zip(result, replayed, exact):
+        np.testing.assert_allclose(got.data.evs, want.data.evs, atol=1e-12)
+        np.testing.assert_allclose(replay.data.evs, want.data.evs, atol=1e-12)
+
+
 def test_shots_without_precision_run_on_the_runtime_default_shots(tmp_path: Path):
     """EstimatorQNN passes precision 0.0 for a spec without one; that means 'use the shots'."""
     backend_spec = spec(precision=0.0, shots=2000)
@@ -197,7 +225,7 @@ def test_shots_without_precision_run_on_the_runtime_default_shots(tmp_path: Path
     inner = PreparingEstimator(backend_spec)
     estimator = JournaledEstimator(inner, backend_spec)
     with RunDir(tmp_path).lock():
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         estimator.run([(isa, observables[0], RNG.uniform(-1, 1, (2, isa.num_parameters)))], precision=0.0).result()
     (pubs, precision), = inner.received
     assert precision is None and pubs[0].precision is None
@@ -215,10 +243,10 @@ def test_writing_the_ledger_needs_the_run_lock(tmp_path: Path):
     JobJournal(tmp_path / "jobs.jsonl", tmp_path / "job_results").record(
         Job(), kind="sampler", backend="hw", pub_shapes=[()], shots=10)
     with pytest.raises(QgenError, match="only while this process holds the run's lock"):
-        ShotLedger(tmp_path).sync("hw", None)
+        ShotLedger(RunDir(tmp_path)).sync("hw", None)
     with RunDir(tmp_path).lock():
-        ShotLedger(tmp_path).sync("hw", None)
-    assert ShotLedger(tmp_path).spent("hw") == 10
+        ShotLedger(RunDir(tmp_path)).sync("hw", None)
+    assert ShotLedger(RunDir(tmp_path)).spent("hw") == 10
 
 
 # ------------------------------------------------------------------- zero resubmissions, hardware
@@ -288,7 +316,7 @@ def _interrupted_while_waiting(tmp_path: Path, backend_spec, service, pubs) -> H
     first = HardwareEstimator(backend_spec, service, die_waiting=True)
     with RunDir(tmp_path).lock():
         estimator = JournaledEstimator(first, backend_spec, service)
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         with pytest.raises(Interrupted):
             estimator.run(pubs)
     return first
@@ -300,17 +328,17 @@ def test_a_job_still_queued_at_ibm_is_retrieved_not_resubmitted(tmp_path: Path):
     service = StandInService()
     pubs = [(isa, obs, RNG.uniform(-1, 1, (3, isa.num_parameters))) for obs in observables]
     first = _interrupted_while_waiting(tmp_path, backend_spec, service, pubs)
-    spent = ShotLedger(tmp_path).spent("hw")
+    spent = ShotLedger(RunDir(tmp_path)).spent("hw")
     assert first.submissions == 1 and spent == first.shots  # charged at submission, before the wait
 
     # a new process, the same request: the journaled job is fetched by its ID
     second = HardwareEstimator(backend_spec, service, die_waiting=False)
     with RunDir(tmp_path).lock():
         estimator = JournaledEstimator(second, backend_spec, service)
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         result = estimator.run(pubs).result()
     assert second.submissions == 0 and service.looked_up == ["ibm-0"]
-    assert len(result) == 3 and ShotLedger(tmp_path).spent("hw") == spent
+    assert len(result) == 3 and ShotLedger(RunDir(tmp_path)).spent("hw") == spent
     statuses = [json.loads(line)["status"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()]
     assert statuses == ["submitted", "done"]
 
@@ -331,7 +359,7 @@ def test_every_pending_job_is_retrieved_before_anything_new_is_submitted(tmp_pat
 
     with RunDir(tmp_path).lock():
         sampler = JournaledSampler(DyingSampler(backend_spec), backend_spec, service)
-        sampler.attach(tmp_path)
+        sampler.attach(RunDir(tmp_path))
         with pytest.raises(Interrupted):
             sampler.run([(measured, RNG.uniform(-1, 1, (1, isa.num_parameters)))], shots=256)
     order: list[str] = []
@@ -342,7 +370,7 @@ def test_every_pending_job_is_retrieved_before_anything_new_is_submitted(tmp_pat
     inner.run = lambda pubs, **kw: (order.append("submit"), inner_run(pubs, **kw))[1]
     with RunDir(tmp_path).lock():
         estimator = JournaledEstimator(inner, backend_spec, service)
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         estimator.run([(isa, observables[0], RNG.uniform(-1, 1, (1, isa.num_parameters)))]).result()
     assert order == ["lookup ibm-s", "submit"]
     assert (tmp_path / "job_results" / "ibm-s.json").is_file()
@@ -358,10 +386,10 @@ def test_a_job_that_failed_at_ibm_is_marked_and_submitted_again_and_charged_agai
     second = HardwareEstimator(backend_spec, service, die_waiting=False)
     with RunDir(tmp_path).lock():
         estimator = JournaledEstimator(second, backend_spec, service)
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         estimator.run(pubs).result()
     assert second.submissions == 1
-    assert ShotLedger(tmp_path).spent("hw") == first.shots + second.shots
+    assert ShotLedger(RunDir(tmp_path)).spent("hw") == first.shots + second.shots
     statuses = [json.loads(line)["status"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()]
     assert statuses == ["submitted", "failed", "submitted", "done"]
 
@@ -374,7 +402,7 @@ def test_training_plan_is_what_one_step_charges(tmp_path: Path):
     ledger holds exactly the planner's count (the gradient's readout axis adds no shots)."""
     from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-    from qgen.backends.qnn_plan import training_plan
+    from qgen.planner import training_jobs
     from qgen.quantum import BatchedParamShiftEstimatorGradient
 
     backend_spec = spec()
@@ -388,10 +416,10 @@ def test_training_plan_is_what_one_step_charges(tmp_path: Path):
                        input_gradients=True, default_precision=backend_spec.precision)
     rows = 2
     with RunDir(tmp_path).lock():
-        estimator.attach(tmp_path)
+        estimator.attach(RunDir(tmp_path))
         inputs, weights = RNG.uniform(-1, 1, (rows, qnn.num_inputs)), RNG.uniform(-1, 1, qnn.num_weights)
         qnn.forward(inputs, weights)
         qnn.backward(inputs, weights)
-    job_plan = training_plan(backend_spec, isa, rows, steps=1)
+    job_plan = training_jobs(backend_spec, isa, rows, steps=1)
     assert inner.submissions == job_plan.num_jobs == 2
-    assert ShotLedger(tmp_path).spent("hw") == inner.shots == job_plan.executions
+    assert ShotLedger(RunDir(tmp_path)).spent("hw") == inner.shots == job_plan.executions

@@ -24,6 +24,7 @@ from qgen.backends.journal import JobJournal
 from qgen.backends.ledger import ShotLedger
 from qgen.errors import QgenError
 from qgen.noise.pool import EntropyPool
+from qgen.rundir import RunDir
 from qgen.sampling import SampleRequest, sample_run
 from standin_ibm import Fate, Killed, StandInService, install
 
@@ -96,7 +97,7 @@ class Bench:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
     def spent(self, run: Path | None = None, local: bool = False) -> int:
-        return ShotLedger(run or self.run, local=local).spent("standin")
+        return ShotLedger(RunDir(run or self.run), local=local).spent("standin")
 
     def check(self, run: Path | None = None) -> None:
         """No request ran twice on the QPU; the ledger (and budget.json) hold what the QPU ran."""

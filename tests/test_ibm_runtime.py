@@ -15,17 +15,15 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime.exceptions import IBMRuntimeError
 
 from qgen.backends.devices import LIVE_HERON, active_qubits, check_not_retired, device_simulator, fake_backend
+from qgen.backends.execution_mode import ExecutionModeFallback, open_execution_mode
+from qgen.backends.executor_options import estimator_options, sampler_options
+from qgen.backends.local_worker import LocalExecutorEstimator
 from qgen.backends.runtime import (
     CHANNEL,
-    ExecutionModeFallback,
-    LocalExecutorEstimator,
     RuntimePrimitives,
-    estimator_options,
     find_credentials,
-    open_execution_mode,
     runtime_primitives,
     runtime_service,
-    sampler_options,
 )
 from qgen.backends.spec import BackendSpec
 from qgen.errors import QgenError

@@ -11,8 +11,10 @@ from qiskit.primitives import StatevectorSampler
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from qgen.backends.budget import MAX_EXECUTIONS_PER_JOB, ShotBudget, plan, pub_cost
+from qgen.backends.executor_cost import JobPlan, PlannedJob, executor_jobs, pub_cost
 from qgen.backends.journal import JobJournal, submit_or_resume
+from qgen.backends.ledger import ShotBudget
+from qgen.backends.spec import BackendSpec
 from qgen.errors import QgenError
 from qgen.rundir import RunDir
 
@@ -181,8 +183,8 @@ def test_a_lost_local_job_is_charged_nothing_and_a_done_one_its_shots(tmp_path: 
     submit_or_resume(journal, "b", lambda: FakeJob("local-2", sampler_result()), **JOB_META)
     journal.recover(None)  # the next process: local-1 died with the last one
     assert journal.entries()["local-1"].status == "lost"
-    assert ShotLedger(tmp_path, local=True).spent("fake_brisbane") == 1000  # local-2 only: (4 + 6) x 100
-    assert ShotLedger(tmp_path).spent("fake_brisbane") == 0, "never on the hardware ledger"
+    assert ShotLedger(RunDir(tmp_path), local=True).spent("fake_brisbane") == 1000  # local-2 only: (4 + 6) x 100
+    assert ShotLedger(RunDir(tmp_path)).spent("fake_brisbane") == 0, "never on the hardware ledger"
 
 
 def test_real_primitive_job_result_round_trips_through_the_journal(tmp_path: Path) -> None:
@@ -271,27 +273,17 @@ def test_a_negative_spent_is_refused_rather_than_adding_to_what_is_left() -> Non
         ShotBudget(limit=1000, spent=-500)
 
 
-def test_plan_splits_jobs_at_ten_million_executions() -> None:
-    job_plan = plan([(1000, 4096)] * 3)  # 4,096,000 each: two fit in a job, the third does not
-    assert job_plan.num_jobs == 2 and job_plan.num_pubs == 3
-    assert [len(job.pubs) for job in job_plan.jobs] == [2, 1]
-    assert job_plan.executions == 3 * 4_096_000
-    assert all(job.executions <= MAX_EXECUTIONS_PER_JOB for job in job_plan.jobs)
+def plan(items) -> JobPlan:
+    """One job holding ``items``, each binding run ``shots`` times (a plain primitive: no twirling, no TREX)."""
+    return JobPlan.of((PlannedJob(tuple(pub_cost(item) for item in items)),))
 
 
-def test_plan_splits_an_oversized_pub_along_its_bindings() -> None:
-    job_plan = plan([(5000, 4096)])  # 20,480,000 executions: at most 2441 bindings per job
+def test_plan_respects_the_pub_limit_per_job() -> None:
+    spec = BackendSpec(name="hw", kind="ibm", device="ibm_fez", shots=100, max_pubs_per_job=3)
+    job_plan = executor_jobs([(1, 100)] * 7, spec)
     assert job_plan.num_jobs == 3
-    assert [pub.bindings for job in job_plan.jobs for pub in job.pubs] == [2441, 2441, 118]
-    assert job_plan.executions == 20_480_000
-    with pytest.raises(QgenError, match="exceeds the 10,000,000-execution job limit"):
-        plan([(1, 10_000_001)])
-
-
-def test_plan_respects_pub_and_binding_limits_per_job() -> None:
-    assert plan([(1, 100)] * 7, max_pubs_per_job=3).num_jobs == 3
-    by_bindings = plan([(600, 10), (600, 10)], max_bindings_per_job=1000)
-    assert [sum(p.bindings for p in job.pubs) for job in by_bindings.jobs] == [600, 600]
+    assert [len(job.pubs) for job in job_plan.jobs] == [3, 3, 1] and job_plan.executions == 700
+    assert executor_jobs([(1, 100)] * 7, BackendSpec(name="hw", kind="ibm", device="ibm_fez", shots=100)).num_jobs == 1
 
 
 def test_plan_reads_coerced_pubs() -> None:

@@ -212,13 +212,13 @@ def test_ibm_without_shots_or_precision_plans_with_the_runtime_default(tmp_path)
     from qgen.backends.ibm import DEFAULT_SHOTS
     from qgen.backends.registry import backend_for, load_backends
     from qgen.config import RunConfig
-    from qgen.training.run import check_training_budget
+    from qgen.planner import training_plan
 
     path = _backends(tmp_path, '[backends.x]\nkind = "ibm"\ndevice = "ibm_fez"\nshot_budget = 1000\n')
     spec = load_backends(path)["x"]
     assert spec.shots == DEFAULT_SHOTS == 4096 and spec.shots_per_binding == 4096
     with pytest.raises(QgenError, match="training plan needs .* shots"):  # the arithmetic, not a TypeError
-        check_training_budget(RunConfig(name="r", backend="x"), backend_for(spec, local=True))
+        training_plan(RunConfig(name="r", backend="x"), backend_for(spec, local=True)).check()
 
 
 def test_empty_backends_file_says_it_defines_none(tmp_path):

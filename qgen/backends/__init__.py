@@ -17,15 +17,20 @@ and what the kinds use:
   reduction.py      a transpiled circuit, its observables, noise model and device target restricted
                     to the active qubits
   shot_estimator.py kind fake's estimator: density matrix + readout error + multinomial shot noise
-  local_worker.py   --local executor jobs on the active qubits, in a child process Ctrl-C abandons
+  local_worker.py   --local executor primitives: the active qubits, in a child process Ctrl-C abandons
   reduced_device.py a few device qubits with their own calibrated noise (noise bits on fakes)
   devices.py        IBM device names, retired devices, fake twins, the local device simulator
-  runtime.py        qiskit-ibm-runtime: credentials, options, execution modes, executor primitives
+  runtime.py        qiskit-ibm-runtime: credentials, the service, executor primitives
+  execution_mode.py job, batch or session (on hardware and --local alike)
+  executor_options.py  executor options from a spec
+  executor_cost.py  what a job costs on the executor primitives: shots, QPU time, job plans
   journaled.py      primitives that journal every job and charge the shot budget
   journal.py        the crash-safe job journal (jobs.jsonl)
-  budget.py         shot budgets, the run's shot ledger, job plans, the executor's shot model
-  qnn_plan.py       what training steps, sampling calls and noise jobs cost (the planner)
+  job_files.py      where a run keeps its journal, results, ledger and pools (hardware and --local apart)
+  ledger.py         the run's shot ledger (budget.json) and the budget it leaves
   artifacts.py      circuits/<backend>/<circuit>/ inspection files
 
-Nothing here imports ``qgen.noise``: the noise package asks a backend for its ``bit_sampling``.
+What a command will submit, and whether it fits the budget, is qgen.planner's answer, from the cost
+model here. Nothing here imports ``qgen.noise``: the noise package asks a backend for its
+``bit_sampling``.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qgen.errors import QgenError
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from qgen.backends.reduction import ReducedCircuit
     from qgen.backends.spec import BackendSpec
     from qgen.circuits import QNNCircuit
+    from qgen.rundir import RunDir
 
 
 @dataclass
@@ -78,7 +78,7 @@ class QuantumBackend(ABC):
         self.spec = spec
         self.local = local                # kind ibm only: run the runtime path on the fake device
         self._prepared: dict[tuple, PreparedCircuit] = {}  # prepared_key -> what it prepares to
-        self._run_dir: tuple[Path, int | None] | None = None
+        self._run_dir: tuple[RunDir, int | None] | None = None
         self._journaled: list[Any] = []
         self._on_journal_mismatch: str | None = None
 
@@ -211,12 +211,12 @@ class QuantumBackend(ABC):
         reuse): each with its id and the settings it ran with that differ from this backend's."""
         return [item for primitive in self._journaled for item in primitive.reused_under_other_settings]
 
-    def attach_run_dir(self, run_dir: Path, shot_budget: int | None = None) -> None:
-        """Journal jobs and charge the shot budget in ``run_dir`` (kinds that spend shots; a no-op
+    def attach_run_dir(self, run: RunDir, shot_budget: int | None = None) -> None:
+        """Journal jobs and charge the shot budget in ``run`` (kinds that spend shots; a no-op
         elsewhere)."""
-        self._run_dir = (Path(run_dir), shot_budget)
+        self._run_dir = (run, shot_budget)
         for primitive in self._journaled:
-            primitive.attach(Path(run_dir), shot_budget)
+            primitive.attach(run, shot_budget)
 
     def _journal(self, primitive):
         """Register a journaled primitive, so it records into the run directory once attached."""

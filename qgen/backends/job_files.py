@@ -10,9 +10,12 @@ of the run directory, and neither ever reads the other's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qgen.rundir import RunDir
 
 #: The run-directory folder of everything ``--local`` journals.
 LOCAL_DIR = "local"
@@ -28,10 +31,8 @@ class JobFiles:
     local: bool
 
 
-def job_files(run_dir: str | os.PathLike[str], local: bool) -> JobFiles:
-    from qgen.rundir import RunDir
-
-    run = RunDir(Path(run_dir))
+def job_files(run: RunDir, local: bool) -> JobFiles:
+    """The files of ``run`` that the hardware (``local=False``) or the ``--local`` jobs use."""
     if not local:
         return JobFiles(run.journal_path, run.job_results_dir, run.budget_path, run.noise_pool_dir("x").parent,
                         run.lock_path, local=False)

@@ -19,7 +19,7 @@ from the journal's own folder (a moved or copied run reads its own results, neve
 Every line carries what the job is charged (``charged_shots``): the shots a submitted or finished job
 runs, 0 for a local job lost with its process, and for a job that failed or was cancelled at IBM what
 its metrics say it ran (its planned shots if it used QPU time or the service does not say). The shot
-ledger (budget.py) is derived from these lines.
+ledger (ledger.py) is derived from these lines.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ one place:
   under the same settings (executor options, precision) is answered from the journal; under other
   settings (backends.toml edited between a kill and the resume) the user chooses: reuse or resubmit;
 * a job that would pass the budget is refused before submission;
+* a ``run`` with more PUBs than the spec's ``max_pubs_per_job`` goes out as several jobs of at most
+  that many PUBs, each journaled and checked on its own (executor_cost.pub_groups, which the planner
+  counts the same way);
 * estimator PUBs that differ only in their observable (EstimatorQNN sends one per readout) go out
   as ONE PUB with an ``(n_obs, ...)`` observable array: the executor measures all Z readouts from
   the same shots, so this costs what one readout costs (``merge_observables``).
@@ -20,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit import qasm3
@@ -30,11 +33,15 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from qgen.backends.budget import plan_for_spec
+from qgen.backends.executor_cost import executor_job, pub_groups
+from qgen.backends.executor_options import estimator_options, sampler_options
 from qgen.backends.job_files import job_files
 from qgen.backends.journal import JobJournal, submit_or_resume
 from qgen.backends.ledger import ShotLedger
 from qgen.errors import QgenError
+
+if TYPE_CHECKING:
+    from qgen.rundir import RunDir
 
 
 class CompletedJob:
@@ -77,12 +84,12 @@ class _Journaled:
         #: journaled jobs reused under other settings (the user's "reuse"), for the provenance of results
         self.reused_under_other_settings: list[dict[str, Any]] = []
 
-    def attach(self, run_dir: Path, shot_budget: int | None = None) -> None:
-        """Journal into ``run_dir`` and charge its one ledger (``budget.json``) of this kind."""
-        files = job_files(run_dir, self.local)
+    def attach(self, run: RunDir, shot_budget: int | None = None) -> None:
+        """Journal into ``run`` and charge its one ledger (``budget.json``) of this kind."""
+        files = job_files(run, self.local)
         self.limit = shot_budget if shot_budget is not None else self.spec.shot_budget
         self.journal = JobJournal(files.journal, files.results, local=self.local)
-        self.ledger = ShotLedger(run_dir, local=self.local)
+        self.ledger = ShotLedger(run, local=self.local)
         self._recovered = False
 
     def _digest(self, circuit) -> str:
@@ -107,6 +114,21 @@ class _Journaled:
     def _options(self):
         raise NotImplementedError
 
+    def _run_in_jobs(self, pubs: list, request_parts: Callable[[list], list], settings: Callable[[list], dict],
+                     submit: Callable[[list], Any]) -> CompletedJob:
+        """``pubs`` in jobs of at most ``spec.max_pubs_per_job`` PUBs (``pub_groups``), each journaled and
+        checked on its own; the results of all, in the order of ``pubs``. A run that fits one job is
+        asked exactly as before the limit existed, so a journaled job of an older run still matches."""
+        groups = pub_groups(pubs, self.spec.max_pubs_per_job)
+        if len(groups) == 1:
+            return self._submit(pubs, request_parts(pubs), settings(pubs), lambda: submit(pubs))
+        jobs = [self._submit(group, request_parts(group) + [["job", index, len(groups)]], settings(group),
+                             lambda group=group: submit(group))
+                for index, group in enumerate(groups)]
+        results = [pub_result for job in jobs for pub_result in job.result()]
+        ids = [job.job_id() for job in jobs]
+        return CompletedJob(PrimitiveResult(results, metadata={"job_ids": ids}), ",".join(ids))
+
     def _submit(self, pubs: list, request_parts: list, settings: dict, submit) -> CompletedJob:
         if self.journal is None:
             raise QgenError(f"{self.spec.name}: jobs need a run directory to be journaled in (internal error)")
@@ -119,7 +141,7 @@ class _Journaled:
         previous = self.journal.find(key)
         if previous is None:
             previous = self._other_settings(self.journal.find_request(request), settings)
-        job_plan = plan_for_spec(pubs, self.spec, self.kind)
+        job_plan = executor_job(pubs, self.spec, self.kind)
 
         def checked_submit():
             self.ledger.budget(self.spec.name, self.limit).check(job_plan)
@@ -163,8 +185,6 @@ class JournaledEstimator(_Journaled, BaseEstimatorV2):
     kind = "estimator"
 
     def _options(self):
-        from qgen.backends.runtime import estimator_options
-
         return estimator_options(self.spec)
 
     def run(self, pubs, *, precision: float | None = None):
@@ -173,10 +193,12 @@ class JournaledEstimator(_Journaled, BaseEstimatorV2):
         precision = precision or self.spec.precision or None
         coerced = [EstimatorPub.coerce(p, precision) for p in pubs]
         merged, members = merge_observables(coerced)
-        request = [[self._digest(p.circuit), p.parameter_values.as_array().tolist(), p.observables.tolist()]
-                   for p in merged]
-        settings = self._settings(pub_precision=[p.precision for p in merged])
-        job = self._submit(merged, request, settings, lambda: self.inner.run(merged, precision=precision))
+        job = self._run_in_jobs(
+            merged,
+            lambda group: [[self._digest(p.circuit), p.parameter_values.as_array().tolist(), p.observables.tolist()]
+                           for p in group],
+            lambda group: self._settings(pub_precision=[p.precision for p in group]),
+            lambda group: self.inner.run(group, precision=precision))
         return CompletedJob(split_results(job.result(), members, len(coerced)), job.job_id())
 
 
@@ -185,8 +207,6 @@ class JournaledSampler(_Journaled, BaseSamplerV2):
     journals_requests = True
 
     def _options(self):
-        from qgen.backends.runtime import sampler_options
-
         return sampler_options(self.spec)
 
     def run(self, pubs, *, shots: int | None = None, request: str | None = None):
@@ -196,13 +216,19 @@ class JournaledSampler(_Journaled, BaseSamplerV2):
         old job's bits would hand out the same randomness twice."""
         shots = shots or self.spec.shots
         coerced = [SamplerPub.coerce(p, shots) for p in pubs]
-        circuits = [self._digest(p.circuit) for p in coerced]
-        if request is None:
-            parts, settings = [circuits, [p.shots for p in coerced], uuid.uuid4().hex], self._settings()
-        else:  # the shots are the pool's to count (it reads them from the result), not part of the request
-            parts, settings = [circuits, request], self._settings()
-            settings.pop("default_shots", None)
-        return self._submit(coerced, parts, settings, lambda: self.inner.run(coerced, shots=shots))
+        fresh = uuid.uuid4().hex
+
+        def parts(group: list) -> list:
+            circuits = [self._digest(p.circuit) for p in group]
+            return [circuits, [p.shots for p in group], fresh] if request is None else [circuits, request]
+
+        def settings(group: list) -> dict:
+            found = self._settings()
+            if request is not None:  # the shots are the pool's to count (it reads them from the result)
+                found.pop("default_shots", None)
+            return found
+
+        return self._run_in_jobs(coerced, parts, settings, lambda group: self.inner.run(group, shots=shots))
 
 
 def _sha(parts: Any) -> str:

@@ -1,4 +1,5 @@
-"""The run's shot ledger (``budget.json``): what a run spent per backend, derived from its job journal.
+"""The run's shot ledger (``budget.json``): what a run spent per backend, derived from its job journal,
+and the budget that leaves (``ShotBudget``).
 
 The journal (journal.py) says of every job what it is charged: the shots a submitted or finished job
 runs, what a failed or cancelled one ran (from the service's metrics), nothing for a local job lost
@@ -20,27 +21,60 @@ import json
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qgen.backends.budget import ShotBudget
 from qgen.backends.job_files import job_files
+from qgen.backends.journal import JobJournal
 from qgen.errors import QgenError
-from qgen.rundir.layout import JOURNAL
 from qgen.fileio import atomic_write_text
+from qgen.rundir.layout import JOURNAL
+from qgen.rundir.lock import read_holder
+
+if TYPE_CHECKING:
+    from qgen.backends.executor_cost import JobPlan
+    from qgen.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 #: The ledger row of a budget.json written before jobs were itemised: its spent, less the journal's.
 UNITEMISED = "(charged before jobs were itemised)"
 
 
+@dataclass(frozen=True)
+class ShotBudget:
+    """Shots one run may spend on one backend; ``limit=None`` means unlimited."""
+
+    limit: int | None
+    spent: int = 0
+
+    def __post_init__(self) -> None:
+        # a negative spent would add to what is left
+        if self.spent < 0:
+            raise QgenError(f"shots spent cannot be negative (got {self.spent:,})")
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.spent, 0)
+
+    def fits(self, shots: int) -> bool:
+        return self.remaining is None or shots <= self.remaining
+
+    def check(self, job_plan: JobPlan) -> None:
+        """Refuse, before anything is submitted, a plan that would pass the budget."""
+        if self.fits(job_plan.executions):
+            return
+        raise QgenError(
+            f"plan needs {job_plan.executions:,} shots but the shot budget has {self.remaining:,} left "
+            f"(over by {job_plan.executions - self.remaining:,}); raise shot_budget in backends.toml or pass --shot-budget"
+        )
+
+
 class ShotLedger:
     """The shots a run spent per backend (see the module docstring)."""
 
-    def __init__(self, run_dir: str | os.PathLike[str], local: bool = False) -> None:
-        from qgen.backends.journal import JobJournal
-
-        files = job_files(run_dir, local)
+    def __init__(self, run: RunDir, local: bool = False) -> None:
+        files = job_files(run, local)
         self.path = files.ledger
         self.lock_path = files.lock
         self.journal = JobJournal(files.journal, files.results, local=local)
@@ -95,8 +129,6 @@ class ShotLedger:
             atomic_write_text(self.path, json.dumps(out, indent=2))
 
     def _require_lock(self) -> None:
-        from qgen.rundir.lock import read_holder
-
         holder = read_holder(self.lock_path)
         if holder is None or holder.pid != os.getpid() or holder.host != socket.gethostname():
             raise QgenError(f"{self.path}: shots are charged only while this process holds the run's lock "

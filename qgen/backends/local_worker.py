@@ -1,5 +1,10 @@
 """Local (``--local``) executor jobs: the active qubits only, in a child process that Ctrl-C can abandon.
 
+``LocalExecutorEstimator`` / ``LocalExecutorSampler`` are the executor primitives of ``--local`` runs:
+same options and job objects as on hardware, run by ``LocalDevice`` on the device's fake snapshot.
+Locally, ``Executor.run`` hands the prepared program to ``QiskitRuntimeLocalService._run_executor``,
+which simulates it with qiskit-aer's ``SamplerV2`` built from whatever backend the primitive was given.
+
 Two problems of running qiskit-ibm-runtime's executor primitives on a fake device in-process:
 
 * **width**: the executor measures every qubit of its circuit, so the device-wide ISA circuit (127
@@ -22,10 +27,21 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from qgen.backends.execution_mode import open_execution_mode
 from qgen.errors import QgenError
+
+if TYPE_CHECKING:
+    from qiskit.providers import BackendV2
+    from qiskit_ibm_runtime.options_models import EstimatorOptions, SamplerOptions
 
 #: Reduced widths up to this are simulated as a density matrix (exact noise, cost independent of
 #: shots); wider ones (e.g. an entropy circuit on every device qubit) as a matrix product state.
@@ -50,8 +66,6 @@ class LocalTask:
 
 def reduce_estimator_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
     """(kept device qubits, the PUBs on them) for coerced EstimatorPubs of one job."""
-    from qiskit.primitives.containers.estimator_pub import EstimatorPub
-
     from qgen.backends.reduction import active_qubits, observable_support, reduce_circuit, reduce_observables_array
 
     keep: set[int] = set()
@@ -71,8 +85,6 @@ def reduce_estimator_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
 
 def reduce_sampler_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
     """(kept device qubits, the PUBs on them) for coerced SamplerPubs of one job."""
-    from qiskit.primitives.containers.sampler_pub import SamplerPub
-
     from qgen.backends.reduction import active_qubits, reduce_circuit
 
     kept = tuple(sorted({q for pub in pubs for q in active_qubits(pub.circuit)}))
@@ -95,7 +107,6 @@ def run_task(task: LocalTask, cache: dict | None = None) -> Any:
 
     from qgen.backends.devices import fake_backend
     from qgen.backends.reduction import reduced_backend
-    from qgen.backends.runtime import open_execution_mode
 
     cache = {} if cache is None else cache
     key = (task.device, task.qubits, task.execution_mode)
@@ -204,3 +215,64 @@ class LocalJob:
 
     def done(self) -> bool:
         return self._result is not None
+
+
+# -------------------------------------------------------------------- the primitives of --local runs
+
+
+class LocalDevice:
+    """Runs executor primitives on a fake device, on the active qubits, in a child process that
+    Ctrl-C can abandon (``LocalWorker``). Each job gets a fresh simulator seed: a child of one
+    ``SeedSequence(seed_simulator)``, so jobs differ while a run stays reproducible.
+
+    The execution mode (Batch/Session) is opened on the reduced simulator inside the child, so the
+    mode code path is the same as on hardware (qiskit-ibm-runtime ignores it locally; jobs run at once).
+    """
+
+    def __init__(self, fake: BackendV2, execution_mode: str, seed: int | None = None) -> None:
+        self.fake = fake
+        self.execution_mode = execution_mode
+        self._worker = LocalWorker()
+        self._seeds = np.random.SeedSequence(seed)
+
+    def submit(self, kind: str, options: Any, reduced: tuple[tuple[int, ...], list], **run_args: Any) -> LocalJob:
+        options = options.model_copy(deep=True)
+        options.simulator.seed_simulator = int(self._seeds.spawn(1)[0].generate_state(1, dtype=np.uint32)[0])
+        qubits, pubs = reduced
+        return self._worker.submit(LocalTask(kind, self.fake.name, qubits, self.execution_mode, options, pubs,
+                                             **run_args))
+
+    def close(self) -> None:
+        self._worker.close()
+
+
+class LocalExecutorEstimator(BaseEstimatorV2):
+    """The executor Estimator on a fake device (see LocalDevice); same options and job objects."""
+
+    def __init__(self, device: LocalDevice, options: EstimatorOptions) -> None:
+        super().__init__()
+        self._device = device
+        self.options = options
+
+    def backend(self) -> BackendV2:
+        return self._device.fake
+
+    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> LocalJob:
+        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
+        return self._device.submit("estimator", self.options, reduce_estimator_pubs(coerced), precision=precision)
+
+
+class LocalExecutorSampler(BaseSamplerV2):
+    """The executor Sampler on a fake device (see LocalDevice); same options and job objects."""
+
+    def __init__(self, device: LocalDevice, options: SamplerOptions) -> None:
+        super().__init__()
+        self._device = device
+        self.options = options
+
+    def backend(self) -> BackendV2:
+        return self._device.fake
+
+    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> LocalJob:
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        return self._device.submit("sampler", self.options, reduce_sampler_pubs(coerced), shots=shots)

@@ -1,40 +1,33 @@
-"""The qiskit-ibm-runtime plumbing behind kind ``ibm`` (ibm.py): credentials, options, execution
-modes, and the executor primitives on IBM hardware or (locally) on the device's fake snapshot.
+"""The qiskit-ibm-runtime plumbing behind kind ``ibm`` (ibm.py): credentials, the service, and the
+executor primitives on IBM hardware or (``--local``) on the device's fake snapshot.
 
 qiskit-ibm-runtime >= 0.50 deprecates the server-side SamplerV2/EstimatorV2; the executor primitives
 (``executor_estimator.Estimator`` / ``executor_sampler.Sampler``) prepare PUBs client-side and submit
 one ``executor`` program per ``run``. Channel: ``ibm_quantum_platform``.
 
-Local mode (``--local``): the same executor primitives run on the device's fake snapshot. Locally,
-``Executor.run`` hands the prepared program to ``QiskitRuntimeLocalService._run_executor``, which
-simulates it with qiskit-aer's ``SamplerV2`` built from whatever backend the primitive was given.
-The executor measures every qubit of its circuit, so the PUBs are first cut down to their active
-qubits on a device reduced to them, and the job runs in a child process that Ctrl-C abandons at
-once (local_worker.py).
+Beside it: their options (executor_options.py) and what those make a job cost (executor_cost.py),
+the execution mode (execution_mode.py), and the ``--local`` primitives (local_worker.py: the active
+qubits only, in a child process that Ctrl-C abandons at once).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
-from qiskit.primitives.containers.estimator_pub import EstimatorPub
-from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from qgen.backends.base import isa_pass_manager
-from qgen.backends.budget import shots_for_precision
 from qgen.backends.devices import (
     canonical_device_name,
     check_not_retired,
     fake_backend,
     fake_backend_name,
 )
+from qgen.backends.execution_mode import instance_plan, open_execution_mode
+from qgen.backends.executor_options import estimator_options, sampler_options
+from qgen.backends.local_worker import LocalDevice, LocalExecutorEstimator, LocalExecutorSampler
 from qgen.backends.spec import BackendSpec
 from qgen.errors import QgenError
 
@@ -42,16 +35,10 @@ if TYPE_CHECKING:
     from qiskit.providers import BackendV2
     from qiskit.transpiler import StagedPassManager
     from qiskit_ibm_runtime import Batch, QiskitRuntimeService, Session
-    from qiskit_ibm_runtime.options_models import EstimatorOptions, SamplerOptions
 
 CHANNEL = "ibm_quantum_platform"
 TOKEN_ENV = "QISKIT_IBM_TOKEN"
 INSTANCE_ENV = "QISKIT_IBM_INSTANCE"
-EXECUTOR_RESILIENCE_LEVELS = (0, 1, 2)
-
-
-class ExecutionModeFallback(UserWarning):
-    """The requested execution mode could not be opened; a weaker one is used instead."""
 
 
 # --------------------------------------------------------------------------------------- credentials
@@ -107,183 +94,6 @@ def runtime_service(spec: BackendSpec) -> QiskitRuntimeService:
             f"backend {spec.name!r}: could not connect to IBM Quantum ({CHANNEL}) with the "
             f"{credentials.source}: {_one_line(exc)}; check the network, token and instance, or pass --local"
         ) from None
-
-
-# ------------------------------------------------------------------------------------------- options
-
-
-def estimator_options(spec: BackendSpec) -> EstimatorOptions:
-    """Executor-Estimator options from a backend spec.
-
-    precision > 0 wins over shots (the estimator's target is a precision; shots = 1/precision**2).
-    twirling = true turns on gate and measurement twirling; false leaves what resilience_level needs
-    (level 1's readout mitigation always twirls measurements).
-    """
-    from qiskit_ibm_runtime.options_models import EstimatorOptions
-
-    if spec.resilience_level not in EXECUTOR_RESILIENCE_LEVELS:
-        raise QgenError(
-            f"backend {spec.name!r}: resilience_level {spec.resilience_level} is not supported by the "
-            f"executor Estimator (choose 0, 1 or 2)"
-        )
-    options = EstimatorOptions(resilience_level=spec.resilience_level)
-    if spec.precision > 0:
-        options.default_precision = spec.precision
-    elif spec.shots is not None:
-        options.default_shots = spec.shots
-    _apply_common_options(options, spec)
-    return options
-
-
-def sampler_options(spec: BackendSpec) -> SamplerOptions:
-    """Executor-Sampler options. resilience_level does not apply: the sampler returns raw bits."""
-    from qiskit_ibm_runtime.options_models import SamplerOptions
-
-    options = SamplerOptions()
-    if spec.shots is not None:
-        options.default_shots = spec.shots
-    elif spec.precision > 0:
-        options.default_shots = shots_for_precision(spec.precision)
-    _apply_common_options(options, spec)
-    return options
-
-
-def _apply_common_options(options: EstimatorOptions | SamplerOptions, spec: BackendSpec) -> None:
-    options.dynamical_decoupling.enable = spec.dynamical_decoupling
-    if spec.twirling:
-        options.twirling.enable_gates = True
-        options.twirling.enable_measure = True
-    if spec.seed_simulator is not None:  # only local simulations read it
-        options.simulator.seed_simulator = spec.seed_simulator
-
-
-# ------------------------------------------------------------------------------------ execution mode
-
-
-def open_execution_mode(
-    mode: str,
-    backend: BackendV2,
-    *,
-    plan: str | None = None,
-    session_cls: Any = None,
-    batch_cls: Any = None,
-) -> Session | Batch | None:
-    """job -> None (each run is its own job), batch -> Batch, session -> Session.
-
-    The open plan cannot open sessions: we then run in batch mode and say so with an
-    ExecutionModeFallback warning (stderr), rather than failing a long run at its first job.
-    ``session_cls``/``batch_cls`` default to qiskit_ibm_runtime's and are injectable for tests.
-    """
-    from qiskit_ibm_runtime import Batch, Session
-    from qiskit_ibm_runtime.exceptions import IBMError
-
-    session_cls = session_cls or Session
-    batch_cls = batch_cls or Batch
-    name = getattr(backend, "name", str(backend))
-    if mode == "job":
-        return None
-    if mode == "batch":
-        return batch_cls(backend=backend)
-    if mode != "session":
-        raise QgenError(f"unknown execution_mode {mode!r}; choose job, batch or session")
-    if plan is not None and plan.lower() == "open":
-        warnings.warn(
-            f"sessions are not available on the open plan; running on {name} in batch mode instead",
-            ExecutionModeFallback,
-            stacklevel=2,
-        )
-        return batch_cls(backend=backend)
-    try:
-        return session_cls(backend=backend)
-    except IBMError as exc:
-        warnings.warn(
-            f"could not open a session on {name} ({_one_line(exc)}); running in batch mode instead "
-            "(sessions need a paid plan)",
-            ExecutionModeFallback,
-            stacklevel=2,
-        )
-        return batch_cls(backend=backend)
-
-
-def instance_plan(service: QiskitRuntimeService) -> str | None:
-    """The plan ('open', 'premium', ...) of the service's active instance, None if it cannot tell."""
-    try:
-        active = service.active_instance()
-        for instance in service.instances():
-            if instance.get("crn") == active:
-                return instance.get("plan")
-    except Exception:  # plan lookup is advisory: opening the session decides
-        return None
-    return None
-
-
-# ----------------------------------------------------------------------------------- local execution
-
-
-class LocalDevice:
-    """Runs executor primitives on a fake device, on the active qubits, in a child process that
-    Ctrl-C can abandon (local_worker.py). Each job gets a fresh simulator seed: a child of one
-    ``SeedSequence(seed_simulator)``, so jobs differ while a run stays reproducible.
-
-    The execution mode (Batch/Session) is opened on the reduced simulator inside the child, so the
-    mode code path is the same as on hardware (qiskit-ibm-runtime ignores it locally; jobs run at once).
-    """
-
-    def __init__(self, fake: BackendV2, execution_mode: str, seed: int | None = None) -> None:
-        from qgen.backends.local_worker import LocalWorker
-
-        self.fake = fake
-        self.execution_mode = execution_mode
-        self._worker = LocalWorker()
-        self._seeds = np.random.SeedSequence(seed)
-
-    def submit(self, kind: str, options: Any, reduced: tuple[tuple[int, ...], list], **run_args: Any) -> Any:
-        from qgen.backends.local_worker import LocalTask
-
-        options = options.model_copy(deep=True)
-        options.simulator.seed_simulator = int(self._seeds.spawn(1)[0].generate_state(1, dtype=np.uint32)[0])
-        qubits, pubs = reduced
-        return self._worker.submit(LocalTask(kind, self.fake.name, qubits, self.execution_mode, options, pubs,
-                                             **run_args))
-
-    def close(self) -> None:
-        self._worker.close()
-
-
-class LocalExecutorEstimator(BaseEstimatorV2):
-    """The executor Estimator on a fake device (see LocalDevice); same options and job objects."""
-
-    def __init__(self, device: LocalDevice, options: EstimatorOptions) -> None:
-        super().__init__()
-        self._device = device
-        self.options = options
-
-    def backend(self) -> BackendV2:
-        return self._device.fake
-
-    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> Any:
-        from qgen.backends.local_worker import reduce_estimator_pubs
-
-        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
-        return self._device.submit("estimator", self.options, reduce_estimator_pubs(coerced), precision=precision)
-
-
-class LocalExecutorSampler(BaseSamplerV2):
-    """The executor Sampler on a fake device (see LocalDevice); same options and job objects."""
-
-    def __init__(self, device: LocalDevice, options: SamplerOptions) -> None:
-        super().__init__()
-        self._device = device
-        self.options = options
-
-    def backend(self) -> BackendV2:
-        return self._device.fake
-
-    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> Any:
-        from qgen.backends.local_worker import reduce_sampler_pubs
-
-        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
-        return self._device.submit("sampler", self.options, reduce_sampler_pubs(coerced), shots=shots)
 
 
 # --------------------------------------------------------------------------------------- primitives

@@ -31,7 +31,7 @@ from qiskit.primitives.containers import DataBin, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 
 from qgen.backends.aer_runs import run_bindings, thread_options
-from qgen.backends.budget import shots_for_precision
+from qgen.backends.spec import shots_for_precision
 from qgen.errors import QgenError
 
 #: Basis rotations before a Z measurement: X -> H, Y -> Sdg then H (as hardware estimators do).

@@ -7,12 +7,18 @@ it reads backends.toml or builds a backend.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from qgen.backends.budget import shots_for_precision
 from qgen.errors import QgenError
 
 EXECUTION_MODES = ("job", "batch", "session")
+
+
+def shots_for_precision(precision: float) -> int:
+    """Shots per binding that reach a target ``precision`` (standard error 1/sqrt(shots)): the one
+    place where a precision becomes a shot count."""
+    return math.ceil(1.0 / precision**2)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from qgen.backends.bit_sampling import aer_sampler_factory, fixed_sampler
 from qgen.noise.bit_source import BitBatch, QuantumBitSource
-from qgen.noise.budget import NoiseBudget, plan_bits
+from qgen.noise.demand import NoiseBudget, plan_bits
 from qgen.noise.circuits import (
     chunk_widths,
     chunked_hadamard_circuits,

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qgen.backends.bit_sampling import BitSampling
+from qgen.backends.job_files import job_files
 from qgen.errors import QgenError
-from qgen.noise.bit_source import QuantumBitSource
+from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB, QuantumBitSource
 from qgen.noise.circuits import hadamard_circuit
-from qgen.noise.extract import default_extractors
-from qgen.noise.pool import EntropyPool
-from qgen.noise.sources import QuantumNoise
+from qgen.noise.extract import default_extractors, nominal_yield
+from qgen.noise.mixed import MixedNoise
+from qgen.noise.pool import DEFAULT_REFILL_SHOTS, EntropyPool, largest_output_block
+from qgen.noise.refill import RefillShape
+from qgen.noise.sources import ClassicalNoise, QuantumNoise
+
+if TYPE_CHECKING:
+    from qgen.rundir import RunDir
 
 
 def bit_sampling_for(backend) -> BitSampling:
@@ -41,35 +48,28 @@ def open_pool(directory: Path, backend, seed: int, *, reuse: bool = False,
                             reuse=reuse, seed=seed, resume_key=resume_key, label=label)
 
 
-def quantum_noise_for_run(run_dir: Path, backend, seed: int, *, reuse: bool = False,
+def quantum_noise_for_run(run: RunDir, backend, seed: int, *, reuse: bool = False,
                           shot_budget: int | None = None, resume_key: str | None = None) -> QuantumNoise:
-    """Quantum N(0, 1) for a run: bits come from (and are recorded in) ``run_dir``'s pool.
+    """Quantum N(0, 1) for a run: bits come from (and are recorded in) ``run``'s pool.
     ``resume_key``: the command's request, so an interrupted one resumes at the bits it had reserved."""
-    if run_dir is None:
+    if run is None:
         raise QgenError("quantum noise needs a run directory for its entropy pool")
-    directory = pool_dir(run_dir, backend)
+    directory = pool_dir(run, backend)
     # provenance (sample metadata, the manifest) names the pool relative to the run directory
-    label = Path(os.path.relpath(directory, run_dir)).as_posix()
+    label = Path(os.path.relpath(directory, run.path)).as_posix()
     return QuantumNoise(open_pool(directory, backend, seed, reuse=reuse, shot_budget=shot_budget,
                                   resume_key=resume_key, label=label))
 
 
-def pool_dir(run_dir: Path, backend) -> Path:
+def pool_dir(run: RunDir, backend) -> Path:
     """One pool per run and backend: bits of different devices (and extractors) never share a stream;
     ``--local`` bits are simulated and never mix with a device's (qgen.backends.job_files)."""
-    from qgen.backends.job_files import job_files
-
     local = getattr(backend, "local", False) and backend.spends_shots
-    return job_files(run_dir, local).noise_root / backend.spec.name
+    return job_files(run, local).noise_root / backend.spec.name
 
 
-
-def refill_shape_for(backend, observed_yield: float | None = None):
+def refill_shape_for(backend, observed_yield: float | None = None) -> RefillShape:
     """How the backend's pool sizes refill jobs (refill.py), for plans: without building a sampler."""
-    from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
-    from qgen.noise.pool import DEFAULT_REFILL_SHOTS, largest_output_block
-    from qgen.noise.refill import RefillShape
-
     width, nominal = source_shape(backend)
     extractors = default_extractors(seed=0) if backend.bit_sampling_shape().needs_extraction else []
     return RefillShape(width, observed_yield or nominal, largest_output_block(extractors), DEFAULT_REFILL_SHOTS,
@@ -81,21 +81,16 @@ def source_shape(backend) -> tuple[int, float]:
     shape = backend.bit_sampling_shape()
     if not shape.needs_extraction:
         return shape.qubits_per_shot, 1.0
-    from qgen.noise.extract import nominal_yield
-
     return shape.qubits_per_shot, nominal_yield(default_extractors(seed=0))
 
 
-def make_noise_source(kind: str, seed: int, run_dir: Path | None, backend, *, mixing=None,
+def make_noise_source(kind: str, seed: int, run: RunDir | None, backend, *, mixing=None,
                       reuse: bool = False, shot_budget: int | None = None, resume_key: str | None = None):
     """The ε source for training or sampling: "classical", "quantum" or "mixed" (needs ``mixing``).
     ``resume_key`` reserves the pool's bits for one request (see ``EntropyPool.open``)."""
-    from qgen.noise.mixed import MixedNoise
-    from qgen.noise.sources import ClassicalNoise
-
     if kind == "classical":
         return ClassicalNoise(seed)
-    quantum = quantum_noise_for_run(run_dir, backend, seed, reuse=reuse, shot_budget=shot_budget,
+    quantum = quantum_noise_for_run(run, backend, seed, reuse=reuse, shot_budget=shot_budget,
                                     resume_key=resume_key)
     if kind == "quantum":
         return quantum

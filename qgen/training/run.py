@@ -24,6 +24,7 @@ from qgen.data import load_dataset
 from qgen.errors import QgenError
 from qgen.memory import check_training_memory
 from qgen.noise.schedule_plot import plot_schedule
+from qgen.planner import training_plan
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, device_name, resolve_device
@@ -37,11 +38,11 @@ def _quiet(line: str) -> None:
     pass
 
 
-def make_noise(cfg: RunConfig, run_dir: Path | None, backend: QuantumBackend):
+def make_noise(cfg: RunConfig, run: RunDir | None, backend: QuantumBackend):
     """The forward-process noise source for training."""
     from qgen.noise.factory import make_noise_source
 
-    return make_noise_source(cfg.train.noise, cfg.train.seed, run_dir, backend, mixing=cfg.diffusion.mixing())
+    return make_noise_source(cfg.train.noise, cfg.train.seed, run, backend, mixing=cfg.diffusion.mixing())
 
 
 MIN_VALIDATION_IMAGES = 8
@@ -104,8 +105,7 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
         if epochs < 1:
             raise QgenError(f"--epochs must be >= 1, got {epochs}")
         cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
-    if backend.spends_shots and cfg.model.kind == "quantum":
-        check_training_budget(cfg, backend)
+    training_plan(cfg, backend).check()
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
     # build model + noise before the run dir exists: a bad backend or model never leaves a folder
@@ -134,9 +134,9 @@ def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | Non
     with run.lock():
         try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
             trainer.run_dir = run_dir
-            backend.attach_run_dir(run_dir)
+            backend.attach_run_dir(run)
             if trainer.noise is None:
-                trainer.noise = make_noise(cfg, run_dir, backend)
+                trainer.noise = make_noise(cfg, run, backend)
             if cfg.train.tensorboard:
                 trainer.board = TrainingBoard(run.tensorboard_dir)
             plot_schedule(cfg.diffusion.make_schedule(),
@@ -184,16 +184,15 @@ def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps:
                  report: Reporter, device: tuple) -> Path:
     requested, resolved, moved = device
     run_dir = run.path
-    backend.attach_run_dir(run_dir)
+    backend.attach_run_dir(run)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
-    noise = make_noise(cfg, run_dir, backend)
+    noise = make_noise(cfg, run, backend)
     trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
                       device=resolved)
     trainer.restore()  # the checkpoint is read onto the CPU and copied onto the device
-    if backend.spends_shots and cfg.model.kind == "quantum":
-        check_training_budget(cfg, backend, run_dir, steps_done=trainer.step)
+    training_plan(cfg, backend, run, steps_done=trainer.step).check()
     if trainer.step >= cfg.train.steps:
         raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
@@ -205,34 +204,6 @@ def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps:
     report(f"qgen: resuming {run_dir} at step {trainer.step}")
     _train(trainer, show_progress, report)
     return run_dir
-
-
-def check_training_budget(cfg: RunConfig, backend: QuantumBackend, run_dir: Path | None = None,
-                          steps_done: int = 0) -> None:
-    """Refuse, before anything is created or submitted, a hardware run that cannot fit the shot budget.
-
-    The steps still to train, each one forward and one backward job as the executor runs them
-    (qgen.backends.qnn_plan), against what the run's ledger has left. Each job is checked again
-    when it is submitted.
-    """
-    from qgen.backends.budget import ShotBudget
-    from qgen.backends.ledger import ShotLedger
-    from qgen.backends.qnn_plan import training_plan
-
-    spec = backend.spec
-    steps = cfg.train.steps - steps_done
-    if steps <= 0:
-        return
-    circuit = backend.planning_circuit(build_ansatz(cfg.model.ansatz))
-    # a per-site design evaluates the circuit at every site of every image: rows, not images
-    job_plan = training_plan(spec, circuit, cfg.train.batch_size * cfg.model.circuit_rows_per_image, steps)
-    ledger = ShotLedger(run_dir, local=backend.local) if run_dir else None
-    budget = ledger.budget(spec.name, spec.shot_budget) if ledger else ShotBudget(spec.shot_budget)
-    if budget.remaining is not None and job_plan.executions > budget.remaining:
-        per_step = job_plan.executions // steps
-        raise QgenError(f"training plan needs {job_plan.executions:,} shots ({per_step:,} per step x {steps} steps) "
-                        f"but the shot budget of {spec.name} has {budget.remaining:,} left (over by "
-                        f"{job_plan.executions - budget.remaining:,}); raise shot_budget in backends.toml or train fewer steps")
 
 
 def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:

@@ -1,7 +1,9 @@
-"""How many quantum bits, shots and jobs a sampling run needs — before spending any of them.
+"""How many quantum bits a sampling run draws, and the nominal shots that measure them — before
+spending any of them.
 
 How many noise tensors a run draws is the scheduler's answer (``Scheduler.noise_draws``); this
-module only turns draws into Gaussians, bits, shots and jobs.
+module only turns draws into Gaussians, bits and shots. The refill jobs that fetch the bits on a
+backend that spends shots, and whether they fit the run's budget, are the planner's (qgen.planner).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from qgen.noise.bit_source import DEFAULT_MAX_SHOTS_PER_JOB
 
 if TYPE_CHECKING:
     from qgen.diffusion.schedulers import Scheduler
+
 
 @dataclass(frozen=True)
 class NoiseBudget:

@@ -1,8 +1,9 @@
-"""Shot budgets and job plans: know what a hardware run will cost, and refuse it before submitting.
+"""What a job costs on the executor primitives of qiskit-ibm-runtime: shots and QPU time.
 
-Counting: a shot is one execution of one circuit. The executor primitives of qiskit-ibm-runtime turn
-each PUB into a quantum program whose items the device runs (``executor_*/prepare.py``); what
-that program runs is what a job costs, so the planner counts the same way (``ExecutorShots``):
+Counting: a shot is one execution of one circuit. The executor primitives turn each PUB into a
+quantum program whose items the device runs (``executor_*/prepare.py``); what that program runs is
+what a job costs, so this model counts the same way (``ExecutorShots``), from the options that
+executor_options.py makes of a backend spec:
 
   * an estimator PUB runs once per *parameter binding* and measurement basis, never once per
     observable: an ``(n_obs, 1)`` observable array against ``(R, P)`` values costs R bindings;
@@ -14,13 +15,18 @@ that program runs is what a job costs, so the planner counts the same way (``Exe
 
 ``tests/test_executor_shots.py`` holds this model against the runtime's own ``prepare()``.
 
+Jobs: a journaled primitive (journaled.py) sends one ``run`` as one job, or, where the spec sets
+``max_pubs_per_job``, as one job per that many PUBs (``pub_groups``, which ``executor_jobs`` costs
+the same way).
+
 Usage model (documented, deliberately simple, labelled "local model" wherever it is shown): QPU
 seconds ~ SECONDS_PER_JOB per job + SECONDS_PER_EXECUTION per shot. The service's own estimate
 (``RuntimeJobV2.usage_estimation["quantum_seconds"]`` of a ``dry_run=True`` job) is used where it
 can be had (runtime.py, ``service_usage_estimate``).
 
-The ledger (``ShotLedger`` in ledger.py, the run's ``budget.json``) is what a run spent, per backend,
-derived from the job journal.
+What a command will submit is qgen.planner's answer; what a run spent is the ledger's (ledger.py).
+qiskit-ibm-runtime is imported inside the methods that need it: it takes ~1.5 s to import, and only
+plans for kind ``ibm`` need it.
 """
 
 from __future__ import annotations
@@ -28,14 +34,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from qgen.backends.executor_options import estimator_options, sampler_options
+from qgen.backends.spec import BackendSpec, shots_for_precision
 from qgen.errors import QgenError
 
-MAX_EXECUTIONS_PER_JOB = 10_000_000
 SECONDS_PER_EXECUTION = 250e-6
 SECONDS_PER_JOB = 2.0
 LOCAL_MODEL = "local model"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,7 @@ class PubCost:
 @dataclass(frozen=True)
 class ExecutorShots:
     """How qiskit-ibm-runtime's executor primitives turn PUBs into shots (see the module docstring).
-
-    ``plain()`` is a primitive that runs each binding ``shots`` times and nothing else.
-    """
+    The defaults are a primitive that runs each binding ``shots`` times and nothing else."""
 
     twirled: bool = False
     num_randomizations: int | str = "auto"
@@ -66,8 +73,11 @@ class ExecutorShots:
     trex_randomizations: int | str = "auto"
 
     @classmethod
-    def plain(cls) -> ExecutorShots:
-        return cls()
+    def for_spec(cls, spec: BackendSpec, kind: str) -> ExecutorShots:
+        """The shot model of ``spec``'s estimator (``kind="estimator"``) or sampler."""
+        if kind == "estimator":
+            return cls.for_estimator(estimator_options(spec))
+        return cls.for_sampler(sampler_options(spec))
 
     @classmethod
     def for_estimator(cls, options: Any) -> ExecutorShots:
@@ -140,6 +150,17 @@ class JobPlan:
     estimated_seconds: float
     usage_source: str = LOCAL_MODEL  # who estimated the QPU seconds
 
+    @classmethod
+    def of(cls, jobs: Sequence[PlannedJob]) -> JobPlan:
+        """``jobs`` with their QPU seconds by the local usage model."""
+        executions = sum(job.executions for job in jobs)
+        return cls(tuple(jobs), len(jobs) * SECONDS_PER_JOB + executions * SECONDS_PER_EXECUTION)
+
+    @classmethod
+    def none(cls) -> JobPlan:
+        """No jobs: what a command that submits nothing costs."""
+        return cls((), 0.0)
+
     @property
     def num_jobs(self) -> int:
         return len(self.jobs)
@@ -173,12 +194,6 @@ class JobPlan:
             f"{jobs}, {pubs}, {self.executions:,} shots (as the executor runs them), "
             f"estimated QPU usage ~{_duration(self.estimated_seconds)} ({self.usage_source})"
         )
-
-
-def shots_for_precision(precision: float) -> int:
-    """Shots per binding that reach a target ``precision`` (standard error 1/sqrt(shots)): the one
-    place where a precision becomes a shot count."""
-    return math.ceil(1.0 / precision**2)
 
 
 def pub_cost(item: Any, default_shots: int | None = None, default_precision: float | None = None) -> PubCost:
@@ -223,107 +238,29 @@ def measurement_bases(observables: Any) -> int:
     return len(PauliList(labels).group_commuting(qubit_wise=True))
 
 
-def plan(
-    items: Iterable[Any],
-    max_executions_per_job: int = MAX_EXECUTIONS_PER_JOB,
-    max_pubs_per_job: int | None = None,
-    *,
-    max_bindings_per_job: int | None = None,
-    default_shots: int | None = None,
-    default_precision: float | None = None,
-    seconds_per_execution: float = SECONDS_PER_EXECUTION,
-    seconds_per_job: float = SECONDS_PER_JOB,
-) -> JobPlan:
-    """Pack PUBs into jobs in order: a job closes when the next PUB would pass a limit.
-
-    A PUB too big for one job is split along its bindings (the caller submits the slices as PUBs).
-    """
-    pieces: list[PubCost] = []
-    for item in items:
-        cost = pub_cost(item, default_shots, default_precision)
-        if cost.bindings < 1 or cost.shots < 1:
-            continue
-        if cost.shots > max_executions_per_job:
-            raise QgenError(
-                f"one binding with {cost.shots:,} shots exceeds the {max_executions_per_job:,}-execution job limit"
-            )
-        per_piece = max_executions_per_job // cost.shots
-        if max_bindings_per_job is not None:
-            per_piece = min(per_piece, max_bindings_per_job)
-        left = cost.bindings
-        while left > 0:
-            take = min(left, per_piece)
-            pieces.append(PubCost(take, cost.shots))
-            left -= take
-
-    jobs: list[PlannedJob] = []
-    current: list[PubCost] = []
-    for piece in pieces:
-        too_many_pubs = max_pubs_per_job is not None and len(current) >= max_pubs_per_job
-        too_many_executions = sum(p.executions for p in current) + piece.executions > max_executions_per_job
-        too_many_bindings = (
-            max_bindings_per_job is not None and sum(p.bindings for p in current) + piece.bindings > max_bindings_per_job
-        )
-        if current and (too_many_pubs or too_many_executions or too_many_bindings):
-            jobs.append(PlannedJob(tuple(current)))
-            current = []
-        current.append(piece)
-    if current:
-        jobs.append(PlannedJob(tuple(current)))
-
-    executions = sum(job.executions for job in jobs)
-    seconds = len(jobs) * seconds_per_job + executions * seconds_per_execution
-    return JobPlan(jobs=tuple(jobs), estimated_seconds=seconds)
+def pub_groups(pubs: Sequence[T], max_pubs_per_job: int | None) -> list[Sequence[T]]:
+    """The PUBs of one primitive ``run``, in the jobs that carry them: in order, at most
+    ``max_pubs_per_job`` each (all in one job when it is None; an empty run is one empty job)."""
+    if max_pubs_per_job is None or len(pubs) <= max_pubs_per_job:
+        return [pubs]
+    return [pubs[start:start + max_pubs_per_job] for start in range(0, len(pubs), max_pubs_per_job)]
 
 
-def executor_shots_for_spec(spec: Any, kind: str) -> ExecutorShots:
-    """The executor shot model of a backend spec's estimator (``kind="estimator"``) or sampler."""
-    from qgen.backends import runtime
-
-    if kind == "estimator":
-        return ExecutorShots.for_estimator(runtime.estimator_options(spec))
-    return ExecutorShots.for_sampler(runtime.sampler_options(spec))
-
-
-def plan_for_spec(items: Iterable[Any], spec: Any, kind: str = "estimator") -> JobPlan:
-    """The one executor job that ``primitive.run(items)`` submits on ``spec``'s backend, costed as
-    the executor will run it (qgen's journaled primitives never split a run into several jobs)."""
+def executor_job(items: Iterable[Any], spec: BackendSpec, kind: str = "estimator") -> JobPlan:
+    """One executor job holding ``items`` (coerced PUBs, PubCosts or ``(bindings, shots)``) on
+    ``spec``'s backend, costed as the executor will run it; ``kind``: "estimator" or "sampler"."""
     default_shots = spec.shots if kind == "sampler" or not spec.precision else None
     if kind == "sampler" and default_shots is None and spec.precision:
         default_shots = shots_for_precision(spec.precision)
     pubs = tuple(pub_cost(item, default_shots, spec.precision or None) for item in items)
-    job = PlannedJob(pubs, executor_shots_for_spec(spec, kind))
-    return JobPlan(jobs=(job,), estimated_seconds=SECONDS_PER_JOB + job.executions * SECONDS_PER_EXECUTION)
+    return JobPlan.of((PlannedJob(pubs, ExecutorShots.for_spec(spec, kind)),))
 
 
-@dataclass
-class ShotBudget:
-    """Shots one run may spend on one backend; ``limit=None`` means unlimited."""
-
-    limit: int | None
-    spent: int = 0
-
-    def __post_init__(self) -> None:
-        # a negative spent would add to what is left
-        if self.spent < 0:
-            raise QgenError(f"shots spent cannot be negative (got {self.spent:,})")
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.limit is None else max(self.limit - self.spent, 0)
-
-    def check(self, job_plan: JobPlan) -> None:
-        """Refuse, before anything is submitted, a plan that would pass the budget."""
-        remaining = self.remaining
-        if remaining is None or job_plan.executions <= remaining:
-            return
-        raise QgenError(
-            f"plan needs {job_plan.executions:,} shots but the shot budget has {remaining:,} left "
-            f"(over by {job_plan.executions - remaining:,}); raise shot_budget in backends.toml or pass --shot-budget"
-        )
-
-    def charge(self, executions: int) -> None:
-        self.spent += executions
+def executor_jobs(items: Sequence[Any], spec: BackendSpec, kind: str = "estimator") -> JobPlan:
+    """The jobs a journaled primitive's ``run(items)`` submits on ``spec``'s backend (``pub_groups``),
+    each costed as the executor will run it."""
+    plans = [executor_job(group, spec, kind) for group in pub_groups(list(items), spec.max_pubs_per_job)]
+    return sum(plans[1:], plans[0])
 
 
 def _duration(seconds: float) -> str:
