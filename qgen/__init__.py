@@ -10,12 +10,7 @@ The Python API (``qgen.api``) is available at the top level, imported on first u
     model = qgen.from_pretrained(qgen.export(run, "my-model"))
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("qgen")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from qgen.version import __version__
 
 #: the names of qgen.api that ``qgen.<name>`` resolves (lazily, PEP 562)
 API = ("Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "resume", "run_config",
