@@ -277,7 +277,8 @@ def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() ->
     from qgen.backends.qnn_plan import sampling_plan
     from qgen.backends.registry import get_backend
     from qgen.diffusion.schedules import make_schedule
-    from qgen.sampling import SampleRequest, _estimator_plan
+    from qgen.draw import SampleRequest
+    from qgen.sampling import _estimator_plan
 
     spec = get_backend("ibm_fez")
     req = SampleRequest(n=5, sampler="dpm", steps=3, batch_size=4)

@@ -169,7 +169,7 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
             raise QgenError("--hardware samples the cells of an existing experiment: give its --out (and not "
                             "--report-only)")
         from qgen.experiment.hardware import HardwareOptions, run_hardware
-        from qgen.experiment.runner import pinned_threads
+        from qgen.experiment.cell_run import pinned_threads
         from qgen.threads import configured_threads
 
         with pinned_threads(configured_threads()):
@@ -191,7 +191,8 @@ def _run_locked(cfg: ExperimentConfig, cells: list, out: Path, *, preset_name: s
                 max_cells: int | None, options: dict) -> None:
     """Train, sample and evaluate what is left, then write the outputs; the caller holds the lock."""
     from qgen.experiment.outputs import write_outputs
-    from qgen.experiment.runner import RunnerOptions, run_experiment
+    from qgen.experiment.cell_run import RunnerOptions
+    from qgen.experiment.runner import run_experiment
 
     state = ExperimentState.open(out)  # read under the lock: another writer may have just saved it
     if not (out / CONFIG_FILE).is_file():

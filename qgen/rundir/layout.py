@@ -223,7 +223,10 @@ class RunDir:
     @classmethod
     def resolve(cls, run: str | os.PathLike, root: Path | None = None) -> RunDir:
         """A run given as a path, as a directory name under the runs root, or as the ``--name`` it was
-        trained with (``<timestamp>-NAME``: the newest such run, said on stderr when several match)."""
+        trained with (``<timestamp>-NAME``: the newest such run, said on stderr when several match).
+        A RunDir is already found: it is handed back as it is."""
+        if isinstance(run, RunDir):
+            return run
         candidates = [Path(run)]
         if root is not None:
             candidates.append(Path(root) / run)
