@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import torch
 
@@ -25,7 +24,7 @@ from qgen.data import to_uint8_pixels
 from qgen.diffusion.objectives import EpsModel
 from qgen.diffusion.pipeline import batch_sizes
 from qgen.diffusion.schedulers import Scheduler
-from qgen.draw import SampleRequest, check_finite, draw_samples
+from qgen.draw import ETA_SAMPLER, SampleRequest, check_finite, draw_samples
 from qgen.errors import QgenError
 from qgen.memory import check_sampling_memory
 from qgen.models.unet import image_shape
@@ -51,15 +50,8 @@ def sample(command: SampleCommand) -> dict:
 
 
 def find_run(command: SampleCommand) -> RunDir:
-    """The run ``command`` names (a path, or a name under its runs folder); never a model folder."""
-    if is_model_folder(command.run):
-        raise QgenError(f"{command.run} is a model folder, not a run directory; sample it with --model {command.run}")
+    """The run ``command`` names (a path, or a name under its runs folder)."""
     return RunDir.resolve(command.run, command.runs_dir or default_runs_root())
-
-
-def is_model_folder(path: str | Path) -> bool:
-    """An exported model folder (its config.json), not a run directory (its config.toml)."""
-    return ModelFolder(Path(path)).config_path.is_file() and not RunDir.is_run(Path(path))
 
 
 # -- a model folder --------------------------------------------------------------------------------
@@ -353,7 +345,8 @@ def sampler_comparison(cfg, req: SampleRequest, chunks: int) -> str:
     schedule = cfg.diffusion.make_schedule()
     parts = []
     for name in SCHEDULERS:
-        calls = replace(req, sampler=name).make_scheduler(schedule).model_calls()
+        other = replace(req, sampler=name, eta=req.eta if name == ETA_SAMPLER else 0.0)  # eta is DDIM's alone
+        calls = other.make_scheduler(schedule).model_calls()
         parts.append(f"{name} {calls * chunks}")
     what = "estimator jobs" if cfg.model.kind == "quantum" else "model calls"
     return f"{what} per sampler at --steps {req.steps}: {', '.join(parts)} (chosen: {req.sampler})"
