@@ -10,7 +10,7 @@ before anything is written.
     TrainCommand        qgen train                  ResumeCommand       qgen train --resume
     SampleCommand       qgen sample [--dry-run]     EvaluateCommand     qgen evaluate
     ExportCommand       qgen export                 CircuitsCommand     qgen circuits
-    NoiseReportCommand  qgen noise-report
+    NoiseReportCommand  qgen noise-report       (ExperimentCommand, qgen experiment: qgen.experiment.command)
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from qgen.config import RunConfig
 from qgen.draw import SampleRequest
 from qgen.errors import QgenError
+from qgen.rundir import ModelFolder
 from qgen.seed import check_seed
 from qgen.torch_device import check_device_name
 
@@ -125,6 +126,8 @@ class SampleCommand(Command):
         check_device_name(self.device)
         _check_journaled_jobs(self.journaled_jobs)
         if self.model is None:
+            if ModelFolder.is_model_folder(self.run):  # what the folder is comes first: it says which option was meant
+                raise QgenError(f"{self.run} is a model folder, not a run directory; sample it with --model {self.run}")
             if self.out is not None:
                 raise QgenError("--out is for --model; a run's samples go into its run directory")
             return

@@ -419,6 +419,11 @@ class ModelFolder:
     def __str__(self) -> str:
         return str(self.path)
 
+    @staticmethod
+    def is_model_folder(path: str | os.PathLike) -> bool:
+        """An exported model folder (its config.json), not a run directory (its config.toml)."""
+        return (Path(path) / MODEL_CONFIG).is_file() and not RunDir.is_run(Path(path))
+
     @property
     def weights_path(self) -> Path:
         return self.path / MODEL_WEIGHTS
