@@ -13,7 +13,6 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import qgen
 from qgen.config import DiffusionConfig, RunConfig, TrainConfig
 from qgen.errors import QgenError
 from qgen.experiment.arms import ARMS
@@ -21,7 +20,8 @@ from qgen.models.config import ModelConfig
 from qgen.draw import SampleRequest
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 
-SHARED_DATA_DIR = Path(qgen.__file__).resolve().parents[1].parent / "shared" / "data"
+# beside the qgen checkout (this file is qgen/experiment/config.py in it)
+SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,7 @@ def cpu_model() -> str:
 def qgen_commit() -> str:
     """``git rev-parse HEAD`` of the qgen checkout, with ``+dirty`` for uncommitted changes to
     tracked files; "unknown" for an installed copy without its repository."""
-    import qgen
-
-    repo = Path(qgen.__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]  # this file is qgen/experiment/environment.py in the checkout
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
