@@ -115,7 +115,7 @@ class SampleCommand(Command):
     backends_file: Path | None = None
     progress: bool = False
     local: bool = False
-    device: str = "auto"  # where the U-Net runs; the draws are the same on every device
+    device: str = "cpu"  # where the U-Net runs (qgen.api and the CLI default to "auto"); the draws are the same
     # a hardware job the run's journal holds for the same request under other backend settings:
     # "reuse" its result or "resubmit" it; None refuses, naming the settings that changed
     journaled_jobs: str | None = None
@@ -157,7 +157,7 @@ class EvaluateCommand(Command):
     heldout: int = 1000
     seed: int = 0
     runs_dir: Path | None = None
-    device: str = "auto"  # where the feature net runs (it is trained and cached on the CPU)
+    device: str = "cpu"  # where the feature net runs (it is trained and cached on the CPU; qgen.api: "auto")
     ablate: bool = False
     backends_file: Path | None = None
 
