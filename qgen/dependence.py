@@ -16,6 +16,7 @@ spends shots it would cost five more sampling runs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Callable
 
@@ -55,13 +56,14 @@ def summary(block: dict) -> str:
             f"content {ratio('content_mean')} (mean) / {ratio('content_shuffle')} (shuffle)")
 
 
-def measure_run_dependence(run: RunDir, request: dict, score: Callable[[torch.Tensor], float],
+def measure_run_dependence(run: RunDir | str | os.PathLike, request: dict, score: Callable[[torch.Tensor], float],
                            backends_file=None, as_trained: tuple[torch.Tensor, int] | None = None) -> dict | None:
     """The dependence block of a run, for the sampling ``request`` (a ``SampleRequest`` as a dict,
     from the samples' metadata); None for a model without a bottleneck block. ``as_trained``: the
     samples themselves and the checkpoint step that drew them, when they were drawn exactly as the
     ablations will be (exact backend, classical noise): used instead of drawing them again if the
     run's weights are still those of that step."""
+    run = RunDir.resolve(run)  # a RunDir as it is (qgen evaluate hands its own down); a path found once
     known = {k: v for k, v in request.items() if k in SampleRequest.__dataclass_fields__}
     req = replace(SampleRequest(**known), noise="classical", backend=ABLATION_BACKEND, shot_budget=None,
                   reuse_noise=False)
