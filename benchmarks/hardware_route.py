@@ -28,10 +28,12 @@ from pathlib import Path
 
 from qgen.backends.registry import get_backend
 from qgen.diffusion.samplers import make_scheduler
+from qgen.commands import EvaluateCommand, SampleCommand
+from qgen.draw import SampleRequest
 from qgen.evaluation import evaluate_run
 from qgen.planner import sampling_jobs
 from qgen.rundir import RunDir, default_runs_root
-from qgen.sampling import SampleRequest, sample_run
+from qgen.sampling import sample
 
 FIELDS = ["device", "sampler", "steps", "model_calls", "shots", "n", "fld", "floor", "floor_sd", "memorizer",
           "fld_over_exact", "fld_over_noiseless", "jobs", "executions", "qpu_minutes", "wall_seconds", "samples_file"]
@@ -97,9 +99,9 @@ def main() -> None:
             req = SampleRequest(n=args.n, sampler=args.sampler, steps=k, seed=args.seed, backend=backend)
             calls = make_scheduler(args.sampler, schedule, steps=k).model_calls()
             t0 = time.perf_counter()
-            out = sample_run(str(run.path), req, runs_dir=args.runs_dir, backends_file=backends, show_progress=False)
+            out = sample(SampleCommand(req, run=run, runs_dir=args.runs_dir, backends_file=backends))
             wall = time.perf_counter() - t0
-            metrics, _ = evaluate_run(str(run.path), samples=out["npz"], runs_dir=args.runs_dir)
+            metrics, _ = evaluate_run(EvaluateCommand(run, samples=out["npz"], runs_dir=args.runs_dir))
             base = metrics.get("baselines", {})
             jobs, executions, minutes = usage(twin, req, calls, s, rows_per_image)
             rows.append({"device": backend if s == "noiseless" else f"fake_{args.device}", "sampler": args.sampler,

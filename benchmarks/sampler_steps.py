@@ -27,7 +27,7 @@ from qgen.metrics.frechet import frechet_distance
 from qgen.metrics.memorization import memorization_scores
 from qgen.noise import ClassicalNoise
 from qgen.rundir import RunDir, default_runs_root
-from qgen.sampling import load_trained_model
+from qgen.trained_model import load_trained_model
 
 DEFAULT_GRID = ["ddim:5", "ddim:10", "ddim:20", "ddim:50", "dpm:5", "dpm:10", "dpm:20", "unipc:5", "unipc:10",
                 "unipc:20", "ddpm:1000"]
@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     run = RunDir.resolve(a.run, default_runs_root())
-    cfg, _, model, ckpt = load_trained_model(run.path, None, a.weights, None)
+    cfg, _, model, ckpt = load_trained_model(run, None, a.weights, None)
     schedule = cfg.diffusion.make_schedule()
     train = load_dataset(cfg.data)
     held = heldout_for(cfg.data, train)
@@ -61,7 +61,7 @@ def main() -> None:
         eps_model = EpsModel(model, cfg.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
         noise = ClassicalNoise(a.seed)  # the same x_T for every sampler
         t0 = time.process_time()
-        images = torch.cat([sample(eps_model, scheduler, (size, train.channels, 28, 28), noise)
+        images = torch.cat([sample(eps_model, scheduler, (size, *model.image_shape), noise)
                             for size in batch_sizes(a.n, 128)])
         seconds = time.process_time() - t0
         feats = extract_features(net, images)

@@ -13,8 +13,8 @@ The Python API (``qgen.api``) is available at the top level, imported on first u
 from qgen.version import __version__
 
 #: the names of qgen.api that ``qgen.<name>`` resolves (lazily, PEP 562)
-API = ("Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "resume", "run_config",
-       "sample", "train")
+API = ("Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "noise_report",
+       "plan_sample", "resume", "run_config", "sample", "train", "write_circuits")
 
 __all__ = ["__version__", *API]
 

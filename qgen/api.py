@@ -11,9 +11,15 @@ The CLI is a thin layer over these (it parses options, calls one function, print
     folder = qgen.export(run, "my-model")                          # -> a model folder (safetensors)
     model = qgen.from_pretrained("my-model")                       # -> PretrainedModel; model.sample(16)
     backend = qgen.load_backend("aer_simulator")                   # a named backend of backends.toml
+    plan = qgen.plan_sample(run, n=128, backend="ibm_fez")         # qgen sample --dry-run: jobs, shots, budget
+    paths = qgen.write_circuits("fake_fez", qubits=8)              # qgen circuits: the transpiled circuits
+    report = qgen.noise_report("aer_simulator")                    # qgen noise-report: .lines, .passed
 
-Errors are ``qgen.errors.QgenError`` with a one-line message (the CLI prints it as ``qgen: error:``).
-Imports are deferred to each call, so ``import qgen`` stays fast.
+Each function builds its command's request (``qgen.commands``), which checks it once, and runs
+the command; the CLI does the same through these functions, so both accept and refuse the same
+requests. Errors are ``qgen.errors.QgenError`` with a one-line message (the CLI prints it as
+``qgen: error:``). Imports are deferred to each call: ``import qgen.api`` must not import torch
+(~1 s here; tests/test_ecosystem.py holds it to that), so ``import qgen`` and ``qgen --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ if TYPE_CHECKING:
     import torch
 
     from qgen.backends.base import QuantumBackend
+    from qgen.commands import SampleCommand
     from qgen.config import RunConfig
+    from qgen.noise_check import NoiseReport
     from qgen.pretrained import PretrainedModel
+    from qgen.sampling import SamplingPlan
 
-__all__ = ["Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "resume",
-           "run_config", "sample", "train"]
+__all__ = ["Evaluation", "Samples", "evaluate", "export", "from_pretrained", "load_backend", "noise_report",
+           "plan_sample", "resume", "run_config", "sample", "train", "write_circuits"]
 
 
 def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "mnist", data_root: str | None = None,
@@ -61,10 +70,10 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     ``circuit`` (a parametrized QuantumCircuit or a QPY path) with ``input_params`` (its input
     parameters, their names, or a ParameterVector's name; default "x") and ``observables``
     (default Z on every qubit): the EstimatorQNN contract."""
+    from qgen.commands import model_circuit
     from qgen.config import RunConfig
     from qgen.data import DataConfig
     from qgen.errors import QgenError
-    from qgen.circuits.choice import circuit_fields
     from qgen.models.config import NEW_RUN_MODEL, ModelConfig
     from qgen.rundir.layout import check_run_name
     from qgen.training.recipe import recipe_diffusion_config, recipe_train_config
@@ -76,38 +85,21 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                       n_train=n_train, seed=seed, download=download)
     design = {**NEW_RUN_MODEL, **{k: v for k, v in dict(bottleneck=bottleneck, readout=readout, skips=skips).items()
                                   if v is not None}}
-    if reps is not None and layers not in (3, reps):
-        raise QgenError(f"reps and layers are one setting (the ansatz's repetitions); got {reps} and {layers}")
-    circuit_cfg = {"qubits": qubits, **circuit_fields(
-        ansatz=ansatz, qubits=qubits, feature_map=feature_map, feature_reps=feature_reps,
-        rotation_blocks=rotation_blocks, entanglement_blocks=entanglement_blocks, observables=observables,
-        circuit=circuit, input_params=input_params)}
-    model_cfg = ModelConfig(kind=model, widths=tuple(widths), layers=reps or layers, entanglement=entanglement,
-                            bottleneck=design["bottleneck"], readout=design["readout"], skips=tuple(design["skips"]),
-                            **circuit_cfg)
+    circuit_cfg = model_circuit(
+        qubits=qubits, layers=layers, entanglement=entanglement, reps=reps, ansatz=ansatz, feature_map=feature_map,
+        feature_reps=feature_reps, rotation_blocks=rotation_blocks, entanglement_blocks=entanglement_blocks,
+        observables=observables, circuit=circuit, input_params=input_params)
+    model_cfg = ModelConfig(kind=model, widths=tuple(widths), bottleneck=design["bottleneck"],
+                            readout=design["readout"], skips=tuple(design["skips"]), **circuit_cfg)
     train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,
                                     seed=seed, noise=noise, checkpoint_every=checkpoint_every, tensorboard=tensorboard)
-    check_eval_samples(train_cfg)
     diffusion = recipe_diffusion_config(schedule=schedule, T=timesteps, prediction=prediction,
                                         loss_weighting=loss_weighting, min_snr_gamma=min_snr_gamma,
                                         mix_lam_min=float(mix[0]), mix_lam_max=float(mix[1]), mix_power=float(mix[2]))
     return RunConfig(name=name, backend=backend, data=data, model=model_cfg, diffusion=diffusion, train=train_cfg,
                      device=device)
-
-
-#: Fewest samples an in-training FLD may use: below this the "best" checkpoint is chosen by noise
-#: (one sample has no covariance at all). New runs only; a config.toml from before still resumes.
-MIN_EVAL_SAMPLES = 16
-
-
-def check_eval_samples(train_cfg) -> None:
-    from qgen.errors import QgenError
-
-    if train_cfg.eval_every and train_cfg.eval_samples < MIN_EVAL_SAMPLES:
-        raise QgenError(f"--eval-samples {train_cfg.eval_samples} is too few for the validation FLD that picks the "
-                        f"best checkpoint (it would pick by noise); use at least {MIN_EVAL_SAMPLES}, or --eval-every 0")
 
 
 def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None = None, epochs: int | None = None,
@@ -116,13 +108,15 @@ def train(config: RunConfig | dict | str | Path, *, runs_dir: str | Path | None 
     """Train a new run; returns its directory (``runs_dir``/<timestamp>-<name>).
 
     ``config``: a RunConfig (see ``run_config``), the dict of a config.toml, or the path of one.
+    ``epochs``: the run's length in passes over the training set, instead of the config's steps.
     ``report`` receives the progress lines the CLI prints (default: none).
     """
+    from qgen.commands import TrainCommand, quiet
     from qgen.training.run import start_training
 
-    return start_training(_as_run_config(config), runs_dir=_path(runs_dir), epochs=epochs,
-                          backends_file=_path(backends_file), show_progress=progress, local=local,
-                          report=report or _quiet)
+    command = TrainCommand(_as_run_config(config), epochs=epochs, runs_dir=_path(runs_dir),
+                           backends_file=_path(backends_file), progress=progress, local=local, report=report or quiet)
+    return start_training(command).path
 
 
 def resume(run: str | Path, *, steps: int | None = None, runs_dir: str | Path | None = None,
@@ -131,16 +125,18 @@ def resume(run: str | Path, *, steps: int | None = None, runs_dir: str | Path | 
            journaled_jobs: str | None = None) -> Path:
     """Continue an interrupted run (or train a finished one further to ``steps``); ``device``
     None: the device the run recorded. ``journaled_jobs``: see ``sample``."""
+    from qgen.commands import ResumeCommand, quiet
     from qgen.training.run import resume_training
 
-    return resume_training(str(run), runs_dir=_path(runs_dir), steps=steps, backends_file=_path(backends_file),
-                           show_progress=progress, local=local, report=report or _quiet, device=device,
-                           journaled_jobs=journaled_jobs)
+    command = ResumeCommand(run, steps=steps, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
+                            progress=progress, local=local, report=report or quiet, device=device,
+                            journaled_jobs=journaled_jobs)
+    return resume_training(command).path
 
 
 @dataclass(frozen=True)
 class Samples:
-    """A sample set: ``images`` (n, C, 28, 28) floats in [-1, 1], and the files it was written to."""
+    """A sample set: ``images`` (n, C, H, W) floats in [-1, 1], and the files it was written to."""
 
     images: torch.Tensor
     npz: Path
@@ -148,43 +144,60 @@ class Samples:
     metadata: dict
 
 
-def sample(run_or_model: str | Path, *, n: int = 64, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
-           seed: int = 0, noise: str = "classical", weights: str = "ema", batch_size: int = 64,
-           backend: str | None = None, shot_budget: int | None = None, reuse_noise: bool = False,
-           out: str | Path | None = None, runs_dir: str | Path | None = None,
+def sample(run: str | Path | None = None, *, model: str | Path | None = None, n: int = 64, sampler: str = "ddim",
+           steps: int = 50, eta: float = 0.0, seed: int = 0, noise: str = "classical", weights: str = "ema",
+           batch_size: int = 64, backend: str | None = None, shot_budget: int | None = None,
+           reuse_noise: bool = False, out: str | Path | None = None, runs_dir: str | Path | None = None,
            backends_file: str | Path | None = None, progress: bool = False, local: bool = False,
            device: str | None = None, journaled_jobs: str | None = None) -> Samples:
-    """Samples of a run (written into the run directory) or of a model folder (written into ``out``,
-    default ./samples). A folder with config.json and no config.toml is a model folder.
-    ``device``: where the U-Net runs (auto, cpu, cuda[:N], mps; None: auto); the draws are the same.
-    ``journaled_jobs``: "reuse" or "resubmit" a hardware job the run's journal holds for the same request
-    under other backend settings; None refuses, naming the settings that changed."""
-    from qgen.sampling import SampleRequest, sample_model, sample_run
+    """Samples of a ``run`` (written into the run directory) or of a ``model`` folder (written into
+    ``out``, default ./samples); exactly one of the two. A model folder holds the weights it was
+    exported with and no run directory: ``weights``, ``noise`` other than classical and
+    ``reuse_noise`` are for runs. ``device``: where the U-Net runs (auto, cpu, cuda[:N], mps; None:
+    auto); the draws are the same. ``journaled_jobs``: "reuse" or "resubmit" a hardware job the run's
+    journal holds for the same request under other backend settings; None refuses, naming the
+    settings that changed."""
+    from qgen.sampling import sample as draw_and_write
 
-    req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
-                        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
-    if is_model_folder(run_or_model):
-        result = sample_model(Path(run_or_model), req, out_dir=_path(out) or Path("samples"),
-                              backends_file=_path(backends_file), show_progress=progress, local=local,
-                              device=device or "auto")
-    else:
-        if out is not None:
-            from qgen.errors import QgenError
-
-            raise QgenError(f"out is only for model folders: the samples of run {run_or_model} go into its "
-                            "run directory")
-        result = sample_run(str(run_or_model), req, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
-                            show_progress=progress, local=local, device=device or "auto",
-                            journaled_jobs=journaled_jobs)
+    result = draw_and_write(_sample_command(
+        run=run, model=model, n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
+        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise, out=out,
+        runs_dir=runs_dir, backends_file=backends_file, progress=progress, local=local, device=device,
+        journaled_jobs=journaled_jobs))
     return Samples(result["images"], result["npz"], result["png"], result["metadata"])
 
 
-def is_model_folder(path: str | Path) -> bool:
-    """An exported model folder (config.json), not a run directory (config.toml)."""
-    from qgen.rundir import ModelFolder, RunDir
+def plan_sample(run: str | Path | None = None, *, model: str | Path | None = None, n: int = 64,
+                sampler: str = "ddim", steps: int = 50, eta: float = 0.0, seed: int = 0, noise: str = "classical",
+                weights: str = "ema", batch_size: int = 64, backend: str | None = None,
+                shot_budget: int | None = None, reuse_noise: bool = False, out: str | Path | None = None,
+                runs_dir: str | Path | None = None, backends_file: str | Path | None = None,
+                progress: bool = False, local: bool = False, device: str | None = None,
+                journaled_jobs: str | None = None) -> SamplingPlan:
+    """``qgen sample --dry-run``: what ``sample`` with the same arguments would do to a run (model
+    calls, estimator and sampler jobs, shots against the budget), submitting nothing. The plan's
+    ``lines`` say it; ``refusals`` (and ``check()``) why the real command would be refused."""
+    from qgen.sampling import plan_sampling
 
-    path = Path(path)
-    return ModelFolder(path).config_path.is_file() and not RunDir.is_run(path)
+    return plan_sampling(_sample_command(
+        run=run, model=model, n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
+        batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise, out=out,
+        runs_dir=runs_dir, backends_file=backends_file, progress=progress, local=local, device=device,
+        journaled_jobs=journaled_jobs))
+
+
+def _sample_command(*, run, model, n, sampler, steps, eta, seed, noise, weights, batch_size, backend, shot_budget,
+                    reuse_noise, out, runs_dir, backends_file, progress, local, device,
+                    journaled_jobs) -> SampleCommand:
+    """The one request ``sample`` and ``plan_sample`` make of their (identical) arguments."""
+    from qgen.commands import SampleCommand
+    from qgen.draw import SampleRequest
+
+    request = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
+                            batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
+    return SampleCommand(request, run=run, model=_path(model), out=_path(out), runs_dir=_path(runs_dir),
+                         backends_file=_path(backends_file), progress=progress, local=local, device=device or "auto",
+                         journaled_jobs=journaled_jobs)
 
 
 @dataclass(frozen=True)
@@ -213,23 +226,25 @@ class Evaluation:
 def evaluate(run: str | Path, *, samples: str | Path | None = None, heldout: int = 1000, seed: int = 0,
              runs_dir: str | Path | None = None, device: str | None = None, ablate: bool = False,
              backends_file: str | Path | None = None) -> Evaluation:
-    """Score a run's samples (default: its newest sample set) against the held-out test images;
-    ``ablate``: also how much they depend on the bottleneck (``.dependence``; ``qgen.dependence``)."""
+    """Score a run's samples (default: its newest sample set) against at most ``heldout`` held-out test
+    images; ``ablate``: also how much they depend on the bottleneck (``.dependence``; ``qgen.dependence``)."""
+    from qgen.commands import EvaluateCommand
     from qgen.evaluation import evaluate_run
 
-    metrics, path = evaluate_run(str(run), samples=_path(samples), runs_dir=_path(runs_dir), heldout_limit=heldout,
-                                 seed=seed, device=device or "auto", ablate=ablate,
-                                 backends_file=_path(backends_file))
-    return Evaluation(metrics, path)
+    command = EvaluateCommand(run, samples=_path(samples), heldout=heldout, seed=seed, runs_dir=_path(runs_dir),
+                              device=device or "auto", ablate=ablate, backends_file=_path(backends_file))
+    return Evaluation(*evaluate_run(command))
 
 
 def export(run: str | Path, out: str | Path, *, weights: str = "ema", runs_dir: str | Path | None = None,
            backends_file: str | Path | None = None, local: bool = False) -> Path:
-    """Write ``run`` as a model folder at ``out`` (model.safetensors, config.json, circuit, README.md)."""
+    """Write ``run`` as a model folder at ``out`` (model.safetensors, config.json, circuit, README.md)
+    with its EMA weights (``weights="best"``: those of its best validation FLD)."""
+    from qgen.commands import ExportCommand
     from qgen.pretrained import export_run
 
-    return export_run(run, out, weights=weights, runs_dir=_path(runs_dir), backends_file=_path(backends_file),
-                      local=local)
+    return export_run(ExportCommand(run, _path(out), weights=weights, runs_dir=_path(runs_dir),
+                                    backends_file=_path(backends_file), local=local))
 
 
 def from_pretrained(path: str | Path, *, backend: str | None = None, backends_file: str | Path | None = None,
@@ -245,6 +260,33 @@ def load_backend(name: str, backends_file: str | Path | None = None, *, local: b
     from qgen.backends.registry import load_backend as load
 
     return load(name, _path(backends_file), local=local)
+
+
+def write_circuits(backend: str = "statevector", *, backends_file: str | Path | None = None, qubits: int = 8,
+                   layers: int = 3, entanglement: str = "linear", noise_circuit: bool = True, local: bool = False,
+                   reps: int | None = None, **circuit_choice) -> list[Path]:
+    """``qgen circuits``: transpile the circuit ``run_config`` would build from the same circuit
+    options (``circuit_choice``: ansatz, feature_map, observables, circuit, ...) for ``backend`` and
+    write it for inspection (QPY, OpenQASM 3, stats) under the circuits folder ($QGEN_CIRCUITS or
+    ./circuits), with the circuits of its quantum-noise bits (``noise_circuit``); their folders."""
+    from qgen.circuit_files import write_circuits as write
+    from qgen.commands import CircuitsCommand
+
+    return write(CircuitsCommand(backend, backends_file=_path(backends_file), qubits=qubits, layers=layers,
+                                 entanglement=entanglement, noise_circuit=noise_circuit, local=local, reps=reps,
+                                 circuit_choice=circuit_choice))
+
+
+def noise_report(backend: str = "aer_simulator", *, backends_file: str | Path | None = None, gaussians: int = 20000,
+                 seed: int = 0, local: bool = False, json_out: str | Path | None = None) -> NoiseReport:
+    """``qgen noise-report``: statistical checks of ``backend``'s quantum bits, raw and after extraction,
+    for ``gaussians`` N(0, 1) values (``.lines``: the report; ``.passed``: whether the bits qgen uses
+    pass); ``json_out``: also write it there as JSON."""
+    from qgen.commands import NoiseReportCommand
+    from qgen.noise_check import check_noise
+
+    return check_noise(NoiseReportCommand(backend, backends_file=_path(backends_file), gaussians=gaussians,
+                                          seed=seed, local=local, json_out=_path(json_out)))
 
 
 def _as_run_config(config) -> RunConfig:
@@ -263,7 +305,3 @@ def _as_run_config(config) -> RunConfig:
 
 def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
-
-
-def _quiet(line: str) -> None:
-    pass

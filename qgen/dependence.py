@@ -16,15 +16,18 @@ spends shots it would cost five more sampling runs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Callable
 
 import torch
 
 from qgen.diffusion.objectives import EpsModel
+from qgen.draw import SampleRequest, draw_samples
 from qgen.models.ablation import ABLATIONS, CONTENT, REMOVAL, ablated, bottlenecks
-from qgen.noise import ClassicalNoise
-from qgen.sampling import SampleRequest, draw_samples, load_trained_model
+from qgen.noise.sources import ClassicalNoise
+from qgen.rundir import RunDir
+from qgen.trained_model import load_trained_model
 
 ABLATION_BACKEND = "statevector"
 
@@ -53,17 +56,18 @@ def summary(block: dict) -> str:
             f"content {ratio('content_mean')} (mean) / {ratio('content_shuffle')} (shuffle)")
 
 
-def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor], float],
+def measure_run_dependence(run: RunDir | str | os.PathLike, request: dict, score: Callable[[torch.Tensor], float],
                            backends_file=None, as_trained: tuple[torch.Tensor, int] | None = None) -> dict | None:
     """The dependence block of a run, for the sampling ``request`` (a ``SampleRequest`` as a dict,
     from the samples' metadata); None for a model without a bottleneck block. ``as_trained``: the
     samples themselves and the checkpoint step that drew them, when they were drawn exactly as the
     ablations will be (exact backend, classical noise): used instead of drawing them again if the
     run's weights are still those of that step."""
+    run = RunDir.resolve(run)  # a RunDir as it is (qgen evaluate hands its own down); a path found once
     known = {k: v for k, v in request.items() if k in SampleRequest.__dataclass_fields__}
     req = replace(SampleRequest(**known), noise="classical", backend=ABLATION_BACKEND, shot_budget=None,
                   reuse_noise=False)
-    cfg, backend, model, ckpt = load_trained_model(run_dir, ABLATION_BACKEND, req.weights, backends_file)
+    cfg, backend, model, ckpt = load_trained_model(run, ABLATION_BACKEND, req.weights, backends_file)
     if as_trained is not None and as_trained[1] != ckpt["step"]:
         as_trained = None  # trained further since: the file is not what these weights draw
     try:
@@ -79,9 +83,9 @@ def measure_run_dependence(run_dir, request: dict, score: Callable[[torch.Tensor
                 if mode is None:
                     if as_trained is not None:
                         return as_trained[0]
-                    return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
+                    return draw_samples(eps_model, scheduler, model.image_shape, noise, req)
                 with ablated(model, mode, seed=req.seed):
-                    return draw_samples(eps_model, scheduler, ckpt["channels"], noise, req)
+                    return draw_samples(eps_model, scheduler, model.image_shape, noise, req)
 
         sites = blocks[0].sites()
         block = dependence_ratios(draw, score, global_design=sites == 1)

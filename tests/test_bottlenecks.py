@@ -276,8 +276,8 @@ def test_a_plain_unet_has_no_dependence_to_measure(tmp_path) -> None:
 def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() -> None:
     from qgen.backends.registry import get_backend
     from qgen.diffusion.schedules import make_schedule
+    from qgen.draw import SampleRequest
     from qgen.planner import model_call_jobs, sampling_jobs
-    from qgen.sampling import SampleRequest
 
     spec = get_backend("ibm_fez")
     req = SampleRequest(n=5, sampler="dpm", steps=3, batch_size=4)

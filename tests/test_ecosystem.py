@@ -346,6 +346,7 @@ def test_export_refuses_what_it_cannot_do_and_leaves_nothing(trained, exported, 
 
 def test_export_transpiles_the_circuit_again_when_circuits_is_gone(trained, tmp_path: Path) -> None:
     """The manifest's circuits/ folder lives outside the run; without it the run's backend remakes it."""
+    from qgen.commands import ExportCommand
     from qgen.pretrained import export_run
 
     run, _ = trained
@@ -354,7 +355,7 @@ def test_export_transpiles_the_circuit_again_when_circuits_is_gone(trained, tmp_
     moved = tmp_path / "away"
     recorded.rename(moved)
     try:
-        out = export_run(run, tmp_path / "model")
+        out = export_run(ExportCommand(run, tmp_path / "model"))
     finally:
         moved.rename(recorded)
     assert (out / "circuit" / "circuit.qasm3").read_text() == (recorded / "circuit.qasm3").read_text()

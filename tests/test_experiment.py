@@ -21,7 +21,8 @@ from qgen.cli.experiment import experiment_command
 from qgen.experiment.config import experiment_from_dict, load_experiment_config, save_experiment_config
 from qgen.experiment.presets import full_preset, smoke_preset
 from qgen.experiment.report import report_markdown
-from qgen.experiment.runner import RunnerOptions, run_experiment
+from qgen.experiment.cell_run import RunnerOptions
+from qgen.experiment.runner import run_experiment
 from qgen.experiment.stats import mean_ci, paired_comparison
 from qgen.experiment.verdict import EQUIVALENT, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide
 

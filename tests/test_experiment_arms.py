@@ -17,7 +17,9 @@ from qgen.errors import QgenError
 from qgen.experiment.arms import ARMS
 from qgen.experiment.cells import expand_cells, run_config
 from qgen.experiment.config import experiment_from_dict
-from qgen.experiment.runner import RunnerOptions, find_run_dir, run_experiment
+from qgen.experiment.cell_run import RunnerOptions
+from qgen.experiment.cells import find_run_dir
+from qgen.experiment.runner import run_experiment
 from qgen.training.freeze import circuit_weights
 from test_experiment import TINY  # pytest puts tests/ on sys.path
 
@@ -150,9 +152,10 @@ def test_frozen_circuit_stays_at_its_initial_weights_through_training_and_resume
     from qgen.config import load_run_config
 
     assert load_run_config(frozen_run / "config.toml").train.freeze == ("circuit",)  # what the resume rebuilt from
-    from qgen.sampling import load_trained_model
+    from qgen.rundir import RunDir
+    from qgen.trained_model import load_trained_model
 
-    *_, model, _ = load_trained_model(frozen_run, None, "ema", None)  # sampling rebuilds it frozen too
+    *_, model, _ = load_trained_model(RunDir(frozen_run), None, "ema", None)  # sampling rebuilds it frozen too
     assert [p.requires_grad for p in circuit_weights(model)] == [False]
     state = json.loads((tmp_path / "state.json").read_text())["cells"][frozen_cell.id]
     assert state["trainings"] == 2  # interrupted once, resumed once

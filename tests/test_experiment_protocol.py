@@ -233,7 +233,8 @@ def test_hardware_question_samples_the_quantum_cells_on_a_noisy_device(tmp_path,
     from qgen.experiment.cells import expand_cells
     from qgen.experiment.config import save_experiment_config
     from qgen.experiment.hardware import HardwareOptions, hardware_cells, run_hardware, score_fld
-    from qgen.experiment.runner import RunnerOptions, run_experiment
+    from qgen.experiment.cell_run import RunnerOptions
+    from qgen.experiment.runner import run_experiment
 
     monkeypatch.setenv("QGEN_CIRCUITS", str(tmp_path / "circuits"))
     cfg = experiment_from_dict({**TINY, "arms": ["classical", "quantum"], "sizes": [4, 10], "seeds": [0, 1],

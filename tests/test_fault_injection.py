@@ -24,8 +24,10 @@ from qgen.backends.journal import JobJournal
 from qgen.backends.ledger import ShotLedger
 from qgen.errors import QgenError
 from qgen.noise.pool import EntropyPool
+from qgen.commands import SampleCommand
+from qgen.draw import SampleRequest
 from qgen.rundir import RunDir
-from qgen.sampling import SampleRequest, sample_run
+from qgen.sampling import sample
 from standin_ibm import Fate, Killed, StandInService, install
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,8 +78,8 @@ class Bench:
                journaled_jobs: str | None = None, **fields) -> dict:
         req = SampleRequest(**({"n": 2, "steps": 2, "batch_size": 2, "seed": 3, "backend": "standin",
                                 "noise": noise} | fields))
-        return sample_run(str(run or self.run), req, runs_dir=None, backends_file=self.backends,
-                          show_progress=False, local=local, journaled_jobs=journaled_jobs)
+        return sample(SampleCommand(req, run=run or self.run, backends_file=self.backends, local=local,
+                                    journaled_jobs=journaled_jobs))
 
     def edit_backend(self, **settings) -> None:
         """Edit the stand-in's table of backends.toml (between a kill and the resume)."""
@@ -432,7 +434,7 @@ def dry_run_total(bench, **fields) -> tuple[int, int]:
     from qgen.sampling import plan_sampling
 
     req = SampleRequest(**({"n": 2, "steps": 2, "batch_size": 2, "seed": 3, "backend": "standin"} | fields))
-    plan = plan_sampling(str(bench.run), req, runs_dir=None, backends_file=bench.backends)
+    plan = plan_sampling(SampleCommand(req, run=bench.run, backends_file=bench.backends))
     line = next(line for line in plan.lines if line.startswith("total: "))
     words = line.split()
     return int(words[1].replace(",", "")), int(words[4].replace(",", ""))
@@ -475,12 +477,12 @@ def test_a_session_is_opened_only_where_jobs_run_and_closed_on_every_path(bench,
                                                                          monkeypatch) -> None:
     """#22.7: the dry run, qgen circuits and a refused model-folder sample open none; a sample opens one
     and closes it, also when a job fails."""
-    from qgen.cli.circuits import write_backend_circuits
+    from qgen import api
 
     dry_run_total(bench, noise="quantum")
     assert bench.service.dry_runs >= 1 and bench.service.sessions_opened == 0
     monkeypatch.setenv("QGEN_CIRCUITS", str(tmp_path / "circuits"))
-    write_backend_circuits("standin", bench.backends, qubits=4, layers=1, entanglement="linear",
+    api.write_circuits("standin", backends_file=bench.backends, qubits=4, layers=1, entanglement="linear",
                            noise_circuit=True)
     assert bench.service.sessions_opened == 0
     bench.sample()
@@ -493,12 +495,11 @@ def test_a_session_is_opened_only_where_jobs_run_and_closed_on_every_path(bench,
 
 def test_sampling_a_model_folder_on_hardware_opens_no_session(bench, tmp_path) -> None:
     from qgen import api
-    from qgen.sampling import sample_model
 
     folder = api.export(bench.run, tmp_path / "model")
     req = SampleRequest(n=1, steps=2, backend="standin")
     with pytest.raises(QgenError, match="journaled in a run"):
-        sample_model(folder, req, out_dir=tmp_path / "out", backends_file=bench.backends, show_progress=False)
+        sample(SampleCommand(req, model=folder, out=tmp_path / "out", backends_file=bench.backends))
     assert bench.service.sessions_opened == 0 and bench.service.jobs == {}
 
 

@@ -149,7 +149,7 @@ def test_config_files_name_themselves_in_type_and_size_errors(tmp_path: Path) ->
 
 
 def test_eta_outside_zero_to_one_or_for_a_sampler_without_it_is_refused() -> None:
-    from qgen.sampling import SampleRequest
+    from qgen.draw import SampleRequest
 
     SampleRequest(eta=1.0).validate(1000)
     with pytest.raises(QgenError, match="--eta must be <= 1"):

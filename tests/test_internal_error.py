@@ -16,12 +16,12 @@ from cli_run import REPO
 # qgen's real entry point (qgen.cli.run), with one command's work replaced by a failure
 PROGRAM = """
 import sys
-import qgen.cli.circuits as circuits
+import qgen.circuit_files as circuits
 
 def broken(*args, **kwargs):
     raise {error}
 
-circuits.write_backend_circuits = broken
+circuits.write_circuits = broken
 {setup}
 sys.argv = ["qgen", "circuits", "--qubits", "2"]
 from qgen.cli import run

@@ -19,7 +19,8 @@ import ray  # the suite exercises Ray: CI installs the 'ray' extra (README's ins
 from qgen.experiment.cells import expand_cells
 from qgen.experiment.config import experiment_from_dict, save_experiment_config
 from qgen.experiment.ray_executor import _next_submittable, exclusive, longest_first
-from qgen.experiment.runner import RunnerOptions, run_experiment
+from qgen.experiment.cell_run import RunnerOptions
+from qgen.experiment.runner import run_experiment
 from qgen.metrics.metrics_json import result_values
 from test_experiment import TINY  # the experiment tests' tiny grid (pytest puts tests/ on sys.path)
 

@@ -61,7 +61,7 @@ def _cfg() -> RunConfig:
 def _trainer(tmp_path: Path) -> Trainer:
     cfg = _cfg()
     run = RunDir.create(tmp_path, "run", config=cfg, manifest=base_manifest() | {"status": "created"})
-    return Trainer(run.path, cfg, load_dataset(cfg.data), load_backend(cfg.backend), ClassicalNoise(0))
+    return Trainer(run, cfg, load_dataset(cfg.data), load_backend(cfg.backend), ClassicalNoise(0))
 
 
 def test_a_run_that_dies_of_an_unexpected_error_is_marked_failed(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ RUN_FILE_NAMES = ("config.toml", "manifest.json", "checkpoint-last.pt", "checkpo
                   "loss.png", "samples.png", "schedule.png", "samples-", "metrics.json", "jobs.jsonl",
                   "job_results", "budget.json", ".qgen.lock", "model.safetensors", "config.json")
 # The experiment's cell folder has a metrics.json of its own: its layout, not a run's.
-OTHER_LAYOUTS = {"metrics.json": {"qgen/experiment/runner.py", "qgen/experiment/report.py"}}
+OTHER_LAYOUTS = {"metrics.json": {"qgen/experiment/cells.py", "qgen/experiment/report.py"}}
 
 
 def qgen(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -254,7 +254,7 @@ def legacy_run(tmp_path: Path) -> Path:
     run = tmp_path / "runs" / "20261201-202812-legacy"
     shutil.copytree(LEGACY_RUN, run)
     cfg = load_run_config(run / "config.toml")
-    trainer = Trainer(run, cfg, load_dataset(cfg.data), load_backend(cfg.backend),
+    trainer = Trainer(RunDir(run), cfg, load_dataset(cfg.data), load_backend(cfg.backend),
                       ClassicalNoise(cfg.train.seed))
     for _ in range(4):
         trainer.train_step()

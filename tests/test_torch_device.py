@@ -119,17 +119,20 @@ def _tag_storages_as_cuda(path: Path) -> None:
 def _train(tmp_path: Path, name: str, device: str, kind: str = "plain", steps: int = 2) -> Path:
     from qgen.config import DiffusionConfig, RunConfig, TrainConfig
     from qgen.data import DataConfig
+    from qgen.commands import TrainCommand
     from qgen.training.run import start_training
 
     cfg = RunConfig(name=name, data=DataConfig(dataset="mnist", classes=(3,), n_train=8, download=False),
                     model=ModelConfig(kind=kind, widths=(8, 8, 8), qubits=2, layers=1),
                     diffusion=DiffusionConfig(T=20),
                     train=TrainConfig(steps=steps, batch_size=4, eval_every=0, checkpoint_every=2), device=device)
-    return start_training(cfg, runs_dir=tmp_path / "runs", epochs=None, backends_file=None, show_progress=False)
+    return start_training(TrainCommand(cfg, runs_dir=tmp_path / "runs")).path
 
 
 def test_explicit_cpu_and_auto_are_recorded_and_a_cuda_checkpoint_samples_on_the_cpu(tmp_path):
-    from qgen.sampling import SampleRequest, sample_run
+    from qgen.commands import SampleCommand
+    from qgen.draw import SampleRequest
+    from qgen.sampling import sample
 
     runs = {device: _train(tmp_path, f"on{device}", device) for device in ("cpu", "auto")}
     for requested, run in runs.items():
@@ -140,22 +143,23 @@ def test_explicit_cpu_and_auto_are_recorded_and_a_cuda_checkpoint_samples_on_the
 
     run = runs["cpu"]
     req = SampleRequest(n=4, sampler="ddim", steps=5, batch_size=4)
-    before = sample_run(str(run), req, runs_dir=None, backends_file=None, show_progress=False)["images"]
+    before = sample(SampleCommand(req, run=run))["images"]
     _tag_storages_as_cuda(run / "checkpoint-ema.pt")
     with pytest.raises(RuntimeError, match="CUDA"):  # the file really claims a CUDA device
         torch.load(run / "checkpoint-ema.pt", weights_only=False)
-    out = sample_run(str(run), req, runs_dir=None, backends_file=None, show_progress=False, device="cpu")
+    out = sample(SampleCommand(req, run=run, device="cpu"))
     assert torch.equal(out["images"], before)
     assert out["metadata"]["device"] == {"requested": "cpu", "device": "cpu"}
 
 
 def test_resume_reads_a_cuda_checkpoint_onto_the_cpu(tmp_path):
+    from qgen.commands import ResumeCommand
     from qgen.training.run import resume_training
 
     whole = _train(tmp_path, "whole", "cpu", kind="classical", steps=4)
     half = _train(tmp_path, "half", "cpu", kind="classical", steps=2)
     _tag_storages_as_cuda(half / "checkpoint-last.pt")
-    resume_training(str(half), runs_dir=None, steps=4, backends_file=None, show_progress=False)
+    resume_training(ResumeCommand(half, steps=4))
     assert _losses(half) == _losses(whole)  # resumed exactly where it stopped
 
 

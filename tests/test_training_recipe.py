@@ -41,7 +41,7 @@ def _cfg(**train) -> RunConfig:
 def _trainer(tmp_path: Path, cfg: RunConfig, name: str = "run") -> Trainer:
     run = RunDir.create(tmp_path, name, config=cfg, manifest=base_manifest() | {"status": "created"})
     data = load_dataset(cfg.data)
-    return Trainer(run.path, cfg, data, load_backend(cfg.backend), ClassicalNoise(cfg.train.seed))
+    return Trainer(run, cfg, data, load_backend(cfg.backend), ClassicalNoise(cfg.train.seed))
 
 
 def _losses(trainer: Trainer) -> list[str]:
@@ -92,7 +92,7 @@ def test_a_second_signal_mid_step_never_saves_the_torn_step_and_the_resume_match
     manifest = run.manifest()
     assert manifest["status"] == "interrupted" and manifest["steps_done"] == 4
 
-    resumed = Trainer(run.path, cfg, load_dataset(cfg.data), load_backend(cfg.backend), ClassicalNoise(cfg.train.seed))
+    resumed = Trainer(run, cfg, load_dataset(cfg.data), load_backend(cfg.backend), ClassicalNoise(cfg.train.seed))
     resumed.restore()
     assert resumed.step == 4
     resumed.train(show_progress=False)

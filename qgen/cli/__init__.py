@@ -1,4 +1,11 @@
-"""The ``qgen`` command line: train, sample, and inspect."""
+"""The ``qgen`` command line: train, sample, and inspect.
+
+Each command parses its options, calls one function of ``qgen.api`` (which checks the request and runs
+it) and prints the result; what the options mean and which combinations are refused is decided
+there, so the command line and Python agree. What stays here is parsing: the option types, the two
+spellings of one setting (``--class``/``--classes``, ``--steps``/``--epochs``), the options
+``--resume`` does not take, and turning errors into one ``qgen: error:`` line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from qgen import __version__
+from qgen import __version__, api
 from qgen.cli.circuit_options import circuit_options
 from qgen.cli.options import (
     NON_NEGATIVE_FLOAT,
@@ -206,8 +213,6 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
           eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, journaled_jobs, device,
           no_progress, no_tensorboard, **circuit_choice) -> None:
     """Train a denoiser; writes runs/<timestamp>-<name>/."""
-    from qgen import api
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     if resume_run:
         _refuse_options_fixed_on_resume(click.get_current_context())
@@ -287,39 +292,17 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, eta, seed, noise, weights, batch_size,
            shot_budget, reuse_noise, dry_run, local, journaled_jobs, runs_dir, device, no_progress) -> None:
     """Generate samples from a trained run (into the run directory) or from a model folder (into --out)."""
-    from qgen import api
-
-    if (run is None) == (model_dir is None):
-        raise QgenError("give either --run RUN or --model DIR")
-    if model_dir is not None:
-        from qgen.pretrained.folder_config import read_folder_config
-        from qgen.rundir import ModelFolder
-
-        read_folder_config(ModelFolder(model_dir).config_path)  # a run directory or any other folder: one line
-        if weights != "ema":
-            raise QgenError("--weights chooses a run's checkpoint; a model folder holds the weights it was exported with")
-        if dry_run:
-            raise QgenError("--dry-run plans a run's sampling; give --run")
-    elif api.is_model_folder(run):
-        raise QgenError(f"{run} is a model folder, not a run directory; sample it with --model {run}")
-    elif out_dir is not None:
-        raise QgenError("--out is for --model; a run's samples go into its run directory")
+    options = dict(run=run, model=model_dir, n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise,
+                   weights=weights, batch_size=batch_size, backend=backend, shot_budget=shot_budget,
+                   reuse_noise=reuse_noise, out=out_dir, runs_dir=runs_dir, backends_file=backends_file,
+                   progress=not no_progress, local=local, device=device, journaled_jobs=journaled_jobs)
     if dry_run:
-        from qgen.sampling import SampleRequest, plan_sampling
-
-        req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, noise=noise, weights=weights,
-                            batch_size=batch_size, backend=backend, shot_budget=shot_budget, reuse_noise=reuse_noise)
-        plan = plan_sampling(run, req, runs_dir=runs_dir, backends_file=backends_file, local=local)
+        plan = api.plan_sample(**options)
         for line in plan.lines:
             click.echo(line)
-        if plan.refusals:  # the plan is printed; exit non-zero because the real run would not start
-            raise QgenError(f"the real run would be refused: {'; '.join(plan.refusals)}")
+        plan.check()  # after the plan is shown: non-zero exit when the real run would be refused
         return
-    out = api.sample(model_dir if model_dir is not None else run, n=n, sampler=sampler, steps=steps, eta=eta,
-                     seed=seed, noise=noise, weights=weights, batch_size=batch_size, backend=backend,
-                     shot_budget=shot_budget, reuse_noise=reuse_noise, out=out_dir, runs_dir=runs_dir,
-                     backends_file=backends_file, progress=not no_progress, local=local, device=device,
-                     journaled_jobs=journaled_jobs)
+    out = api.sample(**options)
     click.echo(f"wrote {out.npz} and {out.png}")
 
 
@@ -335,11 +318,9 @@ def sample(run, model_dir, out_dir, backend, backends_file, n, sampler, steps, e
 @circuit_options
 def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit, local, **circuit_choice) -> None:
     """Transpile the circuits for a backend and write them to circuits/ (no training)."""
-    from qgen.cli.circuits import write_backend_circuits
-
-    for path in write_backend_circuits(backend, backends_file, qubits=qubits, layers=layers,
-                                       entanglement=entanglement, noise_circuit=noise_circuit, local=local,
-                                       **circuit_choice):
+    for path in api.write_circuits(backend, backends_file=backends_file, qubits=qubits, layers=layers,
+                                   entanglement=entanglement, noise_circuit=noise_circuit, local=local,
+                                   **circuit_choice):
         click.echo(str(path))
 
 
@@ -353,10 +334,11 @@ def circuits(backend, backends_file, qubits, layers, entanglement, noise_circuit
               help="also write the report as JSON")
 def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -> None:
     """Statistical checks of quantum noise bits, raw and after extraction."""
-    from qgen.cli.noise_report import run_noise_report
-
-    ok = run_noise_report(backend, backends_file, gaussians=gaussians, seed=seed, local=local, json_out=json_out)
-    if not ok:
+    report = api.noise_report(backend, backends_file=backends_file, gaussians=gaussians, seed=seed, local=local,
+                              json_out=json_out)
+    for line in report.lines:
+        click.echo(line)
+    if not report.passed:
         raise QgenError("the extracted quantum noise failed the statistical checks (see the report above)")
 
 
@@ -374,8 +356,6 @@ def noise_report_cmd(backend, backends_file, gaussians, seed, local, json_out) -
 @device_option()
 def evaluate(run, samples, heldout, seed, ablate, backends_file, runs_dir, device) -> None:
     """Offline metrics (FLD, KID, precision/recall, classifier, memorization) into the run's metrics.json."""
-    from qgen import api
-
     result = api.evaluate(run, samples=samples, runs_dir=runs_dir, heldout=heldout, seed=seed, device=device,
                           ablate=ablate, backends_file=backends_file)
     metrics, out = result.metrics, result.path
@@ -418,8 +398,6 @@ def evaluate(run, samples, heldout, seed, ablate, backends_file, runs_dir, devic
 @runs_option
 def export(run, out, weights, backends_file, local, runs_dir) -> None:
     """Write a run as a model folder: model.safetensors, config.json, circuit QPY/QASM 3, README.md card."""
-    from qgen import api
-
     folder = api.export(run, out, weights=weights, runs_dir=runs_dir, backends_file=backends_file, local=local)
     click.echo(f"wrote {folder}")
 

@@ -7,8 +7,9 @@ confidence intervals and paired comparisons and writes a report that says whethe
 holds (the protocol: docs/results/experiment/PROTOCOL.md). Modules, one concept each:
 
   config    ExperimentConfig and its TOML form        presets   smoke / full
-  arms      what each arm changes                     cells     the grid, cell ids, run configs
-  state     the progress file                         runner    train -> sample -> evaluate, resumable
+  arms      what each arm changes                     cells     the grid, cell ids and folders, run configs
+  state     the progress file                         runner    the executors: cells not yet done, resumable
+  cell_run  one cell: train -> sample -> evaluate (what both executors run)
   estimate  CPU-time estimate for --dry-run           stats     t-intervals, log-ratio tests, TOST, power
   summary   summary.csv rows                          tables    markdown tables
   verdict   the protocol's decision rule              figures   plots and sample grids

@@ -15,7 +15,12 @@ from qgen.data import DataConfig, load_dataset
 from qgen.evaluation import heldout_for
 from qgen.experiment.arms import ARMS, Arm
 from qgen.experiment.config import DatasetSpec, ExperimentConfig
-from qgen.sampling import SampleRequest
+from qgen.rundir import RunDir
+from qgen.draw import SampleRequest
+
+# a cell's folder: its run(s) under run/, and metrics.json, written last, which marks it done
+CELL_METRICS = "metrics.json"
+RUNS_SUBDIR = "run"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,27 @@ class Cell:
 
     def directory(self, out: Path) -> Path:
         return Path(out) / "cells" / self.id
+
+
+def cell_is_done(out: Path, cell: Cell) -> bool:
+    return (cell.directory(out) / CELL_METRICS).is_file()
+
+
+def find_run_dir(cell_dir: Path) -> Path | None:
+    """The cell's run folder (the newest if an earlier crash left several); hidden staging folders ignored."""
+    runs = [p for p in (cell_dir / RUNS_SUBDIR).glob("*")
+            if p.is_dir() and not p.name.startswith(".") and RunDir.is_run(p)]
+    return max(runs, key=lambda p: p.name) if runs else None
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    run = RunDir(run_dir)
+    if not run.has_checkpoint("last"):
+        return None
+    try:
+        return int(run.load_checkpoint("last")["step"])
+    except Exception:  # a torn checkpoint is as good as none: restart the cell
+        return None
 
 
 def expand_cells(cfg: ExperimentConfig) -> list[Cell]:

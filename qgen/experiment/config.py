@@ -17,7 +17,7 @@ from qgen.config import DiffusionConfig, RunConfig, TrainConfig
 from qgen.errors import QgenError
 from qgen.experiment.arms import ARMS
 from qgen.models.config import ModelConfig
-from qgen.sampling import SampleRequest
+from qgen.draw import SampleRequest
 from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, read_toml, to_dict, write_toml
 

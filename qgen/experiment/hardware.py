@@ -24,19 +24,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qgen.commands import SampleCommand
 from qgen.data import load_dataset
 from qgen.data.heldout import limit_images
+from qgen.draw import SampleRequest
 from qgen.evaluation import feature_net_for, heldout_for
-from qgen.experiment.cells import Cell, expand_cells
+from qgen.experiment.cell_run import EVALUATION_SEED
+from qgen.experiment.cells import CELL_METRICS, Cell, expand_cells
 from qgen.experiment.config import ExperimentConfig
-from qgen.experiment.runner import CELL_METRICS, EVALUATION_SEED
 from qgen.experiment.stats import log_ratio_test
 from qgen.experiment.tables import LOG_RATIO_HEADER, _markdown, fmt, log_ratio_cells
 from qgen.experiment.verdict import classify
 from qgen.metrics.feature_net import extract_features
 from qgen.metrics.frechet import frechet_distance
 from qgen.rundir import RunDir
-from qgen.sampling import SampleRequest, sample_run
+from qgen.sampling import sample
 from qgen.tomlconfig import atomic_write_bytes
 
 HARDWARE_ARM = "quantum"
@@ -119,7 +121,7 @@ def run_hardware(cfg: ExperimentConfig, opts: HardwareOptions) -> list[dict]:
         req = replace(SampleRequest(**known), backend=backend_name(opts), shot_budget=None, reuse_noise=False)
         opts.log(f"qgen experiment: hardware: {cell.id} on {backend_name(opts)} ({req.n} samples, {req.steps} steps)")
         t0 = time.perf_counter()
-        samples = sample_run(str(run_dir), req, runs_dir=None, backends_file=backends, show_progress=False)
+        samples = sample(SampleCommand(req, run=run_dir, backends_file=backends))
         fld_device = score_fld(run_dir, samples["images"], cfg.heldout_limit)
         fld_exact = metrics["fld" if "fld" in metrics else "fd_small_cnn"]["value"]
         rows.append({"cell_id": cell.id, "dataset": cell.dataset.label, "seed": cell.seed, "n_train": cell.n,

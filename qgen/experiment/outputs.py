@@ -10,12 +10,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgen.experiment.cells import Cell
+from qgen.experiment.cells import CELL_METRICS, Cell
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.figures import plot_metrics_vs_n, save_arm_grids
 from qgen.experiment.report import claim_sizes, pair_datasets, report_markdown, tables_markdown, write_text
 from qgen.experiment.arms import CLAIM_COMPARISON
-from qgen.experiment.runner import CELL_METRICS
 from qgen.experiment.summary import collect_rows, write_summary_csv
 from qgen.experiment.verdict import Verdict, decide
 

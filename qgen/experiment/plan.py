@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgen.experiment.cells import Cell
+from qgen.experiment.cells import Cell, cell_is_done, checkpoint_step, find_run_dir
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.estimate import estimate_cell, human_duration, measured_seconds_per_arm
-from qgen.experiment.runner import cell_is_done, checkpoint_step, find_run_dir
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from qgen.api import run_config
 from qgen.data import default_data_root
 from qgen.errors import QgenError
 from qgen.experiment.config import SHARED_DATA_DIR, ArmDatasets, DatasetSpec, ExperimentConfig, base_run
-from qgen.sampling import SampleRequest
+from qgen.draw import SampleRequest
 from qgen.tomlconfig import to_dict
 
 PNEUMONIA_SUBSET = SHARED_DATA_DIR / "pneumoniamnist_subset.npz"

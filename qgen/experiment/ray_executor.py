@@ -39,7 +39,7 @@ from qgen.errors import QgenError
 from qgen.experiment.cells import Cell, run_config
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.estimate import train_seconds
-from qgen.experiment.runner import (
+from qgen.experiment.cell_run import (
     CellRecord,
     RunnerOptions,
     RunnerResult,

@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgen.experiment.cells import Cell
-from qgen.experiment.runner import CELL_METRICS
+from qgen.experiment.cells import CELL_METRICS, Cell
 from qgen.tomlconfig import atomic_write_bytes
 
 

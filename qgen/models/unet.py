@@ -14,6 +14,14 @@ from torch import nn
 
 from qgen.models.config import ModelConfig
 
+#: The side of the images the U-Net takes and makes: pooled twice, to its 7-px bottleneck.
+IMAGE_SIDE = 28
+
+
+def image_shape(channels: int) -> tuple[int, int, int]:
+    """(C, H, W) of one image of a model with ``channels`` channels (before the model is built)."""
+    return (channels, IMAGE_SIDE, IMAGE_SIDE)
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps, shape (B, dim)."""
@@ -69,6 +77,11 @@ class UNet(nn.Module):
         # zero-init the output so the untrained model predicts ε = 0 (a stable start)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images this model denoises: what samplers draw x_T in."""
+        return image_shape(self.channels)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.time_dim))

@@ -10,31 +10,37 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from qgen import __version__
+from qiskit import qpy
+from safetensors.torch import save_file
+
+from qgen.backends.artifacts import write_prepared_artifacts
+from qgen.backends.registry import backend_for, load_backend
+from qgen.backends.spec import BackendSpec
+from qgen.circuits import build_ansatz
+from qgen.commands import ExportCommand
 from qgen.config import RunConfig
 from qgen.errors import QgenError
-from qgen.fileio import atomic_write_text, current_umask
+from qgen.fileio import atomic_write_text, current_umask, read_json
+from qgen.models.build import build_model, load_model_state
 from qgen.pretrained.card import model_card
 from qgen.pretrained.folder_config import FORMAT_VERSION, MODEL_TYPE, FolderConfig
 from qgen.rundir import ModelFolder, RunDir, default_runs_root
 from qgen.tomlconfig import to_dict
+from qgen.version import __version__
 
-EXPORTABLE_WEIGHTS = ("ema", "best")  # both are EMA weights: the ones samples are drawn from
 
-
-def export_run(run: str | Path, out: str | Path, *, weights: str = "ema", runs_dir: Path | None = None,
-               backends_file: Path | None = None, local: bool = False) -> Path:
-    """Write the model folder of ``run`` to ``out``; returns its path.
+def export_run(command: ExportCommand) -> Path:
+    """Write the model folder of ``command.run`` to ``command.out``; returns its path.
 
     Everything is read and checked first (config, manifest, checkpoint, and that the checkpoint fits
     the model config.toml describes, as ``qgen sample`` checks), then the destination is locked and
     written through a staging folder of its own."""
-    if weights not in EXPORTABLE_WEIGHTS:
-        raise QgenError(f"export writes EMA weights: --weights must be {' or '.join(EXPORTABLE_WEIGHTS)}, got {weights!r}")
-    found = RunDir.resolve(str(run), runs_dir or default_runs_root())
-    folder = ModelFolder(Path(out))
+    weights, backends_file, local = command.weights, command.backends_file, command.local
+    found = RunDir.resolve(command.run, command.runs_dir or default_runs_root())
+    folder = ModelFolder(Path(command.out))
     _refuse_non_empty(folder)
     # no run lock: export only reads, and checkpoints and the manifest are replaced atomically
     cfg, manifest = found.config(), found.manifest()
@@ -68,10 +74,6 @@ def check_fits_config(cfg: RunConfig, ckpt: dict, source: Path) -> None:
     checks when it loads them -- so a folder that could not be loaded is never written. The model
     is built on the exact simulator: parameter shapes do not depend on the backend, and a hardware
     run's backend may need credentials export does not."""
-    from qgen.backends.registry import backend_for
-    from qgen.backends.spec import BackendSpec
-    from qgen.models.build import build_model, load_model_state
-
     exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
     load_model_state(build_model(cfg.model, ckpt["channels"], cfg.train.seed, exact), ckpt["model"], source)
 
@@ -100,8 +102,6 @@ def folder_config(cfg: RunConfig, manifest: dict, ckpt: dict, weights: str, run:
 
 def _test_metrics(run: RunDir) -> dict | None:
     """The run's ``qgen evaluate`` result (metrics.json), the numbers the card reports."""
-    from qgen.fileio import read_json
-
     if not run.metrics_path.is_file():
         return None
     metrics = read_json(run.metrics_path)
@@ -116,8 +116,6 @@ def _test_metrics(run: RunDir) -> dict | None:
 
 
 def _write_weights(state: dict, folder: ModelFolder, weights: str, step: int) -> None:
-    from safetensors.torch import save_file
-
     tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
     save_file(tensors, str(folder.weights_path), metadata={"format": "pt", "qgen_weights": weights, "step": str(step)})
     # safetensors creates its file 0600; every other file qgen writes is 0666 & ~umask (shared folders)
@@ -128,8 +126,6 @@ def _write_circuit(cfg: RunConfig, manifest: dict, folder: ModelFolder, backends
                    local: bool) -> dict:
     """The transpiled circuit the run used (copied from the circuits/ folder its manifest names, or
     transpiled again for the run's backend when that folder is gone); its stats for config.json."""
-    from qgen.fileio import read_json
-
     if cfg.model.kind != "quantum":
         return {}
     recorded = [Path(p) for p in manifest.get("circuits") or [] if (Path(p) / "circuit.qpy").is_file()]
@@ -157,19 +153,11 @@ def _write_logical_circuit(cfg: RunConfig, path: Path) -> None:
     """The untranspiled circuit: what a user loads to reuse the trained circuit elsewhere (the
     weights are ``gate.middle.qnn.weight`` in model.safetensors, in ``circuit.parameters`` order
     minus the inputs)."""
-    from qiskit import qpy
-
-    from qgen.circuits import build_ansatz
-
     with path.open("wb") as fh:
         qpy.dump(build_ansatz(cfg.model.ansatz).circuit, fh)
 
 
 def _transpile_again(cfg: RunConfig, folder: ModelFolder, backends_file: Path | None, local: bool) -> None:
-    from qgen.backends.artifacts import write_prepared_artifacts
-    from qgen.backends.registry import load_backend
-    from qgen.circuits import build_ansatz
-
     backend = load_backend(cfg.backend, backends_file, local=local)
     with tempfile.TemporaryDirectory(dir=folder.path) as tmp:
         written = write_prepared_artifacts(backend, backend.prepare(build_ansatz(cfg.model.ansatz)), Path(tmp))
@@ -177,6 +165,4 @@ def _transpile_again(cfg: RunConfig, folder: ModelFolder, backends_file: Path | 
 
 
 def _with_circuit(cfg: FolderConfig, circuit: dict) -> FolderConfig:
-    from dataclasses import replace
-
     return replace(cfg, circuit=circuit)

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import torch
 
+from qgen.backends.registry import load_backend
+from qgen.diffusion.objectives import EpsModel
+from qgen.diffusion.schedulers import Scheduler
+from qgen.draw import SampleRequest, check_finite, draw_samples
 from qgen.errors import QgenError
+from qgen.memory import check_sampling_memory
+from qgen.models.build import build_model, state_mismatches
+from qgen.noise.sources import ClassicalNoise
 from qgen.pretrained.folder_config import FolderConfig, read_folder_config
 from qgen.rundir.layout import ModelFolder
 
@@ -34,23 +41,46 @@ class PretrainedModel:
     def step(self) -> int | None:
         return self.config.weights.get("step")
 
+    @property
+    def weights(self) -> str:
+        """Which of the run's weights the folder holds (ema, or best: the EMA weights of the best validation FLD)."""
+        return self.config.weights.get("source", "ema")
+
     def eps_model(self, scheduler) -> torch.nn.Module:
         """The model as samplers see it: an ε-predictor on ``scheduler``'s noise levels."""
-        from qgen.diffusion.objectives import EpsModel
-
         return EpsModel(self.model, self.config.diffusion.objective(), scheduler.diffusion.alphas_cumprod)
+
+    def draw(self, req: SampleRequest, *, show_progress: bool = False) -> Drawn:
+        """``req``'s images with classical noise seeded by ``req.seed``, on the device the model is on:
+        the one path of ``sample`` and of ``qgen sample --model``. A backend that submits hardware jobs
+        is refused (they are journaled in a run directory, which a model folder does not have)."""
+        cfg = self.config
+        if self.backend.spends_shots and cfg.model.kind == "quantum":
+            raise QgenError(f"backend {self.backend.spec.name} submits hardware jobs, which are journaled in a run "
+                            "directory; sample the run with --run, or choose a simulator with --backend")
+        req.validate(cfg.diffusion.T)
+        check_sampling_memory(cfg.model, cfg.channels, req.n, req.batch_size, cfg.diffusion.T)
+        scheduler = req.make_scheduler(cfg.diffusion.make_schedule())
+        noise = ClassicalNoise(req.seed)
+        images = draw_samples(self.eps_model(scheduler), scheduler, self.model.image_shape, noise, req, show_progress)
+        check_finite(images, {"weights": self.weights, "step": self.step}, self.path)
+        return Drawn(images, scheduler, noise)
 
     def sample(self, n: int = 16, *, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, seed: int = 0,
                batch_size: int = 64) -> torch.Tensor:
-        """``n`` images in [-1, 1], shape (n, channels, 28, 28), with classical noise seeded by ``seed``:
+        """``n`` images in [-1, 1], shape (n, *model.image_shape), with classical noise seeded by ``seed``:
         the same numbers ``qgen sample --model`` writes for the same options."""
-        from qgen.noise import ClassicalNoise
-        from qgen.sampling import SampleRequest, draw_samples
-
         req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size)
-        req.validate(self.config.diffusion.T)
-        scheduler = req.make_scheduler(self.config.diffusion.make_schedule())
-        return draw_samples(self.eps_model(scheduler), scheduler, self.channels, ClassicalNoise(seed), req)
+        return self.draw(req).images
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A drawn sample set, with the scheduler and noise source that drew it (for its metadata)."""
+
+    images: torch.Tensor
+    scheduler: Scheduler
+    noise: ClassicalNoise
 
 
 def from_pretrained(path: str | Path, *, backend: str | None = None, backends_file: Path | None = None,
@@ -60,9 +90,6 @@ def from_pretrained(path: str | Path, *, backend: str | None = None, backends_fi
     ``backend``: a name from backends.toml for the quantum layer (default: the one it was trained on).
     ``device``: where the weights are loaded (safetensors maps them there directly).
     """
-    from qgen.backends.registry import load_backend
-    from qgen.models.build import build_model
-
     folder = ModelFolder(Path(path))
     if not folder.path.is_dir():
         raise QgenError(f"no model folder at {folder.path} (make one with qgen export --run RUN --out DIR)")
@@ -96,8 +123,6 @@ def read_weights(folder: ModelFolder) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: torch.nn.Module, tensors: dict, folder: ModelFolder) -> None:
-    from qgen.models.build import state_mismatches
-
     mismatches = state_mismatches(model.state_dict(), tensors)
     if mismatches:
         shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")

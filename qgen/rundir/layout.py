@@ -224,7 +224,10 @@ class RunDir:
     @classmethod
     def resolve(cls, run: str | os.PathLike, root: Path | None = None) -> RunDir:
         """A run given as a path, as a directory name under the runs root, or as the ``--name`` it was
-        trained with (``<timestamp>-NAME``: the newest such run, said on stderr when several match)."""
+        trained with (``<timestamp>-NAME``: the newest such run, said on stderr when several match).
+        A RunDir is already found: it is handed back as it is."""
+        if isinstance(run, RunDir):
+            return run
         candidates = [Path(run)]
         if root is not None:
             candidates.append(Path(root) / run)
@@ -412,6 +415,11 @@ class ModelFolder:
 
     def __str__(self) -> str:
         return str(self.path)
+
+    @staticmethod
+    def is_model_folder(path: str | os.PathLike) -> bool:
+        """An exported model folder (its config.json), not a run directory (its config.toml)."""
+        return (Path(path) / MODEL_CONFIG).is_file() and not RunDir.is_run(Path(path))
 
     @property
     def weights_path(self) -> Path:

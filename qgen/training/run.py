@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,47 +18,39 @@ from qgen.backends.artifacts import default_circuits_root, write_prepared_artifa
 from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import load_backend
 from qgen.circuits import build_ansatz
+from qgen.commands import Reporter, ResumeCommand, TrainCommand, quiet
 from qgen.config import RunConfig
 from qgen.data import load_dataset
+from qgen.data.heldout import heldout_split
 from qgen.errors import QgenError
+from qgen.evaluation import feature_net_for
 from qgen.memory import check_training_memory
+from qgen.models.build import count_parameters
+from qgen.noise.factory import make_noise_source
 from qgen.noise.schedule_plot import plot_schedule
 from qgen.planner import training_plan
 from qgen.rundir import RunDir, base_manifest, default_runs_root, timestamp
 from qgen.tomlconfig import to_dict
 from qgen.torch_device import describe_device, device_name, resolve_device
+from qgen.training.quality import QualityMonitor
 from qgen.training.tensorboard import TrainingBoard, require_tensorboard
-from qgen.training.trainer import Trainer
+from qgen.training.trainer import Trainer, training_model
 
-Reporter = Callable[[str], None]
-
-
-def _quiet(line: str) -> None:
-    pass
-
-
-def make_noise(cfg: RunConfig, run: RunDir | None, backend: QuantumBackend):
-    """The forward-process noise source for training."""
-    from qgen.noise.factory import make_noise_source
-
+def make_noise(cfg: RunConfig, run: RunDir, backend: QuantumBackend):
+    """The forward-process noise source for training (quantum bits are pooled and journaled in ``run``)."""
     return make_noise_source(cfg.train.noise, cfg.train.seed, run, backend, mixing=cfg.diffusion.mixing())
 
 
 MIN_VALIDATION_IMAGES = 8
 
 
-def make_quality_monitor(cfg: RunConfig, data, report: Reporter = _quiet, device=None):
+def make_quality_monitor(cfg: RunConfig, data, report: Reporter = quiet, device=None):
     """The in-training evaluator (validation images, feature net, baselines), or None when off.
 
     The feature net is trained (and cached) on the CPU whatever ``device`` is, so every run measures
     with the same net; it then runs on ``device``."""
     if not cfg.train.eval_every:
         return None
-    from qgen.evaluation import feature_net_for
-    from qgen.training.quality import QualityMonitor
-
-    from qgen.data.heldout import heldout_split
-
     held = heldout_split(cfg.data, data.images)
     if len(held.validation) < MIN_VALIDATION_IMAGES:
         # e.g. every image of a split without a test part is a training image: nothing to validate on
@@ -77,133 +68,120 @@ def _run_name(cfg: RunConfig) -> str:
     return f"{timestamp()}-{stem}"
 
 
-def start_training(cfg: RunConfig, *, runs_dir: Path | None, epochs: int | None, backends_file: Path | None,
-                   show_progress: bool = True, local: bool = False, report: Reporter = _quiet) -> Path:
-    """Train ``cfg`` in a new run folder; ``cfg.device`` may be ``auto`` (resolved here)."""
+def start_training(command: TrainCommand) -> RunDir:
+    """Train ``command.config`` in a new run folder; its ``device`` may be ``auto`` (resolved here)."""
+    cfg = command.config
     check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)  # before the data loads
     requested = cfg.device
     device = resolve_device(requested)
     cfg = replace(cfg, device=device_name(device))
-    backend = load_backend(cfg.backend, backends_file, local=local)
+    backend = load_backend(cfg.backend, command.backends_file, local=command.local)
     try:  # the Session/Batch of a hardware run is closed on every way out
-        return _start_with(cfg, backend, runs_dir=runs_dir, epochs=epochs, show_progress=show_progress, local=local,
-                           report=report, device=(requested, device))
+        return _start_with(cfg, backend, command, device=(requested, device))
     finally:
         backend.close()
 
 
-def _start_with(cfg: RunConfig, backend: QuantumBackend, *, runs_dir: Path | None, epochs: int | None,
-                show_progress: bool, local: bool, report: Reporter, device: tuple) -> Path:
+def _start_with(cfg: RunConfig, backend: QuantumBackend, command: TrainCommand, *, device: tuple) -> RunDir:
     requested, device = device
+    report = command.report
     if cfg.model.kind == "quantum":
         # the circuit and its fit on the device are checked before the data loads (seconds, and a
         # note on stderr). Not prepare(): its cache would keep this circuit's parameter objects,
         # which the model's QNN, built from another copy, would not bind
         backend.check_width(build_ansatz(cfg.model.ansatz))
     data = load_dataset(cfg.data)  # logs its own one-line note (e.g. the offline MNIST fallback)
-    if epochs is not None:
-        if epochs < 1:
-            raise QgenError(f"--epochs must be >= 1, got {epochs}")
-        cfg = cfg.with_steps(epochs * math.ceil(len(data.images) / cfg.train.batch_size))
+    if command.epochs is not None:
+        cfg = cfg.with_steps(command.epochs * math.ceil(len(data.images) / cfg.train.batch_size))
     training_plan(cfg, backend).check()
     name = _run_name(cfg)
     cfg = replace(cfg, name=name)
-    # build model + noise before the run dir exists: a bad backend or model never leaves a folder
-    noise = make_noise(cfg, None, backend) if cfg.train.noise == "classical" else None
-    trainer = Trainer(Path("."), cfg, data, backend, noise, device=device)  # builds the model: a bad model fails first
-    trainer.quality = make_quality_monitor(cfg, data, report, device)
+    # everything that can fail is built before the run dir exists: a bad backend or model never leaves a folder
+    model = training_model(cfg, data.channels, backend, device)
+    quality = make_quality_monitor(cfg, data, report, device)
     if cfg.train.tensorboard:
         require_tensorboard()  # a missing package is one line before any folder exists
-    root = runs_dir or default_runs_root()
     manifest = base_manifest() | {
         "run": name,
         "status": "created",
         "data_source": data.source,
         "n_train_images": len(data.images),
         "channels": data.channels,
-        "backend": to_dict(backend.spec) | {"local": local} | _simulation_method(cfg, backend),
+        "backend": to_dict(backend.spec) | {"local": command.local} | _simulation_method(cfg, backend),
         "circuits": write_run_circuits(cfg, backend),
         "seeds": {"train": cfg.train.seed, "data_subset": cfg.data.seed},
         "noise": {"train": cfg.train.noise},
         "device": describe_device(requested, device),
         "schedule": cfg.diffusion.make_schedule().describe(),
-        "parameters": _parameter_counts(trainer),
+        "parameters": _parameter_counts(model),
     }
-    run = RunDir.create(root, name, config=cfg, manifest=manifest)
-    run_dir = run.path
+    run = RunDir.create(command.runs_dir or default_runs_root(), name, config=cfg, manifest=manifest)
     with run.lock():
         try:  # the quantum noise pool needs the run dir; if opening it fails, leave no half-made run behind
-            trainer.run_dir = run_dir
             backend.attach_run_dir(run)
-            if trainer.noise is None:
-                trainer.noise = make_noise(cfg, run, backend)
-            if cfg.train.tensorboard:
-                trainer.board = TrainingBoard(run.tensorboard_dir)
+            noise = make_noise(cfg, run, backend)
+            board = TrainingBoard(run.tensorboard_dir) if cfg.train.tensorboard else None
             plot_schedule(cfg.diffusion.make_schedule(),
                           cfg.diffusion.mixing() if cfg.train.noise == "mixed" else None, run.path_for("schedule_png"))
+            trainer = Trainer(run, cfg, data, backend, noise, quality=quality, board=board, device=device, model=model)
         except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(run.path, ignore_errors=True)
             raise
-        report(f"qgen: run directory {run_dir}")
-        _train(trainer, show_progress, report)
-    return run_dir
+        report(f"qgen: run directory {run.path}")
+        _train(trainer, command.progress, report)
+    return run
 
 
-def resume_training(run: str, *, runs_dir: Path | None, steps: int | None, backends_file: Path | None,
-                    show_progress: bool = True, local: bool = False, report: Reporter = _quiet,
-                    device: str | None = None, journaled_jobs: str | None = None) -> Path:
-    """Continue a run; on ``device`` if given (``auto`` too), else on the device its config.toml names."""
-    found = RunDir.resolve(run, runs_dir or default_runs_root())
-    with found.writing():  # before anything is read: a second writer must not even truncate loss.csv
-        return _resume_locked(found, steps=steps, backends_file=backends_file, show_progress=show_progress,
-                              local=local, report=report, device=device, journaled_jobs=journaled_jobs)
+def resume_training(command: ResumeCommand) -> RunDir:
+    """Continue a run; on ``command.device`` if given (``auto`` too), else on the device its config.toml names."""
+    run = RunDir.resolve(command.run, command.runs_dir or default_runs_root())
+    with run.writing():  # before anything is read: a second writer must not even truncate loss.csv
+        return _resume_locked(run, command)
 
 
-def _resume_locked(run: RunDir, *, steps: int | None, backends_file: Path | None, show_progress: bool,
-                   local: bool, report: Reporter, device: str | None, journaled_jobs: str | None = None) -> Path:
+def _resume_locked(run: RunDir, command: ResumeCommand) -> RunDir:
     if not run.has_checkpoint("last"):
         raise run.never_checkpointed()
     cfg = run.config()
     check_training_memory(cfg.model, cfg.train.batch_size, cfg.diffusion.T)
     if cfg.train.tensorboard:
         require_tensorboard()  # before anything in the run is rewritten
-    requested = device or cfg.device
+    requested = command.device or cfg.device
     resolved = resolve_device(requested)
     moved = device_name(resolved) != cfg.device
     cfg = replace(cfg, device=device_name(resolved))
-    backend = load_backend(cfg.backend, backends_file, local=local)
-    backend.on_journal_mismatch = journaled_jobs  # resumed steps re-ask what the killed run asked
+    backend = load_backend(cfg.backend, command.backends_file, local=command.local)
+    backend.on_journal_mismatch = command.journaled_jobs  # resumed steps re-ask what the killed run asked
     try:  # the Session/Batch of a hardware run is closed on every way out
-        return _resume_with(run, cfg, backend, steps=steps, show_progress=show_progress, report=report,
-                            device=(requested, resolved, moved))
+        return _resume_with(run, cfg, backend, command, device=(requested, resolved, moved))
     finally:
         backend.close()
 
 
-def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, *, steps: int | None, show_progress: bool,
-                 report: Reporter, device: tuple) -> Path:
+def _resume_with(run: RunDir, cfg: RunConfig, backend: QuantumBackend, command: ResumeCommand, *,
+                 device: tuple) -> RunDir:
     requested, resolved, moved = device
-    run_dir = run.path
+    steps, report = command.steps, command.report
     backend.attach_run_dir(run)
     if steps is not None:
         cfg = cfg.with_steps(steps)
     data = load_dataset(cfg.data)
     noise = make_noise(cfg, run, backend)
-    trainer = Trainer(run_dir, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
+    trainer = Trainer(run, cfg, data, backend, noise, quality=make_quality_monitor(cfg, data, report, resolved),
                       device=resolved)
     trainer.restore()  # the checkpoint is read onto the CPU and copied onto the device
     training_plan(cfg, backend, run, steps_done=trainer.step).check()
     if trainer.step >= cfg.train.steps:
-        raise QgenError(f"run {run_dir} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
+        raise QgenError(f"run {run.path} already finished {trainer.step} steps; pass --steps N (N > {trainer.step}) "
                         "to train further")
     if steps is not None or moved:
         run.save_config(cfg)
     if cfg.train.tensorboard:  # events past the checkpoint (a kill) are purged, like the CSV rows
         trainer.board = TrainingBoard(run.tensorboard_dir, purge_step=trainer.step + 1)
     run.update_manifest(device=describe_device(requested, resolved))
-    report(f"qgen: resuming {run_dir} at step {trainer.step}")
-    _train(trainer, show_progress, report)
-    return run_dir
+    report(f"qgen: resuming {run.path} at step {trainer.step}")
+    _train(trainer, command.progress, report)
+    return run
 
 
 def write_run_circuits(cfg: RunConfig, backend: QuantumBackend) -> list[str]:
@@ -229,16 +207,13 @@ def _train(trainer: Trainer, show_progress: bool, report: Reporter) -> None:
     except KeyboardInterrupt:
         # saved_step, not step: a second signal mid-step leaves the checkpoint one step behind
         report(f"qgen: interrupted; the checkpoint holds step {trainer.saved_step}. Resume with: "
-               f"qgen train --resume {trainer.run_dir}")
+               f"qgen train --resume {trainer.run.path}")
         raise
     note = trainer.run.manifest().get("preview_note")
-    report(f"qgen: finished {trainer.step} steps in {trainer.run_dir}" + (f" ({note})" if note else ""))
+    report(f"qgen: finished {trainer.step} steps in {trainer.run.path}" + (f" ({note})" if note else ""))
 
 
-def _parameter_counts(trainer: Trainer) -> dict:
-    from qgen.models.build import count_parameters
-
-    model = trainer.model
+def _parameter_counts(model) -> dict:
     gate = getattr(model, "gate", None)
     middle = getattr(gate, "middle", None)
     return {

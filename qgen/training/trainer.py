@@ -20,7 +20,6 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -92,23 +91,33 @@ class _PreviewSkipped(Exception):
     """A stop request arrived while the end-of-run preview grid was drawn."""
 
 
+def training_model(cfg: RunConfig, channels: int, backend: QuantumBackend, device: torch.device) -> torch.nn.Module:
+    """The model a run trains: built (and seeded) on the CPU, then moved, so the initial weights are
+    the same on every device; what ``train.freeze`` names is not a trainable parameter."""
+    model = build_model(cfg.model, channels, cfg.train.seed, backend).to(device)
+    freeze(model, cfg.train.freeze)  # before the optimizer: a frozen weight is not among its parameters
+    return model
+
+
 @dataclass
 class Trainer:
-    run_dir: Path
+    run: RunDir
     cfg: RunConfig
     data: LoadedData
     backend: QuantumBackend
-    noise: NoiseSource | None  # the forward-process ε (start_training sets it once the run dir exists)
+    noise: NoiseSource  # the forward-process ε
     quality: QualityMonitor | None = None  # in-training validation FLD (train.eval_every > 0)
     board: TrainingBoard | None = None     # TensorBoard event files (train.tensorboard); a view of the CSVs
     device: torch.device = torch.device("cpu")
+    # ``training_model``'s, when the caller built it first (a new run does, before its folder exists,
+    # so that a model that cannot be built leaves no folder behind); None: built here
+    model: torch.nn.Module | None = None
 
     def __post_init__(self) -> None:
         tc = self.cfg.train
         self.device = torch.device(self.device)
-        # built (and seeded) on the CPU, then moved: the initial weights are the same on every device
-        self.model = build_model(self.cfg.model, self.data.channels, tc.seed, self.backend).to(self.device)
-        freeze(self.model, tc.freeze)  # before the optimizer: a frozen weight is not among its parameters
+        if self.model is None:
+            self.model = training_model(self.cfg, self.data.channels, self.backend, self.device)
         self.images = self.data.images.to(self.device)  # once, not per batch
         self.diffusion = GaussianDiffusion(self.cfg.diffusion.make_schedule()).to(self.device)
         self.objective = self.cfg.diffusion.objective()
@@ -121,10 +130,6 @@ class Trainer:
         self.best_fld = math.inf  # best validation FLD so far (checkpoint-best.pt holds its EMA weights)
         self.cpu_seconds = 0.0    # process CPU time spent in training steps, across resumes
         self._exact_twin: torch.nn.Module | None = None  # see sampling_model
-
-    @property
-    def run(self) -> RunDir:
-        return RunDir(self.run_dir)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -285,7 +290,7 @@ class Trainer:
             with self.ema.applied_to(self.model):
                 model = self.sampling_model()
                 eps_model = EpsModel(model, self.objective, self.diffusion.alphas_cumprod)
-                return sample(eps_model, scheduler, (n, self.data.channels, 28, 28), ClassicalNoise(seed),
+                return sample(eps_model, scheduler, (n, *model.image_shape), ClassicalNoise(seed),
                               progress=progress, device=self.device).cpu()
         finally:
             self.model.train()

@@ -1,4 +1,4 @@
-"""``qgen circuits``: transpile for a backend and write the inspection files, without training."""
+"""``qgen circuits``: transpile a model's circuit for a backend and write the inspection files, without training."""
 
 from __future__ import annotations
 
@@ -13,23 +13,19 @@ from qgen.backends.artifacts import (
 from qgen.backends.base import QuantumBackend
 from qgen.backends.registry import load_backend
 from qgen.circuits import build_ansatz
+from qgen.commands import CircuitsCommand
+from qgen.noise.factory import bit_sampling_for
 
 
-def write_backend_circuits(backend_name: str, backends_file: Path | None, *, qubits: int, layers: int,
-                           entanglement: str, noise_circuit: bool, local: bool = False, reps: int | None = None,
-                           **circuit_choice) -> list[Path]:
-    """``circuit_choice``: the circuit options of ``qgen train`` (``qgen.cli.circuit_options``)."""
-    from qgen.circuits.choice import circuit_fields
-    from qgen.models.config import ModelConfig
-
-    fields = {"qubits": qubits, **circuit_fields(qubits=qubits, **circuit_choice)}
-    spec = ModelConfig(layers=reps or layers, entanglement=entanglement, **fields).ansatz
-    backend = load_backend(backend_name, backends_file, local=local)
+def write_circuits(command: CircuitsCommand) -> list[Path]:
+    """The transpiled circuit (and, with ``noise_circuit``, those of the noise bits), each a folder
+    under the circuits root; their paths."""
+    backend = load_backend(command.backend, command.backends_file, local=command.local)
     try:  # transpiling opens no Session; whatever the backend holds is released on every way out
         root = default_circuits_root()
-        circuit = build_ansatz(spec)
+        circuit = build_ansatz(command.ansatz())
         paths = [write_prepared_artifacts(backend, backend.prepare(circuit), root)]
-        if noise_circuit:
+        if command.noise_circuit:
             paths.extend(write_noise_circuits(backend, root))
         return paths
     finally:
@@ -38,8 +34,6 @@ def write_backend_circuits(backend_name: str, backends_file: Path | None, *, qub
 
 def write_noise_circuits(backend: QuantumBackend, root: Path) -> list[Path]:
     """The circuit(s) the noise bit source sends to its sampler."""
-    from qgen.noise.factory import bit_sampling_for
-
     sampling = bit_sampling_for(backend)
     spec = backend.spec
     paths = []
