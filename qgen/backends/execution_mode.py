@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
@@ -58,7 +58,7 @@ def open_execution_mode(
         return session_cls(backend=backend)
     except IBMError as exc:
         warnings.warn(
-            f"could not open a session on {name} ({_one_line(exc)}); running in batch mode instead "
+            f"could not open a session on {name} ({first_line(exc)}); running in batch mode instead "
             "(sessions need a paid plan)",
             ExecutionModeFallback,
             stacklevel=2,
@@ -77,7 +77,3 @@ def instance_plan(service: QiskitRuntimeService) -> str | None:
         return None
     return None
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

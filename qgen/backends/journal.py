@@ -34,7 +34,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 from qgen.fileio import atomic_write_text
 
 SUBMITTED = "submitted"
@@ -244,7 +244,7 @@ class JobJournal:
             with open(path) as handle:
                 return json.load(handle, cls=RuntimeDecoder)
         except (ValueError, TypeError, KeyError, OSError) as exc:
-            logger.warning(f"qgen: the stored result {path} cannot be read ({_one_line(exc)}); "
+            logger.warning(f"qgen: the stored result {path} cannot be read ({first_line(exc)}); "
                            f"it is not used")
             return None
 
@@ -269,7 +269,7 @@ class JobJournal:
             job = service_or_local.job(job_id)
             status = job.status()
         except Exception as exc:
-            raise QgenError(f"cannot look up job {job_id} on IBM Quantum: {_one_line(exc)}; it stays in "
+            raise QgenError(f"cannot look up job {job_id} on IBM Quantum: {first_line(exc)}; it stays in "
                             f"{self.path.name} and is looked up again on the next run") from None
         if _status_name(status) in FAILED_STATES:
             self.mark_unrecoverable(job_id, FAILED, f"IBM Quantum status {_status_name(status)}",
@@ -341,8 +341,8 @@ def _settle_failure(journal: JobJournal, job: Any, service: Any | None, exc: Exc
     entry = journal.entries().get(job_id)
     planned = entry.executions if entry else 0
     if _is_local(service):  # the local simulator failed or died: its job can never give a result
-        journal.mark_unrecoverable(job_id, LOST, f"local job failed: {_one_line(exc)}")
-        return QgenError(f"local job {job_id} failed: {_one_line(exc)}; it is marked lost in "
+        journal.mark_unrecoverable(job_id, LOST, f"local job failed: {first_line(exc)}")
+        return QgenError(f"local job {job_id} failed: {first_line(exc)}; it is marked lost in "
                          f"{journal.path.name} and the next run submits it again")
     try:
         status = _status_name(job.status())
@@ -350,11 +350,11 @@ def _settle_failure(journal: JobJournal, job: Any, service: Any | None, exc: Exc
         status = None
     if status in FAILED_STATES:
         charged = usage_charge(job, planned)
-        journal.mark_unrecoverable(job_id, FAILED, f"IBM Quantum status {status}: {_one_line(exc)}",
+        journal.mark_unrecoverable(job_id, FAILED, f"IBM Quantum status {status}: {first_line(exc)}",
                                    charged=charged)
-        return QgenError(f"job {job_id} ended {status} at IBM Quantum ({_one_line(exc)}); it is marked failed "
+        return QgenError(f"job {job_id} ended {status} at IBM Quantum ({first_line(exc)}); it is marked failed "
                          f"in {journal.path.name} and charged {charged:,} shots; the next run submits it again")
-    return QgenError(f"lost contact with IBM Quantum while waiting for job {job_id} ({_one_line(exc)}); it "
+    return QgenError(f"lost contact with IBM Quantum while waiting for job {job_id} ({first_line(exc)}); it "
                      f"stays in {journal.path.name} and the next run fetches it by its ID")
 
 
@@ -450,7 +450,3 @@ def _fsync_dir(directory: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

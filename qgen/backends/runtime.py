@@ -29,7 +29,7 @@ from qgen.backends.execution_mode import instance_plan, open_execution_mode
 from qgen.backends.executor_options import estimator_options, sampler_options
 from qgen.backends.local_worker import LocalDevice, LocalExecutorEstimator, LocalExecutorSampler
 from qgen.backends.spec import BackendSpec
-from qgen.errors import QgenError
+from qgen.errors import QgenError, first_line
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
@@ -68,7 +68,7 @@ def find_credentials() -> Credentials:
     try:
         accounts = QiskitRuntimeService.saved_accounts(channel=CHANNEL)
     except Exception as exc:  # a corrupt ~/.qiskit/qiskit-ibm.json raises ValueError
-        raise QgenError(f"cannot read saved IBM Quantum accounts: {_one_line(exc)}") from None
+        raise QgenError(f"cannot read saved IBM Quantum accounts: {first_line(exc)}") from None
     if accounts:
         name = next((n for n, acc in accounts.items() if acc.get("is_default_account")), None)
         name = name or next(iter(accounts))
@@ -92,7 +92,7 @@ def runtime_service(spec: BackendSpec) -> QiskitRuntimeService:
     except Exception as exc:
         raise QgenError(
             f"backend {spec.name!r}: could not connect to IBM Quantum ({CHANNEL}) with the "
-            f"{credentials.source}: {_one_line(exc)}; check the network, token and instance, or pass --local"
+            f"{credentials.source}: {first_line(exc)}; check the network, token and instance, or pass --local"
         ) from None
 
 
@@ -205,7 +205,7 @@ def runtime_primitives(spec: BackendSpec, *, local: bool) -> RuntimePrimitives:
     except Exception as exc:
         fake = fake_backend_name(device)
         hint = f" or pass --local to run on {fake}" if fake else ""
-        raise QgenError(f"device {device} is not available to this account ({_one_line(exc)}){hint}") from None
+        raise QgenError(f"device {device} is not available to this account ({first_line(exc)}){hint}") from None
 
     def open_mode():  # on the first job (RuntimePrimitives): not for transpiling, planning or refusing
         plan = instance_plan(service) if spec.execution_mode == "session" else None
@@ -234,12 +234,8 @@ def service_usage_estimate(estimator: Any, pubs: list) -> float:
         job = estimator.run(pubs, dry_run=True)
         seconds = job.usage_estimation.get("quantum_seconds")
     except Exception as exc:
-        raise QgenError(f"the usage estimate failed: {_one_line(exc)}") from None
+        raise QgenError(f"the usage estimate failed: {first_line(exc)}") from None
     if seconds is None:
         raise QgenError("the service returned no usage estimate")
     return float(seconds)
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
