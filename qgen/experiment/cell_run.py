@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import click
+import torch
+from threadpoolctl import threadpool_limits
 
 from qgen.commands import EvaluateCommand, ResumeCommand, SampleCommand, TrainCommand
 from qgen.errors import QgenError
@@ -80,9 +82,6 @@ def pinned_threads(threads: int):
     the sequential runner computes with the same thread counts, so the two give the same numbers
     (a multi-threaded BLAS sums in another order: FLD then differs in the 9th digit).
     """
-    import torch
-    from threadpoolctl import threadpool_limits
-
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from qgen.backends.registry import load_backend
 from qgen.diffusion.objectives import EpsModel
@@ -111,9 +113,6 @@ def from_pretrained(path: str | Path, *, backend: str | None = None, backends_fi
 
 def read_weights(folder: ModelFolder) -> dict[str, torch.Tensor]:
     """The folder's tensors, by safetensors alone (its format holds tensors and a JSON header, no code)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     if not folder.weights_path.is_file():
         raise QgenError(f"{folder.path} has no {folder.weights_path.name}: not a complete model folder")
     try:

@@ -25,6 +25,8 @@ import torch
 from tqdm import tqdm
 
 from qgen.backends.base import QuantumBackend
+from qgen.backends.registry import backend_for
+from qgen.backends.spec import BackendSpec
 from qgen.config import RunConfig
 from qgen.data import LoadedData
 from qgen.diffusion.ddpm import GaussianDiffusion
@@ -33,6 +35,7 @@ from qgen.diffusion.pipeline import sample
 from qgen.diffusion.samplers import make_scheduler
 from qgen.errors import QgenError
 from qgen.models.build import build_model, load_model_state
+from qgen.noise.sources import ClassicalNoise
 from qgen.noise_protocol import NoiseSource
 from qgen.plots import save_image_grid, save_loss_plot, save_quality_plot
 from qgen.rundir import CheckpointWriteError, RunDir
@@ -282,8 +285,6 @@ class Trainer:
 
     def sample_ema(self, sampler: str, steps: int, n: int, seed: int, progress=None) -> torch.Tensor:
         """``n`` images (on the host) from the EMA weights, x_T from a classical generator seeded with ``seed``."""
-        from qgen.noise import ClassicalNoise
-
         scheduler = make_scheduler(sampler, self.diffusion.schedule, steps=steps)
         self.model.eval()
         try:
@@ -303,9 +304,6 @@ class Trainer:
         if not self.backend.spends_shots:
             return self.model
         if self._exact_twin is None:
-            from qgen.backends.registry import backend_for
-            from qgen.backends.spec import BackendSpec
-
             exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
             self._exact_twin = build_model(self.cfg.model, self.data.channels, self.cfg.train.seed,
                                            exact).to(self.device)
