@@ -70,7 +70,7 @@ class PretrainedModel:
 
     def sample(self, n: int = 16, *, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, seed: int = 0,
                batch_size: int = 64) -> torch.Tensor:
-        """``n`` images in [-1, 1], shape (n, *model.image_shape), with classical noise seeded by ``seed``:
+        """``n`` images in [-1, 1], shape ``(n, *model.image_shape)``, with classical noise seeded by ``seed``:
         the same numbers ``qgen sample --model`` writes for the same options."""
         req = SampleRequest(n=n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size)
         return self.draw(req).images
