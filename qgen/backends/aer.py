@@ -181,14 +181,14 @@ def reseeded_aer_estimator(*, seed: int | None, options: dict):
             # EstimatorQNN sends one PUB per observable, all with the same circuit and bindings:
             # each distinct (circuit, bindings) is simulated once, saving every Pauli its PUBs need
             bindings = [_bindings(pub) for pub in pubs]
+            keys = [_key(pub, values) for pub, values in zip(pubs, bindings)]
             wanted: dict[tuple, set] = {}
-            for pub, values in zip(pubs, bindings):
-                wanted.setdefault(_key(pub, values), set()).update(p for obs in pub.observables.ravel() for p in obs)
+            for pub, key in zip(pubs, keys):
+                wanted.setdefault(key, set()).update(p for obs in pub.observables.ravel() for p in obs)
             data: dict[tuple, list[dict]] = {}
             results = []
-            for pub, values, child in zip(pubs, bindings, self._seeds.spawn(len(pubs))):
+            for pub, values, key, child in zip(pubs, bindings, keys, self._seeds.spawn(len(pubs))):
                 self.options.run_options["seed_simulator"] = int(child.generate_state(1, dtype=np.uint32)[0])
-                key = _key(pub, values)
                 if key not in data:
                     data[key] = self._expectations(pub.circuit, values, sorted(wanted[key]))
                 results.append(self._pub_result(pub, data[key]))
