@@ -27,6 +27,10 @@ def test_shipped_backends_file_loads_with_required_entries() -> None:
         ('[backends.x\nkind = "aer"\n', "invalid TOML"),
         ('[backends.x]\nkind = "statevector"\nmethod = "tensor"\n',
          "backends.toml:3: backend 'x': method must be one of automatic, statevector, mps"),
+        ('[backends.x]\nkind = "statevector"\nsimulation_precision = "half"\n',
+         "backends.toml:3: backend 'x': simulation_precision must be one of double, single, got 'half'"),
+        ('[backends.x]\nkind = "aer"\nsimulation_precision = "single"\n',
+         "backends.toml:3: backend 'x': simulation_precision must be 'double' for kind 'aer'"),
     ],
 )
 def test_bad_backends_files_name_the_problem(text: str, fragment: str) -> None:
@@ -37,5 +41,5 @@ def test_bad_backends_files_name_the_problem(text: str, fragment: str) -> None:
 
 
 def test_unknown_backend_lists_known_ones() -> None:
-    with pytest.raises(QgenError, match="unknown backend 'nope'; known backends: statevector, aer_simulator"):
+    with pytest.raises(QgenError, match="unknown backend 'nope'; known backends: statevector, statevector_double, aer_simulator"):
         get_backend("nope", REPO_BACKENDS)

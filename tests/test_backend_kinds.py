@@ -154,7 +154,7 @@ def test_a_new_kind_is_one_class_and_one_registry_entry(monkeypatch: pytest.Monk
 
     qc = build_ansatz(AnsatzSpec(3, 1, "linear"))
     qnn = backend.make_qnn(qc)
-    reference = load_backend("statevector", REPO_BACKENDS).make_qnn(qc)
+    reference = load_backend("statevector_double", REPO_BACKENDS).make_qnn(qc)
     rng = np.random.default_rng(3)
     x, w = rng.uniform(-np.pi, np.pi, (2, 3)), rng.uniform(-1, 1, qnn.num_weights)
     np.testing.assert_allclose(qnn.forward(x, w), reference.forward(x, w), atol=1e-12)

@@ -83,6 +83,23 @@ def test_aer_and_statevector_qnns_agree_exactly() -> None:
     np.testing.assert_allclose(gw_a, gw_e, atol=1e-6)
 
 
+def test_single_precision_statevector_computes_in_complex64_and_agrees_with_double() -> None:
+    """The shipped ``statevector`` entry runs complex64 amplitudes; values and gradients stay within
+    float32 rounding of the double-precision entry (and of Qiskit's reference)."""
+    qc = build_ansatz(AnsatzSpec(8, 3, "linear"))  # the default model's circuit
+    x = RNG.uniform(-np.pi, np.pi, (6, 8))
+    w = RNG.uniform(-1, 1, qc.circuit.num_parameters - 8)
+    single, double = backend("statevector").make_qnn(qc), backend("statevector_double").make_qnn(qc)
+    assert single.estimator.dtype == np.complex64 and double.estimator.dtype == np.complex128
+    assert get_backend("statevector", REPO_BACKENDS).simulation_precision == "single"
+    np.testing.assert_allclose(double.forward(x, w), ideal_values(qc, x, w), atol=1e-10)
+    got = single.forward(x, w)
+    np.testing.assert_allclose(got, ideal_values(qc, x, w), atol=1e-5)
+    assert np.abs(got - double.forward(x, w)).max() > 0  # really another arithmetic, not the same one
+    for s, d in zip(single.backward(x, w), double.backward(x, w)):
+        np.testing.assert_allclose(s, d, atol=1e-5)
+
+
 def test_ideal_aer_uses_its_mps_method_where_qgen_would_and_agrees_with_exact() -> None:
     wide, narrow = build_ansatz(AnsatzSpec(12, 2, "linear")), build_ansatz(AnsatzSpec(4, 2, "linear"))
     aer = backend("aer_simulator")

@@ -265,3 +265,29 @@ def test_hardware_question_samples_the_quantum_cells_on_a_noisy_device(tmp_path,
     again = run_hardware(cfg, HardwareOptions(out=out, log=lambda line: None))  # resumable: nothing redone
     assert again == [dict(r) for r in csv.DictReader(open(out / "hardware" / "hardware.csv"))]
     assert len(again) == 1 and "FLD device" in (out / "hardware" / "hardware.md").read_text()
+
+
+# -- sample grids when a cell's samples stayed on another machine ---------------------------------
+
+def test_arm_grid_is_kept_not_repicked_when_the_picked_samples_are_gone(tmp_path):
+    from qgen.experiment.figures import save_arm_grids
+
+    def row(arm, n, seed):
+        return {"dataset": "mnist-c3", "arm": arm, "n_train": n, "seed": seed,
+                "samples_file": f"cells/{arm}_n{n}_s{seed}/samples.npz"}
+
+    rows = [row(arm, n, s) for arm in ("quantum", "classical") for n in (10, 100) for s in (0, 1)]
+    for r in rows:  # every cell's samples exist except the pick of "classical" (largest N, lowest seed)
+        if (r["arm"], r["n_train"], r["seed"]) != ("classical", 100, 0):
+            path = tmp_path / r["samples_file"]
+            path.parent.mkdir(parents=True)
+            np.savez(path, samples=np.zeros((4, 1, 28, 28), np.float32))
+    grids = tmp_path / "grids"
+    written = save_arm_grids(tmp_path, rows, grids)
+    assert [p.name for p in written] == ["mnist-c3_quantum_n100_s0.png"]  # no other cell drawn in its place
+    assert sorted(p.name for p in grids.iterdir()) == ["mnist-c3_quantum_n100_s0.png"]
+
+    kept = grids / "mnist-c3_classical_n100_s0.png"
+    kept.write_bytes(b"drawn where the samples were")
+    assert kept in save_arm_grids(tmp_path, rows, grids)
+    assert kept.read_bytes() == b"drawn where the samples were"

@@ -71,6 +71,8 @@ class QuantumBackend(ABC):
     has_simulation_method: ClassVar[bool] = False
     #: The kind transpiles circuits (with the spec's optimization_level and seed_transpiler).
     transpiles: ClassVar[bool] = True
+    #: The kind can simulate with single-precision amplitudes (``simulation_precision = "single"``).
+    has_single_precision: ClassVar[bool] = False
 
     def __init__(self, spec: BackendSpec, local: bool = False) -> None:
         spec = self.with_defaults(spec)
@@ -95,6 +97,9 @@ class QuantumBackend(ABC):
         """Refuse a spec this kind cannot run (one clear line). Kinds with more rules extend it."""
         if cls.needs_device and not spec.device:
             raise QgenError(f"backend {spec.name!r}: kind {spec.kind!r} needs a device name")
+        if spec.simulation_precision != "double" and not cls.has_single_precision:
+            raise QgenError(f"backend {spec.name!r}: simulation_precision must be 'double' for kind {spec.kind!r} "
+                            f"(single precision: kind 'statevector' only)")
 
     # -- devices and transpilation -------------------------------------------------------------
     @property

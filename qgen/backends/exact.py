@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from qgen.backends.base import PreparedCircuit, QuantumBackend
 from qgen.backends.bit_sampling import IDEAL_SHAPE, BitSampling, BitSamplingShape, EntropyCircuit, ideal_bit_sampling
 from qgen.errors import QgenError
@@ -24,6 +26,7 @@ class ExactBackend(QuantumBackend):
     kind = "statevector"
     has_simulation_method = True
     transpiles = False
+    has_single_precision = True
 
     @classmethod
     def validate_spec(cls, spec: BackendSpec) -> None:
@@ -45,7 +48,10 @@ class ExactBackend(QuantumBackend):
     def estimator(self, prepared: PreparedCircuit | None = None):
         from qgen.quantum import VectorizedStatevectorEstimator
 
-        return VectorizedStatevectorEstimator(method=self.spec.method)
+        # single precision: complex64 amplitudes (~1e-6 in expectation values and gradients), as
+        # precise as the float32 U-Net that consumes them, and ~25% less circuit time
+        dtype = np.complex64 if self.spec.simulation_precision == "single" else np.complex128
+        return VectorizedStatevectorEstimator(method=self.spec.method, dtype=dtype)
 
     def gradient(self, estimator):
         from qgen.quantum import ExactEstimatorGradient

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from qgen.errors import QgenError
 
 EXECUTION_MODES = ("job", "batch", "session")
+# Aer's names for its own option (AerSimulator(precision=...)); "precision" here already means an
+# estimator's target standard error, so the amplitude format has a key of its own
+SIMULATION_PRECISIONS = ("double", "single")
 
 
 def shots_for_precision(precision: float) -> int:
@@ -33,6 +36,7 @@ class BackendSpec:
     shots: int | None = None
     precision: float = 0.0
     method: str = "automatic"
+    simulation_precision: str = "double"
     seed_simulator: int | None = None
     shot_budget: int | None = None
     max_pubs_per_job: int | None = None
@@ -47,6 +51,11 @@ class BackendSpec:
             raise QgenError(
                 f"backend {self.name!r}: unknown execution_mode {self.execution_mode!r}; "
                 f"choose one of {', '.join(EXECUTION_MODES)}"
+            )
+        if self.simulation_precision not in SIMULATION_PRECISIONS:
+            raise QgenError(
+                f"backend {self.name!r}: simulation_precision must be one of "
+                f"{', '.join(SIMULATION_PRECISIONS)}, got {self.simulation_precision!r}"
             )
         if not 0 <= self.optimization_level <= 3:
             raise QgenError(f"backend {self.name!r}: optimization_level must be 0..3")

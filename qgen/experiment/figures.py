@@ -60,9 +60,16 @@ def save_arm_grids(out: Path, rows: list[dict], grids_dir: Path) -> list[Path]:
             if not mine:
                 continue
             pick = max(mine, key=lambda r: (int(r["n_train"]), -int(r["seed"])))
-            with np.load(Path(out) / pick["samples_file"]) as npz:
-                images = torch.from_numpy(npz["samples"][:GRID_IMAGES]).float()
             path = grids_dir / f"{dataset}_{arm}_n{pick['n_train']}_s{pick['seed']}.png"
+            samples = Path(out) / pick["samples_file"]
+            if not samples.is_file():
+                # a long experiment keeps only its cells' metrics between machines: the grid drawn
+                # where the samples existed stays; another cell's samples would be a different pick
+                if path.is_file():
+                    written.append(path)
+                continue
+            with np.load(samples) as npz:
+                images = torch.from_numpy(npz["samples"][:GRID_IMAGES]).float()
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image_grid(images, path)
             written.append(path)

@@ -304,7 +304,8 @@ class Trainer:
         if not self.backend.spends_shots:
             return self.model
         if self._exact_twin is None:
-            exact = backend_for(BackendSpec(name="statevector", kind="statevector"))
+            # as the shipped statevector entry: complex64 amplitudes for a float32 model
+            exact = backend_for(BackendSpec(name="statevector", kind="statevector", simulation_precision="single"))
             self._exact_twin = build_model(self.cfg.model, self.data.channels, self.cfg.train.seed,
                                            exact).to(self.device)
             logger.warning(f"qgen: {EXACT_PREVIEW_NOTE} (no {self.backend.spec.name} jobs outside the training budget)")
