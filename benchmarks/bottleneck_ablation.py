@@ -41,6 +41,11 @@ VARIANTS: dict[str, list[str]] = {
     "site_noskip": ["--bottleneck", "site", "--readout", "z", "--skips", "none"],
     "patch_noskip": ["--bottleneck", "patch", "--readout", "z", "--skips", "none"],
     "site_skip14": ["--bottleneck", "site", "--readout", "z", "--skips", "14"],
+    # weaker 14-px skips on the default design: narrowed, dropped in training, both
+    "site_skip14_c8": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-channels", "8"],
+    "site_skip14_drop50": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-drop", "0.5"],
+    "site_skip14_c8_drop50": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-channels", "8",
+                              "--skip-drop", "0.5"],
 }
 ARMS: dict[str, list[str]] = {
     "quantum": ["--model", "quantum"],

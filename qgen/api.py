@@ -24,6 +24,7 @@ requests. Errors are ``qgen.errors.QgenError`` with a one-line message (the CLI 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
                classes: tuple[int, ...] | None = None, n_train: int | None = None, download: bool = True,
                seed: int = 0, model: str = "quantum", qubits: int = 8, layers: int = 3, entanglement: str = "linear",
                bottleneck: str | None = None, readout: str | None = None, skips: tuple[int, ...] | None = None,
-               widths: tuple[int, ...] = (32, 64, 64), schedule: str | None = None, timesteps: int | None = None,
+               skip_channels: int | None = None, skip_drop: float | None = None, widths: tuple[int, ...] = (32, 64, 64), schedule: str | None = None, timesteps: int | None = None,
                prediction: str | None = None, loss_weighting: str | None = None,
                min_snr_gamma: float | None = None, mix: tuple[float, float, float] = (0.0, 1.0, 1.0),
                steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
@@ -60,7 +61,8 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     """A training run's configuration: the measured recipe (``qgen.training.recipe``) where a value
     is None, the given value otherwise. Same names and meaning as ``qgen train``'s options
     (``device``: auto, cpu, cuda[:N] or mps, resolved when training starts; ``bottleneck``, ``readout``,
-    ``skips``: None gives the measured default design, ``qgen.models.config.NEW_RUN_MODEL``).
+    ``skips``, ``skip_channels``, ``skip_drop``: None gives the measured default design,
+    ``qgen.models.config.NEW_RUN_MODEL``).
 
     The circuit (``qgen.circuits.choice.circuit_fields``): ``ansatz`` "qgen" (the original RZ·RY
     layers) or a circuit-library ansatz (real_amplitudes, efficient_su2, n_local with
@@ -83,14 +85,16 @@ def run_config(*, name: str = "", backend: str = "statevector", dataset: str = "
     check_run_name(name)
     data = DataConfig(dataset=dataset, root=data_root, classes=tuple(classes) if classes is not None else None,
                       n_train=n_train, seed=seed, download=download)
-    design = {**NEW_RUN_MODEL, **{k: v for k, v in dict(bottleneck=bottleneck, readout=readout, skips=skips).items()
-                                  if v is not None}}
+    asked = dict(bottleneck=bottleneck, readout=readout, skips=skips, skip_channels=skip_channels, skip_drop=skip_drop)
+    dataclass_defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in asked}
+    design = {**dataclass_defaults, **NEW_RUN_MODEL, **{k: v for k, v in asked.items() if v is not None}}
     circuit_cfg = model_circuit(
         qubits=qubits, layers=layers, entanglement=entanglement, reps=reps, ansatz=ansatz, feature_map=feature_map,
         feature_reps=feature_reps, rotation_blocks=rotation_blocks, entanglement_blocks=entanglement_blocks,
         observables=observables, circuit=circuit, input_params=input_params)
     model_cfg = ModelConfig(kind=model, widths=tuple(widths), bottleneck=design["bottleneck"],
-                            readout=design["readout"], skips=tuple(design["skips"]), **circuit_cfg)
+                            readout=design["readout"], skips=tuple(design["skips"]),
+                            skip_channels=int(design["skip_channels"]), skip_drop=float(design["skip_drop"]), **circuit_cfg)
     train_cfg = recipe_train_config(steps=steps, batch_size=batch_size, lr=lr, lr_warmup=lr_warmup,
                                     lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,
                                     augment_shift=augment_shift, eval_every=eval_every, eval_samples=eval_samples,

@@ -65,6 +65,38 @@ def test_dropped_skips_shrink_the_decoder_inputs_and_the_output_ignores_them(ski
         assert torch.allclose(out, m.out(torch.nn.functional.silu(m.out_norm(h))))
 
 
+@pytest.mark.parametrize("skips", [(14,), (28, 14)])
+def test_narrowed_skips_feed_k_channels_and_the_twins_stay_matched(skips) -> None:
+    quantum = model(bottleneck="site", skips=skips, skip_channels=8)
+    classical = model("classical", bottleneck="site", skips=skips, skip_channels=8)
+    assert sorted(quantum.skip_proj) == sorted(str(level) for level in skips)
+    assert quantum.dec2.conv1.in_channels == 16 + 8
+    assert quantum.dec1.conv1.in_channels == 16 + (8 if 28 in skips else 0)
+    x = torch.randn(2, 1, 28, 28)
+    assert quantum(x, torch.tensor([3, 900])).shape == x.shape
+    assert count_parameters(quantum) == count_parameters(classical)
+    # full width adds no module: a run's state dict from before the option loads unchanged
+    assert not any(k.startswith("skip_proj") for k in model(bottleneck="site").state_dict())
+
+
+def test_dropped_skips_zero_whole_images_in_training_only() -> None:
+    from qgen.models.unet import SkipDrop
+
+    drop = SkipDrop(0.5)
+    x = torch.rand(4000, 3, 2, 2) + 0.5
+    torch.manual_seed(0)
+    y = drop.train()(x)
+    zeroed = (y == 0).flatten(1).all(dim=1)
+    kept = ~zeroed
+    assert abs(zeroed.float().mean().item() - 0.5) < 4 * (0.25 / 4000) ** 0.5  # binomial, 4 sd
+    assert torch.allclose(y[kept], 2 * x[kept])  # rescaled: the expectation is the input
+    assert torch.equal(drop.eval()(x), x)
+    m = model("classical", bottleneck="site", skips=(14,), skip_drop=0.5).eval()
+    t = torch.tensor([3, 900])
+    assert torch.equal(m(x[:2, :1].expand(2, 1, 2, 2).repeat(1, 1, 14, 14), t),
+                       m(x[:2, :1].expand(2, 1, 2, 2).repeat(1, 1, 14, 14), t))  # sampling is deterministic
+
+
 def test_bad_design_options_are_one_clear_error() -> None:
     with pytest.raises(QgenError, match="unknown bottleneck 'grid'"):
         ModelConfig(bottleneck="grid")
@@ -72,6 +104,12 @@ def test_bad_design_options_are_one_clear_error() -> None:
         ModelConfig(readout="x")
     with pytest.raises(QgenError, match="skips are pixel levels among 28, 14"):
         ModelConfig(skips=(7,))
+    with pytest.raises(QgenError, match=r"skip_drop is a probability in \[0, 1\), got 1.0"):
+        ModelConfig(skip_drop=1.0)
+    with pytest.raises(QgenError, match="skip_channels must be 0 .full width. or a positive multiple of groups=8"):
+        ModelConfig(skip_channels=-1)
+    with pytest.raises(QgenError, match="got 12"):
+        ModelConfig(skip_channels=12)
     with pytest.raises(QgenError, match="unknown entanglement 'star'"):
         ModelConfig(entanglement="star")
 
@@ -294,6 +332,8 @@ def test_hardware_plans_bind_the_circuit_at_every_site_of_a_per_site_design() ->
     (["--skips", "a,b"], "--skips must be a comma-separated list of integers"),
     (["--bottleneck", "grid"], "'grid' is not one of"),
     (["--readout", "x"], "'x' is not one of"),
+    (["--skip-drop", "1"], "skip_drop is a probability in [0, 1), got 1.0"),
+    (["--skips", "none", "--skip-channels", "8"], "skip_channels and skip_drop act on kept skip connections"),
 ])
 def test_bad_design_options_are_one_error_line_and_no_run(env, tmp_path, args, needle) -> None:
     from tests.conftest import REPO

@@ -172,6 +172,10 @@ def list_backends(backends_file: Path | None) -> None:
               help="circuit readouts: <Z> per qubit, or also neighbour <ZZ> (default: the measured default)")
 @click.option("--skips", default=None, help="U-Net skip connections kept: 28,14 | 28 | 14 | none (default: the "
               "measured default)")
+@click.option("--skip-channels", type=NON_NEGATIVE_INT, default=None,
+              help="narrow each kept skip connection to this many channels by a 1x1 conv (default 0: full width)")
+@click.option("--skip-drop", type=NON_NEGATIVE_FLOAT, default=None,
+              help="zero the kept skip connections for this fraction of training images (default 0)")
 @click.option("--widths", default="32,64,64", show_default=True, help="U-Net channels at 28,14,7 px")
 @click.option("--schedule", default=None,
               help="beta schedule: linear, cosine, shifted_cosine, sigmoid, tailored (default: the recipe's)")
@@ -211,7 +215,7 @@ def list_backends(backends_file: Path | None) -> None:
 @click.option("--no-tensorboard", is_flag=True, help="no TensorBoard event files in the run's tensorboard/")
 @circuit_options
 def train(backend, backends_file, dataset, data_root, classes, single_class, n_train, no_download, model_kind,
-          qubits, layers, entanglement, bottleneck, readout, skips, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
+          qubits, layers, entanglement, bottleneck, readout, skips, skip_channels, skip_drop, widths, schedule, T, prediction, loss_weighting, min_snr_gamma, mix, steps,
           epochs, batch_size, lr, lr_warmup, lr_schedule, ema_decay, ema_power, augment_shift, eval_every,
           eval_samples, seed, noise, checkpoint_every, name, runs_dir, resume_run, local, journaled_jobs, device,
           no_progress, no_tensorboard, **circuit_choice) -> None:
@@ -231,7 +235,8 @@ def train(backend, backends_file, dataset, data_root, classes, single_class, n_t
     cfg = api.run_config(name=name or "", backend=backend, dataset=dataset, data_root=data_root, classes=cls,
                          n_train=n_train, download=not no_download, seed=seed, model=model_kind, qubits=qubits,
                          layers=layers, entanglement=entanglement, bottleneck=bottleneck, readout=readout,
-                         skips=_skips(skips), widths=_int_list(widths, "--widths"),
+                         skips=_skips(skips), skip_channels=skip_channels, skip_drop=skip_drop,
+                         widths=_int_list(widths, "--widths"),
                          schedule=schedule, timesteps=T, prediction=prediction, loss_weighting=loss_weighting,
                          min_snr_gamma=min_snr_gamma, mix=_mixing(mix), steps=steps, batch_size=batch_size, lr=lr,
                          lr_warmup=lr_warmup, lr_schedule=lr_schedule, ema_decay=ema_decay, ema_power=ema_power,

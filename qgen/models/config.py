@@ -34,6 +34,9 @@ class ModelConfig:
     bottleneck: str = "channel_gate"  # where the middle sits (qgen.models.bottlenecks)
     readout: str = "z"                # "zz": the neighbour ZZ correlators as well (2n - 1 readouts)
     skips: tuple[int, ...] = SKIP_LEVELS  # the U-Net's skip connections (pixel levels) that are kept
+    # Weaker skips, so that more of each image has to pass through the bottleneck:
+    skip_channels: int = 0            # 0: a kept skip as wide as its level; k: through a 1x1 conv to k channels
+    skip_drop: float = 0.0            # per training image, the kept skips are zeroed with this probability
     # The circuit beyond the original (qgen.circuits.spec.AnsatzSpec; defaults: the original circuit):
     # a circuit-library ansatz with ``layers`` as its reps, a feature map, explicit observables, or a
     # user circuit carried as base64 QPY with the names of its input parameters.
@@ -63,6 +66,14 @@ class ModelConfig:
         if any(level not in SKIP_LEVELS for level in self.skips):
             raise QgenError(f"skips are pixel levels among {', '.join(map(str, SKIP_LEVELS))}, got "
                             f"{list(self.skips)}")
+        if self.skip_channels < 0 or self.skip_channels % self.groups:
+            # the decoder block normalizes the joined channels in groups of `groups`
+            raise QgenError(f"skip_channels must be 0 (full width) or a positive multiple of groups={self.groups}, "
+                            f"got {self.skip_channels}")
+        if not 0.0 <= self.skip_drop < 1.0:
+            raise QgenError(f"skip_drop is a probability in [0, 1), got {self.skip_drop}")
+        if (self.skip_channels or self.skip_drop) and not self.skips:
+            raise QgenError("skip_channels and skip_drop act on kept skip connections, and skips is none")
         if len(self.widths) != 3:
             raise QgenError(f"widths needs 3 entries (28, 14, 7 px levels), got {list(self.widths)}")
         for w in self.widths:

@@ -2,7 +2,9 @@
 
 ``cfg.skips`` says which skip connections the decoder gets: both (the original), the 28-px one
 only, or none. Every skip is a path from the input to the output that bypasses the bottleneck, so
-dropping them is how a design makes more of each image pass through its middle map.
+dropping them is how a design makes more of each image pass through its middle map. Weaker than
+dropping: ``cfg.skip_channels`` narrows each kept skip (a 1x1 conv), ``cfg.skip_drop`` zeroes it for
+a random part of the training images.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class SkipDrop(nn.Module):
+    """Zero a whole skip tensor per image with probability ``p`` in training, scaled by 1/(1-p) so its
+    expected value is what sampling sees; identity in eval mode. torchvision.ops.StochasticDepth
+    (mode "row") does the same, but importing torchvision costs ~3 s of start-up (measured), here
+    on every model build."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        return x * keep.bernoulli_(1.0 - self.p) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class UNet(nn.Module):
     """ε-prediction network. ``gate`` (a bottleneck block, or None) acts on the 7x7 features."""
 
@@ -68,10 +90,17 @@ class UNet(nn.Module):
         self.gate = gate if gate is not None else nn.Identity()
         self.mid2 = ResBlock(c3, c3, td, g)
         self.skips = tuple(cfg.skips)
+        # narrow skips: a 1x1 conv per kept level (absent at full width, so older runs load unchanged)
+        k = cfg.skip_channels
+        self.skip_proj = nn.ModuleDict({str(level): nn.Conv2d(c, k, 1) for level, c in ((14, c2), (28, c1))
+                                        if k and level in self.skips})
+        # dropped skips: stochastic depth per image ("row"), rescaled by 1/(1-p) in training, identity
+        # when sampling, so the decoder learns to draw from the middle alone part of the time
+        self.skip_drop = SkipDrop(cfg.skip_drop)
         self.up2 = nn.ConvTranspose2d(c3, c2, 4, stride=2, padding=1)   # 7 -> 14
-        self.dec2 = ResBlock(c2 * (2 if 14 in self.skips else 1), c2, td, g)
+        self.dec2 = ResBlock(c2 + self._skip_width(14, c2, k), c2, td, g)
         self.up1 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)   # 14 -> 28
-        self.dec1 = ResBlock(c1 * (2 if 28 in self.skips else 1), c1, td, g)
+        self.dec1 = ResBlock(c1 + self._skip_width(28, c1, k), c1, td, g)
         self.out_norm = nn.GroupNorm(g, c1)
         self.out = nn.Conv2d(c1, channels, 3, padding=1)
         # zero-init the output so the untrained model predicts ε = 0 (a stable start)
@@ -94,5 +123,14 @@ class UNet(nn.Module):
         h = self.dec1(self._join(self.up1(h), h1, 28), temb)
         return self.out(nn.functional.silu(self.out_norm(h)))
 
+    def _skip_width(self, level: int, width: int, channels: int) -> int:
+        if level not in self.skips:
+            return 0
+        return channels or width
+
     def _join(self, up: torch.Tensor, skip: torch.Tensor, level: int) -> torch.Tensor:
-        return torch.cat([up, skip], dim=1) if level in self.skips else up
+        if level not in self.skips:
+            return up
+        proj = self.skip_proj[str(level)] if str(level) in self.skip_proj else None
+        skip = self.skip_drop(proj(skip) if proj is not None else skip)
+        return torch.cat([up, skip], dim=1)

@@ -49,6 +49,10 @@ def _summary(cfg: FolderConfig) -> str:
             else "without a bottleneck block (the plain control)")
     skips = {2: "both skip connections", 1: f"only the {m.skips[0] if m.skips else ''}-px skip connection",
              0: "no skip connections"}[len(m.skips)]
+    if m.skip_channels:
+        skips += f" narrowed to {m.skip_channels} channels"
+    if m.skip_drop:
+        skips += f", zeroed for {m.skip_drop:.0%} of the training images"
     return (f"A qgen diffusion model for {cfg.channels}-channel 28×28 images: a U-Net (channels "
             f"{', '.join(map(str, m.widths))} at 28, 14 and 7 px, {skips}) whose 7×7 bottleneck is {gate}. It predicts "
             f"{'v' if d.prediction == 'v' else 'ε'} on a {d.schedule} schedule with T = {d.T}. The weights are the "
