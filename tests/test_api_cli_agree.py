@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import qgen
-from cli_run import SAMPLE, TINY, make_env, one_error_line, qgen as run_cli, trained  # noqa: F401 (a fixture)
 from qgen.errors import QgenError
+from tests.helpers import SAMPLE, TINY, make_env, one_error_line, qgen as run_cli
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Paths:
 
 
 @pytest.fixture(scope="module")
-def paths(trained: Path) -> Paths:  # noqa: F811 (the fixture imported above)
+def paths(trained: Path) -> Paths:
     base = trained.parent.parent
     folder = base / "models" / "m"
     if not folder.exists():

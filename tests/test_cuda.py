@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +23,8 @@ from qgen.diffusion.schedules import make_schedule
 from qgen.models.build import build_model
 from qgen.models.config import ModelConfig
 from qgen.noise import ClassicalNoise
+from tests import helpers
 
-REPO = Path(__file__).resolve().parents[1]
 GPU = os.environ.get("QGEN_TEST_GPU", "cuda")
 
 pytestmark = pytest.mark.skipif(GPU == "cuda" and not torch.cuda.is_available(),
@@ -90,12 +87,10 @@ def test_the_circuit_stays_on_the_host_while_the_rest_of_a_quantum_model_is_on_t
 
 
 def test_a_gpu_trained_run_records_its_device_and_samples_on_the_gpu_and_the_cpu(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "QGEN_RUNS": str(tmp_path / "runs"),
-           "QGEN_CIRCUITS": str(tmp_path / "circuits")}
+    env = {**os.environ, "QGEN_RUNS": str(tmp_path / "runs"), "QGEN_CIRCUITS": str(tmp_path / "circuits")}
 
     def qgen(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        proc = helpers.qgen(list(args), env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 

@@ -9,7 +9,7 @@ import runpy
 import yaml
 
 import qgen
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, qgen as run_cli
+
 TINY = ["--class", "3", "--n-train", "16", "--batch-size", "4", "--widths", "8,8,8", "--qubits", "4", "--layers", "1",
         "--timesteps", "40", "--no-download", "--no-progress", "--seed", "1"]
 SAMPLE = ["--n", "5", "--steps", "4", "--batch-size", "3", "--seed", "7", "--no-progress"]
@@ -33,17 +34,12 @@ def _audit(event: str, args) -> None:
 sys.addaudithook(_audit)
 
 
-def run_cli(args: list[str], env: dict, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, **kw)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, dict]:
     """One tiny quantum run with two in-training evaluations (the module's tests share it)."""
     tmp = tmp_path_factory.mktemp("eco")
     env = {**os.environ, "QGEN_RUNS": str(tmp / "runs"), "QGEN_CIRCUITS": str(tmp / "circuits"),
-           "QGEN_DATA": str(tmp / "data"), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+           "QGEN_DATA": str(tmp / "data"), "PYTHONUNBUFFERED": "1"}
     res = run_cli(["train", "--steps", "8", "--eval-every", "4", "--eval-samples", "16", "--checkpoint-every", "4",
                 "--name", "eco", *TINY], env)
     assert res.returncode == 0, res.stderr

@@ -28,7 +28,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "qgen"
+from tests.helpers import REPO
+
+PACKAGE_ROOT = REPO / "qgen"
 
 
 def _module_names(root: Path) -> dict[str, Path]:

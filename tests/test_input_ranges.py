@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cli_run import TINY, make_env, one_error_line, qgen, without
 from qgen.errors import QgenError
 from qgen.seed import MAX_SEED, check_seed
+from tests.helpers import TINY, make_env, one_error_line, qgen, without
 
 
 @pytest.mark.parametrize("command, seed", [

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +12,7 @@ import pytest
 from qgen.data import DataConfig, load_dataset
 from qgen.errors import QgenError
 from qgen.tomlconfig import from_dict, read_toml
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, qgen
 
 
 def _npz(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -89,12 +86,6 @@ def test_toml_that_is_not_utf8(tmp_path):
         read_toml(path)
 
 
-def _qgen(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
-
-
 @pytest.mark.parametrize("args, needle", [
     (("train", "--lr", "nan"), "'--lr': 'nan' is not a finite number"),
     (("train", "--lr", "inf"), "'--lr': 'inf' is not a finite number"),
@@ -117,7 +108,7 @@ def _qgen(*args: str) -> subprocess.CompletedProcess:
     (("sample", "--run", "x", "--sampler", "euler"), "'--sampler'"),
 ])
 def test_cli_rejects_bad_numbers_in_one_line(args, needle):
-    res = _qgen(*args)
+    res = qgen(list(args), os.environ, timeout=120)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("qgen: error: ") and needle in lines[0], res.stderr
@@ -224,7 +215,7 @@ def test_ibm_without_shots_or_precision_plans_with_the_runtime_default(tmp_path)
 def test_empty_backends_file_says_it_defines_none(tmp_path):
     path = _backends(tmp_path, "# nothing here yet\n")
     for args in (("backends", "--backends", str(path)), ("train", "--backends", str(path), "--steps", "1")):
-        res = _qgen(*args)
+        res = qgen(list(args), os.environ, timeout=120)
         assert res.returncode != 0, res.stdout
         assert res.stderr.strip() == (f"qgen: error: {path} defines no backends; add a [backends.NAME] table "
                                       f"with a kind (see {REPO / 'backends.toml'}) or pass --backends FILE")
@@ -233,6 +224,7 @@ def test_empty_backends_file_says_it_defines_none(tmp_path):
 
 def test_ema_decay_of_one_is_one_line():
     """Outside [0, 1) the EMA never moves: refused by the config, not only by the CLI's finite check."""
-    res = _qgen("train", "--ema-decay", "1", "--no-download", "--n-train", "4", "--class", "3")
+    res = qgen(["train", "--ema-decay", "1", "--no-download", "--n-train", "4", "--class", "3"], os.environ,
+               timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1] == "qgen: error: train.ema_decay must be in [0, 1), got 1.0"

@@ -13,8 +13,6 @@ everything a real GPU would). No test here runs a CUDA kernel.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +29,8 @@ from qgen.models.config import ModelConfig
 from qgen.noise import ClassicalNoise
 from qgen.torch_device import describe_device, resolve_device
 from qgen.training.ema import EMA
+from tests.helpers import qgen
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = ModelConfig(kind="plain", widths=(8, 8, 8), qubits=2, layers=1)
 
 
@@ -68,13 +66,8 @@ def test_a_device_that_is_not_there_is_one_error(name, message):
         resolve_device(name)
 
 
-def _qgen(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qgen.cli", *args], env={**env, "PYTHONPATH": str(REPO)},
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
 def test_cli_cuda_without_a_gpu_is_one_line_and_writes_nothing(env, tmp_path):
-    result = _qgen(["train", "--n-train", "8", "--steps", "2", "--device", "cuda"], env, tmp_path)
+    result = qgen(["train", "--n-train", "8", "--steps", "2", "--device", "cuda"], env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "qgen: error: --device cuda: CUDA is not available (this torch build has no CUDA support; torch "

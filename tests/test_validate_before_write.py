@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_run import SAMPLE, make_env, one_error_line, qgen
-from cli_run import run, trained  # noqa: F401 (fixtures: a tiny run trained once per module, copied per test)
 from qgen.errors import QgenError
+from tests.helpers import SAMPLE, make_env, one_error_line, qgen
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ executor_options.py makes of a backend spec:
   * ZNE (resilience_level 2) runs every PUB once per noise factor;
   * TREX readout mitigation (resilience_level >= 1) adds one calibration item per job.
 
-``tests/test_executor_shots.py`` holds this model against the runtime's own ``prepare()``.
+``tests/backends/test_executor_shots.py`` holds this model against the runtime's own ``prepare()``.
 
 Jobs: a journaled primitive (journaled.py) sends one ``run`` as one job, or, where the spec sets
 ``max_pubs_per_job``, as one job per that many PUBs (``pub_groups``, which ``executor_jobs`` costs

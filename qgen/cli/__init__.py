@@ -32,7 +32,7 @@ from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 from qgen.threads import set_torch_threads
 
 # Commands import what they need when they run (backends, data, torch): ``qgen --version`` and ``--help``
-# import neither torch nor qiskit (~1-2 s here; tests/test_cli.py holds them to that).
+# import neither torch nor qiskit (~1-2 s here; tests/cli/test_cli.py holds them to that).
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does

@@ -1,6 +1,6 @@
 """Every use of qiskit-machine-learning's private API, in one place.
 
-qiskit-machine-learning 0.9.1 is pinned (pyproject.toml). ``tests/test_qiskit_ml_private.py``
+qiskit-machine-learning 0.9.1 is pinned (pyproject.toml). ``tests/quantum/test_qiskit_ml_private.py``
 checks each use below against the installed version and fails, naming it, when an upgrade changes
 what qgen relies on. The uses:
 
