@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qgen.circuits.choice import circuit_fields
 from qgen.config import RunConfig
 from qgen.draw import SampleRequest
 from qgen.errors import QgenError
+from qgen.models.config import ModelConfig
 from qgen.rundir import ModelFolder
 from qgen.seed import check_seed
 from qgen.torch_device import check_device_name
@@ -205,8 +207,6 @@ class CircuitsCommand(Command):
 
     def ansatz(self):
         """The circuit's spec, as ``qgen train`` would build it from the same options."""
-        from qgen.models.config import ModelConfig
-
         return ModelConfig(**model_circuit(qubits=self.qubits, layers=self.layers, entanglement=self.entanglement,
                                            reps=self.reps, **self.circuit_choice)).ansatz
 
@@ -232,8 +232,6 @@ class NoiseReportCommand(Command):
 def model_circuit(*, qubits: int, layers: int, entanglement: str, reps: int | None = None, **choice) -> dict:
     """The circuit fields of a ``ModelConfig`` from ``qgen train``'s circuit options (``reps`` is
     ``layers`` by the library's name; ``choice``: ``qgen.circuits.choice.circuit_fields``)."""
-    from qgen.circuits.choice import circuit_fields
-
     if reps is not None and layers not in (3, reps):  # 3: the default, i.e. only reps was given
         raise QgenError(f"reps and layers are one setting (the ansatz's repetitions); got {reps} and {layers}")
     return {"qubits": qubits, "layers": reps or layers, "entanglement": entanglement,

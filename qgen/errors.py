@@ -11,5 +11,15 @@ class QgenError(Exception):
 def first_line(exc: BaseException) -> str:
     """What a one-line error quotes of another library's exception: the first line of its message, or
     its type's name when the message is empty."""
+    return _message_line(exc) or type(exc).__name__
+
+
+def named_first_line(exc: BaseException) -> str:
+    """``Type: first line`` of ``exc``'s message, or just ``Type`` when the message is empty."""
+    text = _message_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _message_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return lines[0] if lines else ""

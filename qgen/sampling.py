@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from qgen.backends.devices import check_not_retired
 from qgen.backends.registry import load_backend
 from qgen.commands import SampleCommand
 from qgen.data import to_uint8_pixels
 from qgen.diffusion.objectives import EpsModel
 from qgen.diffusion.pipeline import batch_sizes
-from qgen.diffusion.schedulers import Scheduler
+from qgen.diffusion.samplers import SCHEDULERS
 from qgen.draw import ETA_SAMPLER, SampleRequest, check_finite, draw_samples
 from qgen.errors import QgenError
 from qgen.memory import check_sampling_memory
@@ -217,8 +218,6 @@ def _plan_with(run_dir: RunDir, cfg, backend, req: SampleRequest, local: bool, r
         lines.append(line)
     lines.append(sampler_comparison(cfg, req, chunks))
     if backend.spends_shots and spec.device:
-        from qgen.backends.devices import check_not_retired
-
         retired = _refusal(lambda: check_not_retired(spec.device, allow_local=local))
         lines += retired
         refusals += retired
@@ -253,8 +252,6 @@ def _refusal(check) -> list[str]:
 def sampler_comparison(cfg, req: SampleRequest, chunks: int) -> str:
     """Model calls of every sampler at this request's steps: on hardware each call is one estimator
     job per batch, so this is what choosing the sampler costs (DDPM ignores --steps)."""
-    from qgen.diffusion.samplers import SCHEDULERS
-
     schedule = cfg.diffusion.make_schedule()
     parts = []
     for name in SCHEDULERS:

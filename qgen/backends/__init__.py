@@ -19,7 +19,7 @@ and what the kinds use:
   shot_estimator.py kind fake's estimator: density matrix + readout error + multinomial shot noise
   local_worker.py   --local executor primitives: the active qubits, in a child process Ctrl-C abandons
   reduced_device.py a few device qubits with their own calibrated noise (noise bits on fakes)
-  devices.py        IBM device names, retired devices, fake twins, the local device simulator
+  devices.py        IBM device names, retired devices, fake twins
   runtime.py        qiskit-ibm-runtime: credentials, the service, executor primitives
   execution_mode.py job, batch or session (on hardware and --local alike)
   executor_options.py  executor options from a spec

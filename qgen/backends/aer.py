@@ -7,8 +7,12 @@ with a device's ISA and noise.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from qgen.backends.aer_memory import check_fits_in_memory
 from qgen.backends.aer_runs import run_bindings, thread_options
 from qgen.backends.base import PreparedCircuit, QuantumBackend
 from qgen.backends.bit_sampling import (
@@ -23,6 +27,9 @@ from qgen.errors import QgenError
 
 if TYPE_CHECKING:
     from qgen.circuits import QNNCircuit
+
+# Aer (and Qiskit with it) is imported in the methods that use it, as in base.py: the registry imports this
+# module for every command, and qgen info needs neither (~0.3 s of import after numpy, measured).
 
 # Rates of the generic "depolarizing" noise model for kind = "aer", noise = "depolarizing".
 DEPOLARIZING = {"p1": 1e-3, "p2": 1e-2, "readout": 2e-2}
@@ -54,7 +61,7 @@ class AerBackend(QuantumBackend):
     def _available_method(self) -> str:
         """The spec's method, if this qiskit-aer build has it (tensor_network needs a GPU build):
         found out when the first circuit is prepared, before training starts."""
-        from qiskit_aer import AerSimulator
+        from qiskit_aer import AerSimulator  # deferred: see the top
 
         available = AerSimulator().available_methods()
         if self.spec.method not in available:
@@ -70,8 +77,7 @@ class AerBackend(QuantumBackend):
     def _prepare(self, qc: QNNCircuit) -> PreparedCircuit:
         # Aer binds run-time angles of controlled rotations wrongly (qgen.quantum.native_gates):
         # those gates reach it decomposed; the logical circuit stays the user's
-        from dataclasses import replace
-
+        # deferred: qgen.quantum imports torch and qiskit-machine-learning (~1.9 s of import)
         from qgen.quantum.native_gates import without_misbound_controls
 
         safe = without_misbound_controls(qc.circuit)
@@ -82,13 +88,13 @@ class AerBackend(QuantumBackend):
         return prepared
 
     def isa_backend(self):
-        from qiskit_aer import AerSimulator
+        from qiskit_aer import AerSimulator  # deferred: see the top
 
         return AerSimulator(method=self._available_method())
 
     def noise_model(self, prepared: PreparedCircuit | None = None):
         if self.spec.noise == "depolarizing":
-            from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+            from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error  # deferred: see the top
 
             model = NoiseModel()
             model.add_all_qubit_quantum_error(depolarizing_error(DEPOLARIZING["p1"], 1), ["rx", "ry", "rz", "sx", "x"])
@@ -123,7 +129,7 @@ class AerBackend(QuantumBackend):
         if noisy:
             return "density_matrix"
         if prepared is not None:
-            from qgen.quantum.exact_estimator import prefers_mps
+            from qgen.quantum.exact_estimator import prefers_mps  # deferred: see _prepare
 
             if prefers_mps(prepared.executable):
                 return "matrix_product_state"
@@ -132,8 +138,6 @@ class AerBackend(QuantumBackend):
     def _check_runnable(self, estimator, prepared: PreparedCircuit) -> None:
         # Aer checks memory only when it runs; a state that cannot fit is refused while the model is
         # built, before any run directory exists
-        from qgen.backends.aer_memory import check_fits_in_memory
-
         method = self._aer_method(prepared, noisy=self.is_noisy)
         check_fits_in_memory(method, prepared.executable.num_qubits, self.spec.name)
 
@@ -164,7 +168,7 @@ def reseeded_aer_estimator(*, seed: int | None, options: dict):
     so calls differ and a run stays reproducible. The bindings of a PUB go to Aer in pieces
     (``aer_runs``: Aer's cost per binding grows with their number) and Aer runs qgen's threads.
     """
-    import numpy as np
+    # deferred: see the top
     from qiskit.primitives import PrimitiveResult
     from qiskit.primitives.containers import DataBin, PubResult
     from qiskit.quantum_info import Pauli

@@ -61,7 +61,9 @@ IDEAL_SHAPE = BitSamplingShape(IDEAL_WIDTH, needs_extraction=False)
 def aer_sampler_factory(method: str = "matrix_product_state", noise_model: Any = None,
                         **backend_options: Any) -> SamplerFactory:
     """Aer ``SamplerV2`` per job with that job's seed. MPS keeps 127-qubit product states cheap."""
-    from qiskit_aer.primitives import SamplerV2  # only simulator users pay for the import
+    # deferred: the backend kinds import this module, and the registry imports them for every command;
+    # qgen info needs neither Aer nor Qiskit (~0.3 s of import, measured)
+    from qiskit_aer.primitives import SamplerV2
 
     options = {"method": method, **thread_options(), **backend_options}
     if noise_model is not None:

@@ -68,6 +68,7 @@ def _observable_key(observable: Any) -> tuple:
 
 @lru_cache(maxsize=1)
 def _standard_names() -> frozenset[str]:
+    # deferred: base.py imports this module, and the registry base.py, for every command (Qiskit ~0.3 s)
     from qiskit.circuit.library import get_standard_gate_name_mapping
 
     return frozenset(get_standard_gate_name_mapping()) | {"barrier", "measure", "reset", "delay"}

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
-
-from qiskit.providers import BackendV2, Options, QubitProperties
-from qiskit.transpiler import Target
 
 from qgen.errors import QgenError
 
 if TYPE_CHECKING:
-    from qiskit import QuantumCircuit
-    from qiskit_aer import AerSimulator
     from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
 
 EAGLE_RETIREMENT = "2025-11-03"
@@ -61,6 +55,8 @@ def canonical_device_name(name: str) -> str:
 
 def fake_device_classes() -> dict[str, type]:
     """'ibm_brisbane' -> FakeBrisbane for every fake device that qiskit-ibm-runtime ships (no instances)."""
+    # deferred: qiskit-ibm-runtime is ~0.9 s of import (measured), and the registry imports this module for
+    # every command; only kinds fake and ibm need the fakes
     import qiskit_ibm_runtime.fake_provider as fake_provider
 
     classes: dict[str, type] = {}
@@ -102,73 +98,6 @@ def check_not_retired(device: str, allow_local: bool) -> None:
     raise QgenError(
         f"{name} was retired{when}; use a live Heron device ({', '.join(LIVE_HERON)}) or {local}"
     )
-
-
-def active_qubits(circuits: Iterable[QuantumCircuit]) -> frozenset[int]:
-    """Physical qubits that any gate of these (ISA) circuits touches (barriers and delays don't count)."""
-    from qgen.backends.reduction import active_qubits as circuit_active_qubits
-
-    return frozenset(q for circuit in circuits for q in circuit_active_qubits(circuit))
-
-
-def device_simulator(fake: BackendV2, qubits: Iterable[int]) -> AerSimulator:
-    """An Aer simulator of ``fake`` whose noise acts only on ``qubits``, run as a matrix product state.
-
-    Why: the executor Estimator measures *every* qubit of the circuit (127 on FakeBrisbane), so Aer
-    cannot drop idle qubits and a statevector needs 2**127 amplitudes. A matrix product state holds
-    the idle qubits as a cheap product state, and leaving them noise-free changes nothing that the
-    observables can see (they act as identity there, and the noise model has no crosstalk), while it
-    keeps Aer from sampling noise on 100+ idle qubits every shot (about 10x faster).
-    """
-    from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel
-
-    view = _QubitSubsetView(fake, frozenset(qubits))
-    noise_model = NoiseModel.from_backend(view)
-    return AerSimulator.from_backend(fake, noise_model=noise_model, method="matrix_product_state")
-
-
-class _QubitSubsetView(BackendV2):
-    """The device's target with only the instructions on ``qubits``: what NoiseModel.from_backend reads."""
-
-    def __init__(self, fake: BackendV2, qubits: frozenset[int]) -> None:
-        super().__init__(name=f"{fake.name}_subset", backend_version=fake.backend_version)
-        full = fake.target
-        # Idle qubits get no T1/T2 either, so delays there (dynamical decoupling pads every idle
-        # qubit) add no relaxation noise for Aer to sample.
-        qubit_properties = [
-            props if index in qubits else QubitProperties()
-            for index, props in enumerate(full.qubit_properties or [QubitProperties()] * full.num_qubits)
-        ]
-        self._target = Target(
-            num_qubits=full.num_qubits, dt=full.dt, qubit_properties=qubit_properties,
-            granularity=full.granularity, min_length=full.min_length, pulse_alignment=full.pulse_alignment,
-            acquire_alignment=full.acquire_alignment,
-        )
-        for name in full.operation_names:
-            properties = full[name]
-            operation = full.operation_from_name(name)
-            if isinstance(operation, type) or properties is None or None in properties:
-                # control flow (added by class) or a global instruction: no per-qubit noise to drop
-                self._target.add_instruction(operation, name=name)
-                continue
-            kept = {qargs: props for qargs, props in properties.items() if set(qargs) <= qubits}
-            self._target.add_instruction(operation, kept, name=name)
-
-    @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
-    def max_circuits(self) -> None:
-        return None
-
-    @classmethod
-    def _default_options(cls) -> Options:
-        return Options()
-
-    def run(self, run_input, **options):  # noqa: ANN001, ANN003 - never runs; only read for its noise
-        raise NotImplementedError("a qubit-subset view only describes noise")
 
 
 def describe_device(device: str) -> tuple[str, str]:

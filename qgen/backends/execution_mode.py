@@ -1,8 +1,6 @@
 """The execution mode of qiskit-ibm-runtime jobs (job, batch or session), opened the same way on IBM
 hardware (runtime.py) and on a ``--local`` reduced simulator (local_worker.py's child process).
-
-qiskit-ibm-runtime is imported where a mode is opened: it takes ~1.5 s to import, and only commands
-on kind ``ibm`` open one.
+Only kind ``ibm`` imports this module (through runtime.py), and it needs qiskit-ibm-runtime anyway.
 """
 
 from __future__ import annotations
@@ -10,11 +8,14 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from qiskit_ibm_runtime import Batch, Session
+from qiskit_ibm_runtime.exceptions import IBMError
+
 from qgen.errors import QgenError, first_line
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
-    from qiskit_ibm_runtime import Batch, QiskitRuntimeService, Session
+    from qiskit_ibm_runtime import QiskitRuntimeService
 
 
 class ExecutionModeFallback(UserWarning):
@@ -35,9 +36,6 @@ def open_execution_mode(
     ExecutionModeFallback warning (stderr), rather than failing a long run at its first job.
     ``session_cls``/``batch_cls`` default to qiskit_ibm_runtime's and are injectable for tests.
     """
-    from qiskit_ibm_runtime import Batch, Session
-    from qiskit_ibm_runtime.exceptions import IBMError
-
     session_cls = session_cls or Session
     batch_cls = batch_cls or Batch
     name = getattr(backend, "name", str(backend))

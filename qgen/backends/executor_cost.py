@@ -25,8 +25,8 @@ seconds ~ SECONDS_PER_JOB per job + SECONDS_PER_EXECUTION per shot. The service'
 can be had (runtime.py, ``service_usage_estimate``).
 
 What a command will submit is qgen.planner's answer; what a run spent is the ledger's (ledger.py).
-qiskit-ibm-runtime is imported inside the methods that need it: it takes ~1.5 s to import, and only
-plans for kind ``ibm`` need it.
+qiskit-ibm-runtime is imported inside the methods that need it (deferred): it takes ~0.9 s to import
+(measured), qgen.planner imports this module for every plan, and only plans for kind ``ibm`` need it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from qiskit.quantum_info import PauliList
 
 from qgen.backends.executor_options import estimator_options, sampler_options
 from qgen.backends.spec import BackendSpec, shots_for_precision
@@ -82,6 +84,7 @@ class ExecutorShots:
     @classmethod
     def for_estimator(cls, options: Any) -> ExecutorShots:
         """From executor ``EstimatorOptions``, finalized as ``Estimator.run`` finalizes them."""
+        # deferred: see the module docstring
         from qiskit_ibm_runtime.executor_estimator.finalize_options import finalize_estimator_options
         from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
 
@@ -100,7 +103,7 @@ class ExecutorShots:
     @classmethod
     def for_sampler(cls, options: Any) -> ExecutorShots:
         """From executor ``SamplerOptions`` (the sampler twirls, or runs each binding ``shots`` times)."""
-        from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options
+        from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options  # deferred
 
         twirling = finalize_sampler_options(options).twirling
         return cls(twirled=bool(twirling.enable_gates or twirling.enable_measure),
@@ -111,7 +114,7 @@ class ExecutorShots:
         """(randomizations, shots per randomization) for ``shots`` per binding: the runtime's rule."""
         if not self.twirled:
             return 1, shots
-        from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots
+        from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots  # deferred
 
         return calculate_twirling_shots(shots, self.num_randomizations, self.shots_per_randomization)
 
@@ -230,8 +233,6 @@ def measurement_bases(observables: Any) -> int:
     """How many measurement bases the executor needs for an ObservablesArray: qubit-wise commuting
     groups of all its Pauli terms (1 for any set of Z readouts). Counted as if every binding needs
     every basis, which is exact for the outer-product PUBs qgen sends."""
-    from qiskit.quantum_info import PauliList
-
     labels = sorted({label for obs in observables.ravel().tolist() for label in obs})
     if all(set(label) <= {"I", "Z"} for label in labels):
         return 1

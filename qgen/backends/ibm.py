@@ -7,10 +7,14 @@ so training and sampling plan their shots before they start (``spends_shots``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from qgen.backends.base import PreparedCircuit, QuantumBackend
+import numpy as np
+
+from qgen.backends.base import PreparedCircuit, QuantumBackend, isa_pass_manager
 from qgen.backends.bit_sampling import BitSampling, BitSamplingShape, EntropyCircuit, fixed_sampler
+from qgen.backends.devices import describe_device, fake_backend, retirement_note
 from qgen.errors import QgenError
 
 if TYPE_CHECKING:
@@ -18,6 +22,10 @@ if TYPE_CHECKING:
 
     from qgen.backends.runtime import RuntimePrimitives
     from qgen.backends.spec import BackendSpec
+
+# runtime.py and journaled.py are imported in the methods that use them (deferred): the registry imports
+# this module for every command, and they import qiskit-ibm-runtime (runtime.py, ~0.9 s of import after
+# Qiskit, measured) and Qiskit (~0.3 s), which only this kind needs (Qiskit: see base.py).
 
 #: Shots per binding when backends.toml gives neither shots nor precision: qiskit-ibm-runtime's
 #: own default for the sampler and the estimator.
@@ -36,8 +44,6 @@ class IBMBackend(QuantumBackend):
     @classmethod
     def with_defaults(cls, spec: BackendSpec) -> BackendSpec:
         """Budgets and plans need a shot count: without shots or precision, the runtime default."""
-        from dataclasses import replace
-
         if spec.shots is None and not spec.precision:
             return replace(spec, shots=DEFAULT_SHOTS)
         return spec
@@ -53,7 +59,7 @@ class IBMBackend(QuantumBackend):
     def runtime(self) -> RuntimePrimitives:
         """qiskit-ibm-runtime service/backend/execution mode, opened once (on first use)."""
         if self._runtime is None:
-            from qgen.backends.runtime import runtime_primitives
+            from qgen.backends.runtime import runtime_primitives  # deferred: see the top
 
             self._runtime = runtime_primitives(self.spec, local=self.local)
         return self._runtime
@@ -63,7 +69,7 @@ class IBMBackend(QuantumBackend):
         return self.runtime.backend
 
     def estimator(self, prepared: PreparedCircuit | None = None):
-        from qgen.backends.journaled import JournaledEstimator
+        from qgen.backends.journaled import JournaledEstimator  # deferred: see the top
 
         # the service lets a restarted run fetch its queued/running jobs by ID instead of resubmitting
         return self._journal(JournaledEstimator(self.runtime.estimator(), self.spec, self.runtime.service,
@@ -71,7 +77,7 @@ class IBMBackend(QuantumBackend):
 
     def sampler(self):
         """The runtime sampler, journaled."""
-        from qgen.backends.journaled import JournaledSampler
+        from qgen.backends.journaled import JournaledSampler  # deferred: see the top
 
         return self._journal(JournaledSampler(self.runtime.sampler(), self.spec, self.runtime.service,
                                               local=self.local, on_mismatch=self.on_journal_mismatch))
@@ -81,17 +87,12 @@ class IBMBackend(QuantumBackend):
         one locally, else the same transpilation on the device's fake twin (same ISA)."""
         if self.local:  # uncached: the prepare() cache must hold the QNN's own parameter objects
             return self._prepare(qnn_circuit).executable
-        from qgen.backends.base import isa_pass_manager
-        from qgen.backends.devices import fake_backend
-
         return isa_pass_manager(self.spec, fake_backend(self.spec.device)).run(qnn_circuit.circuit)
 
     def service_usage_estimate(self, qnn_circuit, rows: int) -> float:
         """QPU seconds IBM Quantum estimates for one forward job of ``rows`` rows: a ``dry_run``
         job (runs on the device's mock twin, costs no shots, journals nothing)."""
-        import numpy as np
-
-        from qgen.backends.runtime import service_usage_estimate
+        from qgen.backends.runtime import service_usage_estimate  # deferred: see the top
 
         prepared = self.prepare(qnn_circuit)
         grid = np.empty((len(prepared.executable_observables), 1), dtype=object)
@@ -112,19 +113,14 @@ class IBMBackend(QuantumBackend):
                            seeded=False, target=self.target)
 
     def bit_sampling_shape(self) -> BitSamplingShape:
-        from qgen.backends.devices import fake_backend
-
         width = fake_backend(self.spec.device).num_qubits  # the fake twin knows the device's size offline
         return BitSamplingShape(width, needs_extraction=True)
 
     def describe_device(self) -> tuple[str, str]:
-        from qgen.backends.devices import describe_device
-
         return describe_device(self.spec.device)
 
     def describe_credentials(self) -> str:
-        from qgen.backends.devices import retirement_note
-        from qgen.backends.runtime import find_credentials
+        from qgen.backends.runtime import find_credentials  # deferred: see the top
 
         try:
             credentials = f"yes ({find_credentials().source})"

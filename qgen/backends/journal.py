@@ -34,6 +34,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from qiskit.primitives import PrimitiveResult, PubResult
+
 from qgen.errors import QgenError, first_line
 from qgen.fileio import atomic_write_text
 
@@ -164,6 +166,8 @@ class JobJournal:
 
     def store_result(self, job_id: str, result: Any) -> Path:
         """Write ``result`` beside the journal (atomically: temp file, fsync, rename)."""
+        # deferred: every command that plans shots imports this module (qgen.planner, through the ledger),
+        # and qiskit-ibm-runtime is ~0.9 s of import (measured) that only kind ibm needs
         from qiskit_ibm_runtime import RuntimeEncoder
 
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +239,7 @@ class JobJournal:
     def load_result(self, job_id: str) -> Any | None:
         """The stored result of ``job_id``, or None if none was stored (or it cannot be read: a result
         file is written whole, so an unreadable one was damaged after the fact; it is said on stderr)."""
-        from qiskit_ibm_runtime import RuntimeDecoder
+        from qiskit_ibm_runtime import RuntimeDecoder  # deferred: see store_result
 
         path = self._result_path(job_id)
         if not path.is_file():
@@ -414,8 +418,6 @@ def submit_or_resume(
 
 
 def _data_only(result: Any) -> Any:
-    from qiskit.primitives import PrimitiveResult, PubResult
-
     return PrimitiveResult([PubResult(pub.data, metadata={}) for pub in result],
                            metadata={"note": "metadata dropped: not JSON-serialisable"})
 

@@ -35,9 +35,24 @@ import numpy as np
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.providers import JobStatus
+from qiskit.quantum_info import SparsePauliOp
+from qiskit_aer import AerSimulator
+from qiskit_aer.noise import NoiseModel
+from qiskit_ibm_runtime.executor_estimator import Estimator
+from qiskit_ibm_runtime.executor_sampler import Sampler
 
+from qgen.backends.devices import fake_backend
 from qgen.backends.execution_mode import open_execution_mode
-from qgen.errors import QgenError
+from qgen.backends.reduced_device import with_calibrated_readout
+from qgen.backends.reduction import (
+    active_qubits,
+    observable_support,
+    reduce_circuit,
+    reduce_observables_array,
+    reduced_backend,
+)
+from qgen.errors import QgenError, named_first_line
 
 if TYPE_CHECKING:
     from qiskit.providers import BackendV2
@@ -66,8 +81,6 @@ class LocalTask:
 
 def reduce_estimator_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
     """(kept device qubits, the PUBs on them) for coerced EstimatorPubs of one job."""
-    from qgen.backends.reduction import active_qubits, observable_support, reduce_circuit, reduce_observables_array
-
     keep: set[int] = set()
     for pub in pubs:
         keep.update(active_qubits(pub.circuit))
@@ -85,16 +98,12 @@ def reduce_estimator_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
 
 def reduce_sampler_pubs(pubs: list) -> tuple[tuple[int, ...], list]:
     """(kept device qubits, the PUBs on them) for coerced SamplerPubs of one job."""
-    from qgen.backends.reduction import active_qubits, reduce_circuit
-
     kept = tuple(sorted({q for pub in pubs for q in active_qubits(pub.circuit)}))
     return kept, [SamplerPub(reduce_circuit(pub.circuit, kept).circuit, pub.parameter_values, pub.shots,
                              validate=False) for pub in pubs]
 
 
 def _as_sparse_pauli(obs: dict):
-    from qiskit.quantum_info import SparsePauliOp
-
     return SparsePauliOp.from_list(list(obs.items()))
 
 
@@ -103,19 +112,10 @@ def _as_sparse_pauli(obs: dict):
 
 def run_task(task: LocalTask, cache: dict | None = None) -> Any:
     """Run one task in this process (the child calls this; tests may too)."""
-    from qiskit_aer import AerSimulator
-
-    from qgen.backends.devices import fake_backend
-    from qgen.backends.reduction import reduced_backend
-
     cache = {} if cache is None else cache
     key = (task.device, task.qubits, task.execution_mode)
     if key not in cache:
         fake = cache.get(task.device) or cache.setdefault(task.device, fake_backend(task.device))
-        from qiskit_aer.noise import NoiseModel
-
-        from qgen.backends.reduced_device import with_calibrated_readout
-
         method = "density_matrix" if len(task.qubits) <= DENSITY_MATRIX_MAX_QUBITS else "matrix_product_state"
         reduced = reduced_backend(fake, task.qubits)
         # the device's calibrated, asymmetric readout (Aer's from_backend makes it symmetric)
@@ -124,11 +124,7 @@ def run_task(task: LocalTask, cache: dict | None = None) -> Any:
         cache[key] = open_execution_mode(task.execution_mode, simulator) or simulator
     mode = cache[key]
     if task.kind == "estimator":
-        from qiskit_ibm_runtime.executor_estimator import Estimator
-
         return Estimator(mode=mode, options=task.options).run(task.pubs, precision=task.precision).result()
-    from qiskit_ibm_runtime.executor_sampler import Sampler
-
     return Sampler(mode=mode, options=task.options).run(task.pubs, shots=task.shots).result()
 
 
@@ -144,7 +140,7 @@ def _child_main(conn) -> None:
         try:
             conn.send(("ok", run_task(task, cache)))
         except Exception as exc:  # sent back: the parent raises it as one clear line
-            conn.send(("error", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
+            conn.send(("error", named_first_line(exc)))
 
 
 # ----------------------------------------------------------------------------------- the parent
@@ -209,8 +205,6 @@ class LocalJob:
         return self._result
 
     def status(self):
-        from qiskit.providers import JobStatus
-
         return JobStatus.DONE if self._result is not None else JobStatus.RUNNING
 
     def done(self) -> bool:

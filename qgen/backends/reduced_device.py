@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from qiskit import QuantumCircuit, transpile
 from qiskit.providers import BackendV2
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
@@ -48,12 +47,6 @@ def with_calibrated_readout(model: NoiseModel, device: BackendV2, qubits: tuple[
     return model
 
 
-def most_biased_qubits(backend: BackendV2, n: int) -> list[int]:
-    """The ``n`` qubits whose readout asymmetry |P(1|0) - P(0|1)| (hence bit bias) is largest."""
-    asym = [abs(np.subtract(*readout_flip_probabilities(backend, q))) for q in range(backend.num_qubits)]
-    return [int(q) for q in np.argsort(asym)[::-1][:n]]
-
-
 @dataclass(frozen=True)
 class ReducedDevice:
     backend_name: str
@@ -61,11 +54,6 @@ class ReducedDevice:
     circuit: QuantumCircuit          # on local qubits 0..n-1, native gates, ready for Aer
     noise_model: NoiseModel
     readout: tuple[tuple[float, float], ...]  # per local qubit: (P(1|0), P(0|1))
-
-    def expected_one_probability(self, p_ideal: float = 0.5) -> np.ndarray:
-        """Per-qubit P(read 1) from readout error alone, for an ideal P(1) of ``p_ideal``."""
-        p10, p01 = np.array(self.readout).T
-        return p_ideal * (1 - p01) + (1 - p_ideal) * p10
 
     def sampler_factory(self) -> SamplerFactory:
         # Density matrix is exact and samples all shots at once, but costs 4**n: best for a handful

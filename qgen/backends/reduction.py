@@ -5,22 +5,25 @@ device even when the bottleneck touches 8 qubits. After transpiling to the devic
 active physical qubits, renumber them 0..k-1, and restrict the noise model and the observables to
 them. The physics is unchanged: idle qubits carry no gates and no observable weight.
 
-Two other device reductions exist on purpose, with other semantics:
+Another device reduction exists on purpose, with other semantics:
 ``qgen.backends.reduced_device.reduce_device`` builds a small calibrated model (readout asymmetry,
-depolarizing + relaxation on single-qubit gates) for entropy circuits that have no two-qubit gates,
-and ``qgen.backends.devices.device_simulator`` keeps the full device width (the executor primitives
-measure every qubit) and drops noise, including delay relaxation, only on idle qubits. This module
-restricts the device's own NoiseModel exactly, for the QNN's estimator, and (``reduced_backend``)
-the device's target, for the ``--local`` executor primitives, which measure every qubit they see.
+depolarizing + relaxation on single-qubit gates) for entropy circuits that have no two-qubit gates.
+This module restricts the device's own NoiseModel exactly, for the QNN's estimator, and
+(``reduced_backend``) the device's target, for the ``--local`` executor primitives, which measure
+every qubit they see.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from qiskit import QuantumCircuit, QuantumRegister
-from qiskit.providers import BackendV2, Options
+from qiskit.primitives.containers.observables_array import ObservablesArray
+from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.quantum_info import PauliList, SparsePauliOp
+from qiskit.transpiler import Target
+from qiskit_aer.noise import NoiseModel
 
 IGNORED = ("barrier", "delay")
 
@@ -84,8 +87,6 @@ def reduce_circuit(circuit: QuantumCircuit, keep: tuple[int, ...]) -> ReducedCir
 
 def reduced_noise_model(full, keep: tuple[int, ...]):
     """Copy the local gate and readout errors of the kept qubits into a k-qubit NoiseModel."""
-    from qiskit_aer.noise import NoiseModel
-
     index = {q: i for i, q in enumerate(keep)}
     model = NoiseModel(basis_gates=sorted(full.basis_gates))
     # NoiseModel has no public iterator over its local errors; these dicts are its storage
@@ -114,9 +115,6 @@ def reduce_pauli_label(label: str, keep: tuple[int, ...]) -> str:
 
 def reduce_observables_array(observables, keep: tuple[int, ...]):
     """An EstimatorPub's ObservablesArray (device-wide) restricted to the active qubits ``keep``."""
-    import numpy as np
-    from qiskit.primitives.containers.observables_array import ObservablesArray
-
     flat = [{reduce_pauli_label(label, keep): coeff for label, coeff in obs.items()}
             for obs in observables.ravel().tolist()]
     out = np.empty(len(flat), dtype=object)
@@ -130,8 +128,6 @@ def readout_confusion(model, num_qubits: int):
     The estimator's exact probabilities never pass a measurement, so the shot-noise estimator applies
     the model's own readout errors to them (the identity where the model has none).
     """
-    import numpy as np
-
     confusion = np.tile(np.eye(2), (num_qubits, 1, 1))
     default = model._default_readout_error  # no public accessor; see reduced_noise_model
     for q in range(num_qubits):
@@ -148,9 +144,6 @@ def reduced_backend(device, keep: tuple[int, ...]):
     The local executor primitives run the reduced circuit on this (``AerSimulator.from_backend``):
     the executor measures every qubit of its circuit, so the reduction must happen before it sees one.
     """
-    from qiskit.providers import QubitProperties
-    from qiskit.transpiler import Target
-
     full = device.target
     index = {q: i for i, q in enumerate(keep)}
     props = full.qubit_properties or [QubitProperties()] * full.num_qubits

@@ -7,10 +7,12 @@ here. ``load_backend(name)`` is how the rest of qgen gets a backend.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 from qgen.backends.aer import AerBackend
 from qgen.backends.base import QuantumBackend
+from qgen.backends.devices import fake_backend_name
 from qgen.backends.exact import ExactBackend
 from qgen.backends.fake import FakeDeviceBackend
 from qgen.backends.ibm import IBMBackend
@@ -52,8 +54,6 @@ def unusable_reason(spec: BackendSpec) -> str | None:
     import every fake device for every command."""
     if spec.kind != "fake":
         return None
-    from qgen.backends.devices import fake_backend_name
-
     if fake_backend_name(spec.device) is None:
         return f"no fake device {spec.device!r} in qiskit-ibm-runtime"
     return None
@@ -79,8 +79,6 @@ def default_backends_file() -> Path:
 
 
 def parse_backends(text: str, source: str = "backends.toml") -> dict[str, BackendSpec]:
-    import tomllib
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -16,7 +16,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import qiskit_ibm_runtime
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+from qiskit_ibm_runtime.executor_estimator import Estimator
+from qiskit_ibm_runtime.executor_sampler import Sampler
 
 from qgen.backends.base import isa_pass_manager
 from qgen.backends.devices import (
@@ -60,13 +63,12 @@ def find_credentials() -> Credentials:
     Checked before anything contacts IBM, so a machine without credentials fails at once instead of
     hanging on a network call.
     """
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         return Credentials("environment", token=token, instance=os.environ.get(INSTANCE_ENV) or None)
     try:
-        accounts = QiskitRuntimeService.saved_accounts(channel=CHANNEL)
+        # the service class is looked up on the package when used (tests put a stand-in there)
+        accounts = qiskit_ibm_runtime.QiskitRuntimeService.saved_accounts(channel=CHANNEL)
     except Exception as exc:  # a corrupt ~/.qiskit/qiskit-ibm.json raises ValueError
         raise QgenError(f"cannot read saved IBM Quantum accounts: {first_line(exc)}") from None
     if accounts:
@@ -82,13 +84,12 @@ def find_credentials() -> Credentials:
 
 def runtime_service(spec: BackendSpec) -> QiskitRuntimeService:
     """A QiskitRuntimeService on channel ibm_quantum_platform, or one clear error line."""
-    from qiskit_ibm_runtime import QiskitRuntimeService
-
+    service_cls = qiskit_ibm_runtime.QiskitRuntimeService  # looked up when used, as in find_credentials
     credentials = find_credentials()
     try:
         if credentials.token:
-            return QiskitRuntimeService(channel=CHANNEL, token=credentials.token, instance=credentials.instance)
-        return QiskitRuntimeService(channel=CHANNEL, name=credentials.account_name)
+            return service_cls(channel=CHANNEL, token=credentials.token, instance=credentials.instance)
+        return service_cls(channel=CHANNEL, name=credentials.account_name)
     except Exception as exc:
         raise QgenError(
             f"backend {spec.name!r}: could not connect to IBM Quantum ({CHANNEL}) with the "
@@ -135,13 +136,7 @@ class RuntimePrimitives:
         return self.mode
 
     def _primitive(self, which: int, options: Any) -> Any:
-        if self._classes is None:
-            from qiskit_ibm_runtime.executor_estimator import Estimator
-            from qiskit_ibm_runtime.executor_sampler import Sampler
-
-            cls = (Estimator, Sampler)[which]
-        else:
-            cls = self._classes[which]
+        cls = (Estimator, Sampler)[which] if self._classes is None else self._classes[which]
         if self._open_mode is None:  # job mode, or the mode is open already
             return cls(mode=self.mode or self.backend, options=options)
         return OnFirstRun(lambda: cls(mode=self._execution_mode() or self.backend, options=options), options)
@@ -166,11 +161,8 @@ class RuntimePrimitives:
     def usage_estimator(self) -> BaseEstimatorV2:
         """An estimator for ``dry_run`` usage estimates: in job mode, never in a Session/Batch (a dry run
         runs no jobs, so it opens none)."""
-        if self._classes is None:
-            from qiskit_ibm_runtime.executor_estimator import Estimator
-
-            return Estimator(mode=self.backend, options=estimator_options(self.spec))
-        return self._classes[0](mode=self.backend, options=estimator_options(self.spec))
+        cls = Estimator if self._classes is None else self._classes[0]
+        return cls(mode=self.backend, options=estimator_options(self.spec))
 
     def close(self) -> None:
         """Close the Session/Batch if one was opened (and the local ones); safe to call more than once."""

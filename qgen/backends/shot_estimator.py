@@ -29,8 +29,10 @@ import numpy as np
 from qiskit.primitives import BaseEstimatorV2, PrimitiveJob, PrimitiveResult
 from qiskit.primitives.containers import DataBin, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit_aer import AerSimulator
 
 from qgen.backends.aer_runs import run_bindings, thread_options
+from qgen.backends.reduction import readout_confusion
 from qgen.backends.spec import shots_for_precision
 from qgen.errors import QgenError
 
@@ -68,8 +70,6 @@ class ShotNoiseEstimator(BaseEstimatorV2):
                                metadata={"version": 2})
 
     def _run_pub(self, pub: EstimatorPub, rng: np.random.Generator, cache: dict) -> PubResult:
-        from qgen.backends.reduction import readout_confusion
-
         circuit = pub.circuit
         n = circuit.num_qubits
         shots = self._shots_for(pub)
@@ -121,8 +121,6 @@ class ShotNoiseEstimator(BaseEstimatorV2):
 
     def _probabilities(self, circuit, basis: str, values: np.ndarray) -> np.ndarray:
         """Exact outcome probabilities (bindings, 2**n) of measuring ``basis`` (a label, qubit 0 last)."""
-        from qiskit_aer import AerSimulator
-
         measured = circuit.copy()
         for q, letter in enumerate(reversed(basis)):
             for gate in _ROTATIONS.get(letter, ()):

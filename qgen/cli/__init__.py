@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from qgen import __version__, api
 from qgen.cli.circuit_options import circuit_options
+from qgen.cli.internal_error import is_environment_error, report_internal_error
 from qgen.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -25,14 +27,18 @@ from qgen.cli.options import (
     POSITIVE_INT,
     SEED,
     FiniteFloat,
+    LazyChoice,
     device_option,
 )
+from qgen.cli.process_exit import run_and_exit
 from qgen.errors import QgenError
+from qgen.rundir import default_runs_root, package_versions
 from qgen.rundir.layout import CONFIG, SAMPLES_GLOB
 from qgen.threads import set_torch_threads
 
-# Commands import what they need when they run (backends, data, torch): ``qgen --version`` and ``--help``
-# import neither torch nor qiskit (~1-2 s here; tests/cli/test_cli.py holds them to that).
+# Commands import what they need when they run (deferred: the backends registry is ~0.1 s of import,
+# torch 1.3-2 s, Qiskit ~0.3 s more, measured): ``qgen --version`` and ``--help`` import neither torch nor
+# Qiskit (tests/cli/test_cli.py holds them to that).
 
 
 def _on_sigterm(signum, frame):  # a kill should save a checkpoint just like Ctrl-C does
@@ -73,42 +79,35 @@ runs_option = click.option(
     help="where run directories live (default: $QGEN_RUNS or ./runs)")
 
 
+def _experiment_command() -> click.Command:
+    # deferred: --version loads no experiment code (tests/test_cli.py); the module itself is light (~1 ms of
+    # import, measured), and its command imports the experiment package when it runs
+    from qgen.cli.experiment import experiment_command
+
+    return experiment_command
+
+
 class _LazyGroup(click.Group):
-    """Commands that live in their own packages are imported only when asked for.
+    """Commands that live in their own modules are imported only when asked for (by name, or by
+    ``qgen --help`` for their one-line help)."""
 
-    ``qgen --version`` and the light commands then never import the experiment package (which
-    pulls in torch, qiskit and the schedulers: ~2 s on this CPU).
-    """
-
-    lazy = {"experiment": ("qgen.cli.experiment", "experiment_command")}
+    lazy = {"experiment": _experiment_command}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
-            import importlib
-
-            module, attr = self.lazy[name]
-            return getattr(importlib.import_module(module), attr)
+            return self.lazy[name]()
         return super().get_command(ctx, name)
 
 
-class _SamplerChoice(click.Choice):
-    """The samplers of ``qgen.diffusion.samplers.SCHEDULERS``, read only when needed (that imports torch)."""
+def _sampler_names() -> tuple[str, ...]:
+    # deferred: the registry of samplers imports the schedulers and torch (~1.3 s of import, measured); only
+    # a sample command that checks --sampler, or lists the choices in its --help, needs it
+    from qgen.diffusion.samplers import SCHEDULERS
 
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        from qgen.diffusion.samplers import SCHEDULERS
-
-        return tuple(SCHEDULERS)
-
-    @choices.setter
-    def choices(self, value) -> None:  # click.Choice.__init__ assigns; the registry is the one list
-        pass
+    return tuple(SCHEDULERS)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,9 +120,8 @@ def cli() -> None:
 @backends_option
 def info(backends_file: Path | None) -> None:
     """Versions, datasets, backends and default locations."""
-    from qgen.backends.registry import default_backends_file, load_backends
+    from qgen.backends.registry import default_backends_file, load_backends  # deferred: see the top
     from qgen.data import available_datasets, default_data_root
-    from qgen.rundir import default_runs_root, package_versions
 
     backends = load_backends(backends_file)  # before any line: a missing or bad file is one error line
     for pkg, ver in package_versions().items():
@@ -139,7 +137,7 @@ def info(backends_file: Path | None) -> None:
 @backends_option
 def list_backends(backends_file: Path | None) -> None:
     """List the named backends of backends.toml: kind, device size, basis gates, shots, budget, credentials."""
-    from qgen.backends.registry import backend_for, load_backends, unusable_reason
+    from qgen.backends.registry import backend_for, load_backends, unusable_reason  # deferred: see the top
 
     specs = load_backends(backends_file)  # before the header: a bad or empty file is one error line
     click.echo(f"{'name':<15} {'kind':<12} {'qubits':>6}  {'basis gates':<28} {'shots':>6} {'budget':>10}  credentials")
@@ -260,8 +258,6 @@ RESUME_OPTIONS = {"resume_run", "steps", "no_progress", "runs_dir", "backends_fi
 
 def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
     """--resume continues the run as its config.toml says; an option given with it would be ignored."""
-    from click.core import ParameterSource
-
     given = [param for param in ctx.command.params
              if param.name not in RESUME_OPTIONS
              and ctx.get_parameter_source(param.name) not in (ParameterSource.DEFAULT, None)]
@@ -280,7 +276,7 @@ def _refuse_options_fixed_on_resume(ctx: click.Context) -> None:
 @click.option("--backend", default=None, help="backend for the quantum layer (default: the run's)")
 @backends_option
 @click.option("--n", "n", type=POSITIVE_INT, default=64, show_default=True, help="number of samples")
-@click.option("--sampler", type=_SamplerChoice(), default="ddim", show_default=True)
+@click.option("--sampler", type=LazyChoice(_sampler_names), default="ddim", show_default=True)
 @click.option("--steps", type=POSITIVE_INT, default=50, show_default=True, help="DDIM steps")
 @click.option("--eta", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -386,7 +382,7 @@ def evaluate(run, samples, heldout, seed, ablate, backends_file, runs_dir, devic
                    f"{base['copy_fraction']:.0%} (features) -> {base['reading']}")
     dependence = metrics.get("dependence")
     if dependence is not None:
-        from qgen.dependence import summary
+        from qgen.dependence import summary  # deferred: see the top
 
         if "reason" in dependence:
             click.echo(f"dependence on the bottleneck: not measured ({dependence['reason']})")
@@ -468,24 +464,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as exc:
-        from qgen.cli.internal_error import is_environment_error, report_internal_error
-
         if not is_environment_error(exc):
             sys.exit(report_internal_error(exc))
         # a full disk or a file the user may not write: theirs to fix, said in their terms
         click.echo(f"qgen: error: {exc.strerror}: {exc.filename}", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug, not bad input: one line naming the traceback's file, never a raw traceback
-        from qgen.cli.internal_error import report_internal_error
-
         sys.exit(report_internal_error(exc))
 
 
 def run() -> None:
     """The process entry point (the ``qgen`` script, ``python -m qgen.cli``): ``main`` and a quick exit
     (qgen.cli.process_exit); tests and the Python API call ``main`` itself."""
-    from qgen.cli.process_exit import run_and_exit
-
     run_and_exit(main)
 
 

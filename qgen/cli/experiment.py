@@ -1,6 +1,7 @@
 """``qgen experiment``: the command line of ``qgen.experiment.command`` (the request and what it does).
-qgen.cli loads it lazily (``_LazyGroup.lazy``): the experiment package is not imported for the other
-commands."""
+qgen.cli loads it lazily (``_LazyGroup.lazy``). The module itself imports no torch: the command body
+imports the experiment package, and the preset and executor names are read when an option is checked
+or listed (``LazyChoice``), so ``qgen --help`` lists this command without them."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from pathlib import Path
 
 import click
 
-from qgen.cli.options import device_option
+from qgen.cli.options import LazyChoice, device_option
 from qgen.errors import QgenError
-from qgen.experiment.command import ExperimentCommand, run_experiment_command
-from qgen.experiment.presets import PRESETS
-from qgen.experiment.runner import EXECUTORS
 from qgen.threads import set_torch_threads
 
 
@@ -35,8 +33,22 @@ def _to_stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _preset_names() -> list[str]:
+    # deferred, like the command body's import: the experiment package imports torch and Qiskit (~2.7 s of
+    # import, measured), which qgen --help does without (it lists this command)
+    from qgen.experiment.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _executor_names() -> tuple[str, ...]:
+    from qgen.experiment.runner import EXECUTORS  # deferred: see _preset_names
+
+    return EXECUTORS
+
+
 @click.command("experiment")
-@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
+@click.option("--preset", "preset_name", type=LazyChoice(_preset_names), default=None,
               help="smoke: minutes, for CI; full: the protocol of docs/results/experiment/PROTOCOL.md (days of "
                    "CPU; see --dry-run)")
 @click.option("--smoke", "smoke", is_flag=True, help="shorthand for --preset smoke")
@@ -54,7 +66,7 @@ def _to_stderr(line: str) -> None:
               help="backends.toml to read (default: $QGEN_BACKENDS, ./backends.toml, the one shipped with qgen)")
 @click.option("--progress", is_flag=True, help="show training and sampling progress bars")
 @device_option()
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+@click.option("--executor", type=LazyChoice(_executor_names), default="local", show_default=True,
               help="local: one cell after another in this process; ray: each cell a Ray task (the 'ray' extra)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="ray: most cells at once (default: the Ray cluster's CPUs / $QGEN_THREADS)")
@@ -74,6 +86,8 @@ def experiment_command(preset_name: str | None, smoke: bool, config_file: Path |
         if preset_name not in (None, "smoke"):
             raise QgenError(f"--smoke contradicts --preset {preset_name}")
         preset_name = "smoke"
+    from qgen.experiment.command import ExperimentCommand, run_experiment_command  # deferred: see _preset_names
+
     if not dry_run:
         set_torch_threads()  # as qgen.cli.main does, for when this command is invoked on its own
     with sigterm_as_interrupt():

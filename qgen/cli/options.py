@@ -7,6 +7,7 @@ where they enter: finite, and within the range the option allows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -58,3 +59,24 @@ def device_option(default: str | None = "auto", help_extra: str = ""):
                         callback=_named_device,
                         help="torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"
                              + help_extra)
+
+
+class LazyChoice(click.Choice):
+    """A choice among the names that ``names()`` returns, called only when a value is checked or the
+    help lists them: the registries the names come from (samplers, experiment presets, executors)
+    import torch, which ``qgen --help`` and the other commands do without."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        self._read: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._read is None:
+            self._read = tuple(self._names())
+        return self._read
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns; the registry is the one list
+        pass

@@ -9,7 +9,7 @@ Usage::
 
 from qgen.data.config import SPLITS, DataConfig, LoadedData, default_data_root
 from qgen.data.loader import available_datasets, load_dataset
-from qgen.data.scaling import to_uint8_images, to_uint8_pixels, to_unit_range
+from qgen.data.scaling import to_uint8_pixels, to_unit_range
 
 __all__ = [
     "SPLITS",
@@ -18,7 +18,6 @@ __all__ = [
     "available_datasets",
     "default_data_root",
     "load_dataset",
-    "to_uint8_images",
     "to_uint8_pixels",
     "to_unit_range",
 ]

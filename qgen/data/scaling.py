@@ -19,18 +19,3 @@ def to_uint8_pixels(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats (any shape) -> uint8 pixels of the same shape; values outside [-1, 1] are clipped."""
     return ((torch.as_tensor(x).detach().to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(
         torch.uint8)
-
-
-def to_uint8_images(x: torch.Tensor) -> np.ndarray:
-    """Inverse of ``to_unit_range`` for (N, C, H, W) or (C, H, W) tensors.
-
-    Returns uint8 (N, H, W) for one channel and (N, H, W, 3) for three: the MedMNIST npz layout, which
-    PIL's ``Image.fromarray`` also takes per image. Values outside [-1, 1] (model samples) are clipped.
-    """
-    pixels = to_uint8_pixels(x)
-    if pixels.ndim == 3:
-        pixels = pixels.unsqueeze(0)
-    pixels = pixels.permute(0, 2, 3, 1)
-    if pixels.shape[3] == 1:
-        pixels = pixels[..., 0]
-    return pixels.numpy()

@@ -35,7 +35,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from qgen.errors import QgenError
+from qgen.backends.registry import backend_class, get_backend
+from qgen.errors import QgenError, first_line, named_first_line
 from qgen.experiment.cells import Cell, run_config
 from qgen.experiment.config import ExperimentConfig
 from qgen.experiment.estimate import train_seconds
@@ -50,6 +51,7 @@ from qgen.experiment.cell_run import (
 )
 from qgen.experiment.state import ExperimentState
 from qgen.threads import configured_threads
+from qgen.torch_device import check_device_name, device_name, resolve_device
 
 RAY_EXTRA = "pip install -e '.[ray]'"
 # how long an interrupted driver waits for the cancelled cells to checkpoint before it stops Ray
@@ -66,7 +68,7 @@ REPORT_MODULE = "qgen.experiment.outputs"
 
 def import_ray():
     try:
-        import ray
+        import ray  # deferred: an optional extra (and ~0.3 s of import, measured) that only --executor ray needs
     except ImportError:
         raise QgenError(f"--executor ray needs Ray, which is not installed; install the 'ray' extra "
                         f"({RAY_EXTRA}) or use --executor local") from None
@@ -151,8 +153,7 @@ def connect(opts: RunnerOptions, workers: int | None, threads: int) -> _Cluster:
             try:
                 ray.init(address=opts.address, runtime_env={"env_vars": env}, **common)
             except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
-                raise QgenError(f"cannot connect to the Ray cluster at {opts.address!r}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                raise QgenError(f"cannot connect to the Ray cluster at {opts.address!r}: {first_line(exc)}") from None
         started = opts.address is None
     resources = ray.cluster_resources()
     return _Cluster(ray, started, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
@@ -160,8 +161,6 @@ def connect(opts: RunnerOptions, workers: int | None, threads: int) -> _Cluster:
 
 def cell_device(requested: str, cluster: _Cluster) -> str:
     """The device a worker uses: Ray gives a task its GPU(s) as cuda:0.., so CUDA is just ``cuda``."""
-    from qgen.torch_device import check_device_name, device_name, resolve_device
-
     name = check_device_name(requested)
     if name == "auto":
         return "cuda" if cluster.gpus > 0 else "cpu"
@@ -175,8 +174,6 @@ def cell_device(requested: str, cluster: _Cluster) -> str:
 
 def exclusive(cfg: ExperimentConfig, cell: Cell, backends_file: Path | None) -> bool:
     """Whether the cell's backend spends shots (IBM: a shot budget and a job journal): run it alone."""
-    from qgen.backends.registry import backend_class, get_backend
-
     if cell.arm.model_kind != "quantum" and cell.arm.noise == "classical":
         return False
     return backend_class(get_backend(run_config(cfg, cell).backend, backends_file)).spends_shots
@@ -280,7 +277,7 @@ def _record(ray, ref, cell: Cell, state: ExperimentState, result: RunnerResult, 
     try:
         report = ray.get(ref)
     except Exception as exc:  # the worker died (killed, out of memory) or Ray itself failed
-        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        message = named_first_line(exc)
         state.update_cell(cell.id, status="failed", error=message)
         result.failed[cell.id] = message
         opts.log(f"qgen experiment: {cell.id} FAILED: {message}")

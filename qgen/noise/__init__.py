@@ -3,13 +3,7 @@
 from qgen.backends.bit_sampling import aer_sampler_factory, fixed_sampler
 from qgen.noise.bit_source import BitBatch, QuantumBitSource
 from qgen.noise.demand import NoiseBudget, plan_bits
-from qgen.noise.circuits import (
-    chunk_widths,
-    chunked_hadamard_circuits,
-    hadamard_circuit,
-    ry_circuit,
-    ry_one_probability,
-)
+from qgen.noise.circuits import hadamard_circuit
 from qgen.noise.convert import BITS_PER_GAUSSIAN, bits_to_gaussians, bits_to_uniforms, uniforms_to_gaussians
 from qgen.noise.extract import (
     Extractor,
@@ -29,8 +23,7 @@ __all__ = [
     "BITS_PER_GAUSSIAN", "BitBatch", "ClassicalNoise", "EntropyPool", "Extractor", "MixedNoise",
     "NoiseBudget", "NoiseSource", "QuantumBitSource", "QuantumNoise", "ReportThresholds",
     "SeedChain", "ToeplitzExtractor", "VonNeumannExtractor", "aer_sampler_factory",
-    "bits_to_gaussians", "bits_to_uniforms", "chunk_widths", "chunked_hadamard_circuits",
-    "default_extractors", "extract", "fixed_sampler", "format_report", "hadamard_circuit",
-    "noise_report", "nominal_yield", "plan_bits", "ry_circuit", "ry_one_probability",
+    "bits_to_gaussians", "bits_to_uniforms", "default_extractors", "extract", "fixed_sampler",
+    "format_report", "hadamard_circuit", "noise_report", "nominal_yield", "plan_bits",
     "uniforms_to_gaussians",
 ]

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from qiskit import qasm3
 from qiskit.circuit import QuantumCircuit
-from qiskit.primitives import BaseSamplerV2, BitArray
+from qiskit.primitives import BitArray
 
-from qgen.backends.bit_sampling import BitSampling, SamplerFactory, fixed_sampler
+from qgen.backends.bit_sampling import BitSampling, SamplerFactory
 from qgen.errors import QgenError
 from qgen.noise.seeds import SeedChain
 
@@ -97,12 +97,6 @@ class QuantumBitSource:
             if len(qc.cregs) != 1:
                 raise QgenError(f"circuit {qc.name!r} must have exactly one classical register, "
                                 f"has {len(qc.cregs)}; use measure_all()")
-
-    @classmethod
-    def from_sampler(cls, sampler: BaseSamplerV2, pubs: Sequence[PubLike], backend_name: str,
-                     **kwargs: Any) -> QuantumBitSource:
-        """A ready sampler without per-job seeds, e.g. ``qiskit_ibm_runtime.SamplerV2(backend)``."""
-        return cls(fixed_sampler(sampler), pubs, backend_name=backend_name, seeded=False, **kwargs)
 
     @classmethod
     def from_bit_sampling(cls, sampling: BitSampling, **kwargs: Any) -> QuantumBitSource:

@@ -7,6 +7,10 @@ the caveats that hold for every qgen model (few images, a feature space of qgen'
 
 from __future__ import annotations
 
+from huggingface_hub import ModelCard, ModelCardData
+
+from qgen.circuits.library import describe
+from qgen.dependence import summary
 from qgen.pretrained.folder_config import FolderConfig
 
 TAGS = ["diffusion", "unconditional-image-generation", "quantum-machine-learning", "qiskit",
@@ -15,8 +19,6 @@ TAGS = ["diffusion", "unconditional-image-generation", "quantum-machine-learning
 
 def model_card(cfg: FolderConfig, title: str, folder_name: str):
     """A ``huggingface_hub.ModelCard`` (YAML metadata + markdown) for ``cfg``."""
-    from huggingface_hub import ModelCard, ModelCardData
-
     dataset = cfg.data.get("dataset", "")
     data = ModelCardData(library_name="qgen", tags=TAGS, pipeline_tag="unconditional-image-generation",
                          datasets=[dataset] if dataset and "/" not in dataset and "." not in dataset else None)
@@ -64,8 +66,6 @@ def _circuit_middle(m) -> dict:
     spec = m.ansatz
     if spec.is_original:
         return {}
-    from qgen.circuits.library import describe
-
     readouts = f"{spec.num_readouts} readouts ({', '.join(spec.observables)})" if spec.observables else \
         ("Z and neighbour ZZ readouts" if m.readout == "zz" else "Z readouts")
     circuit = f"{describe(spec)}, {spec.num_weights} trainable angles"
@@ -122,8 +122,6 @@ def _metrics(cfg: FolderConfig) -> str:
         out.append("No test-set evaluation: `qgen evaluate` had not been run on this run when it was exported.")
     dependence = (test or {}).get("dependence")
     if dependence and "removal_mean" in dependence:
-        from qgen.dependence import summary
-
         out.append(f"What the images need from the bottleneck's map (`qgen evaluate --ablate`: FLD with its outputs "
                    f"replaced, over FLD as trained, {dependence['n']} samples redrawn with the same x_T): "
                    f"{summary(dependence)}. Ratios near 1 mean the images do not depend on the map; removal asks "

@@ -16,6 +16,7 @@ from pathlib import Path
 from qgen.config import DiffusionConfig
 from qgen.errors import QgenError
 from qgen.models.config import ModelConfig
+from qgen.seed import check_seed
 from qgen.tomlconfig import from_dict, to_dict
 
 MODEL_TYPE = "qgen-diffusion-unet"
@@ -40,8 +41,6 @@ class FolderConfig:
     metrics: dict = field(default_factory=dict)    # test metrics (qgen evaluate) and validation rows
 
     def __post_init__(self) -> None:
-        from qgen.seed import check_seed
-
         check_seed(self.seed, "seed")
         if self.channels not in (1, 3):
             raise QgenError(f"channels must be 1 or 3, got {self.channels}")

@@ -20,7 +20,7 @@ from qgen.diffusion.schedulers import Scheduler
 from qgen.draw import SampleRequest, check_finite, draw_samples
 from qgen.errors import QgenError
 from qgen.memory import check_sampling_memory
-from qgen.models.build import build_model, state_mismatches
+from qgen.models.build import build_model, state_mismatch_text
 from qgen.noise.sources import ClassicalNoise
 from qgen.pretrained.folder_config import FolderConfig, read_folder_config
 from qgen.rundir.layout import ModelFolder
@@ -122,9 +122,8 @@ def read_weights(folder: ModelFolder) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: torch.nn.Module, tensors: dict, folder: ModelFolder) -> None:
-    mismatches = state_mismatches(model.state_dict(), tensors)
-    if mismatches:
-        shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more" if len(mismatches) > 3 else "")
+    mismatch = state_mismatch_text(model.state_dict(), tensors)
+    if mismatch:
         raise QgenError(f"{folder.weights_path} does not fit the model its {folder.config_path.name} describes: "
-                        f"{shown}")
+                        f"{mismatch}")
     model.load_state_dict(tensors)

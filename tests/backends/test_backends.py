@@ -51,16 +51,19 @@ def test_fake_device_qnn_agrees_with_ideal_within_noise() -> None:
 def test_fake_brisbane_bits_are_biased_before_and_fair_after_extraction():
     from qiskit_ibm_runtime.fake_provider import FakeBrisbane
 
-    from qgen.backends.reduced_device import most_biased_qubits, reduce_device
+    from qgen.backends.reduced_device import readout_flip_probabilities, reduce_device
     from qgen.noise import QuantumBitSource, SeedChain, default_extractors, extract, format_report, noise_report
     from qgen.noise.circuits import hadamard_circuit
 
     backend = FakeBrisbane()
-    device = reduce_device(backend, most_biased_qubits(backend, 4), hadamard_circuit)
+    # the four qubits whose readout asymmetry |P(1|0) - P(0|1)| (hence bit bias) is largest
+    asymmetry = [abs(np.subtract(*readout_flip_probabilities(backend, q))) for q in range(backend.num_qubits)]
+    device = reduce_device(backend, [int(q) for q in np.argsort(asymmetry)[::-1][:4]], hadamard_circuit)
     assert device.circuit.num_qubits == 4  # only the active qubits are simulated
     batch = QuantumBitSource.from_bit_sampling(device.bit_sampling(), seeds=SeedChain(11)).fetch(60_000)
     per_qubit = batch.bits.reshape(4, -1).mean(axis=1)
-    assert np.allclose(per_qubit, device.expected_one_probability(), atol=0.015)
+    p10, p01 = np.array(device.readout).T  # P(read 1) of a fair coin under readout error alone
+    assert np.allclose(per_qubit, 0.5 * (1 - p01) + 0.5 * p10, atol=0.015)
     assert np.abs(per_qubit - 0.5).max() > 0.15  # readout asymmetry, not an ideal coin
     raw = noise_report(bits=batch.bits)
     assert not raw["pass"], format_report(raw)

@@ -162,6 +162,18 @@ def test_version_imports_neither_torch_nor_the_experiment_package(env: dict) -> 
     assert res.stdout.split()[-3:] == ["False", "False", "False"], res.stdout
 
 
+@pytest.mark.parametrize(("args", "shown"), [(["--help"], "Quantum vs parameter-matched"),
+                                             (["train", "--help"], "--resume")])
+def test_help_imports_neither_torch_nor_qiskit(env: dict, args, shown) -> None:
+    # qgen --help lists every command with its one-line help, the lazily loaded experiment command included
+    code = (f"import sys; from qgen import cli; cli.main({args!r}); "
+            "print('torch' in sys.modules, 'qiskit' in sys.modules, 'qgen.experiment' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert shown in res.stdout, res.stdout
+    assert res.stdout.split()[-3:] == ["False", "False", "False"], res.stdout
+
+
 def test_version_and_info(env: dict) -> None:
     res = qgen(["--version"], env)
     assert res.returncode == 0 and "qgen, version" in res.stdout

@@ -17,11 +17,23 @@ import numpy as np
 import pytest
 import torch
 
-from qgen.data import DataConfig, available_datasets, default_data_root, load_dataset, to_uint8_images
+from qgen.data import DataConfig, available_datasets, default_data_root, load_dataset, to_uint8_pixels
 from qgen.data import download
 from qgen.data.mnist import KERAS_MNIST_URL
 from qgen.errors import QgenError
 from tests.helpers import PNEUMONIA_NPZ as SHARED_NPZ
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) or (C, H, W) tensors in [-1, 1] -> the MedMNIST npz layout: uint8 (N, H, W) for one
+    channel, (N, H, W, 3) for three. Values outside [-1, 1] are clipped."""
+    pixels = to_uint8_pixels(x)
+    if pixels.ndim == 3:
+        pixels = pixels.unsqueeze(0)
+    pixels = pixels.permute(0, 2, 3, 1)
+    if pixels.shape[3] == 1:
+        pixels = pixels[..., 0]
+    return pixels.numpy()
 
 
 @pytest.fixture(autouse=True)

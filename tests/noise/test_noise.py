@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from qiskit.circuit import Parameter, QuantumCircuit
 from qiskit.primitives import BitArray
 
 from qgen.diffusion.samplers import make_scheduler
@@ -26,16 +27,13 @@ from qgen.noise import (
     aer_sampler_factory,
     bits_to_gaussians,
     bits_to_uniforms,
-    chunk_widths,
-    chunked_hadamard_circuits,
     default_extractors,
     extract,
+    fixed_sampler,
     format_report,
     hadamard_circuit,
     noise_report,
     nominal_yield,
-    ry_circuit,
-    ry_one_probability,
 )
 from qgen.noise.bit_source import bitarray_to_bits
 from qgen.noise.pool import BITS_FILE, META_FILE
@@ -95,6 +93,31 @@ def test_consecutive_fetches_use_fresh_seeds_and_are_reproducible():
     assert np.array_equal(again.bits, first.bits)
     resumed = SeedChain(root=3, start=1)
     assert resumed.next() == second.seed  # a chain resumes from (root, index) alone
+
+
+def chunk_widths(n_qubits: int, max_width: int) -> list[int]:
+    """Split ``n_qubits`` into near-equal chunks of at most ``max_width`` (e.g. 127 -> 6 x ~21)."""
+    n_chunks = math.ceil(n_qubits / max_width)
+    base, extra = divmod(n_qubits, n_chunks)
+    return [base + 1 if i < extra else base for i in range(n_chunks)]
+
+
+def chunked_hadamard_circuits(n_qubits: int, max_width: int = 24) -> list[QuantumCircuit]:
+    """The same bits as ``hadamard_circuit(n_qubits)`` as several circuits narrow enough for a state vector."""
+    return [hadamard_circuit(w) for w in chunk_widths(n_qubits, max_width)]
+
+
+def ry_circuit(n_qubits: int) -> QuantumCircuit:
+    """RY(pi/2 + delta) on every qubit + measure_all: P(1) = (1 + sin(delta))/2, a coin of known bias."""
+    qc = QuantumCircuit(n_qubits, name=f"ry_{n_qubits}")
+    qc.ry(math.pi / 2 + Parameter("delta"), range(n_qubits))
+    qc.measure_all()
+    return qc
+
+
+def ry_one_probability(delta: float) -> float:
+    """Ideal probability of measuring 1 after RY(pi/2 + delta) on |0>."""
+    return math.sin((math.pi / 2 + delta) / 2) ** 2
 
 
 def test_wide_register_split_into_chunks_gives_all_bits_in_one_job():
@@ -255,7 +278,7 @@ def test_a_ready_sampler_is_used_as_is_without_seeds(tmp_path):
     from qiskit_aer.primitives import SamplerV2
 
     circuits = (hadamard_circuit(8), hadamard_circuit(4))  # a tuple of circuits = two pubs
-    source = QuantumBitSource.from_sampler(SamplerV2(), circuits, backend_name="injected")
+    source = QuantumBitSource(fixed_sampler(SamplerV2()), circuits, backend_name="injected", seeded=False)
     assert source.bits_per_shot == 12
     pool = EntropyPool.open(tmp_path, source=source, refill_shots=2048)
     pool.take(1000)
