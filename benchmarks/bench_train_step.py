@@ -59,6 +59,7 @@ def main() -> None:
                     help="designs to time (qgen.models.bottlenecks), each with every arm")
     ap.add_argument("--readout", default="z", choices=("z", "zz"))
     ap.add_argument("--skips", default="28,14", help="skip connections kept: 28,14 | 28 | 14 | none")
+    ap.add_argument("--skip-channels", type=int, default=0, help="narrow each kept skip to K channels (0: full)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--box", type=float, default=120.0, help="seconds per arm before stopping early")
@@ -70,13 +71,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads={args.threads}, batch={args.batch}, layers={args.layers}, "
-          f"entanglement={args.entanglement}, readout={args.readout}, skips={args.skips}, widths=(32,64,64), "
+          f"entanglement={args.entanglement}, readout={args.readout}, skips={args.skips}, "
+          f"skip_channels={args.skip_channels}, widths=(32,64,64), "
           f"clock={args.clock}")
     skips = () if args.skips == "none" else tuple(int(v) for v in args.skips.split(","))
     for design, q in [(d, q) for d in args.bottleneck for q in args.qubits]:
         results = {}
         design_cfg = dict(qubits=q, layers=args.layers, entanglement=args.entanglement, bottleneck=design,
-                          readout=args.readout, skips=skips)
+                          readout=args.readout, skips=skips, skip_channels=args.skip_channels)
         for arm in args.arms:
             if arm in ("plain", "classical"):
                 model = build_model(ModelConfig(kind=arm, **design_cfg), 1, seed=0)

@@ -80,7 +80,7 @@ runs_option = click.option(
 
 
 def _experiment_command() -> click.Command:
-    # deferred: --version loads no experiment code (tests/test_cli.py); the module itself is light (~1 ms of
+    # deferred: --version loads no experiment code (tests/cli/test_cli.py); the module itself is light (~1 ms of
     # import, measured), and its command imports the experiment package when it runs
     from qgen.cli.experiment import experiment_command
 
