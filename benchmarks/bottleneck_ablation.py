@@ -44,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     # weaker 14-px skips on the default design: narrowed, dropped in training, both
     "site_skip14_c8": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-channels", "8"],
     "site_skip14_drop50": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-drop", "0.5"],
+    "site_skip14_drop25": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-drop", "0.25"],
     "site_skip14_c8_drop50": ["--bottleneck", "site", "--readout", "z", "--skips", "14", "--skip-channels", "8",
                               "--skip-drop", "0.5"],
 }
